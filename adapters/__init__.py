@@ -1,0 +1,1 @@
+"""Everything that talks to the outside: Postgres (event store, embedded server), venues."""

@@ -1,0 +1,249 @@
+"""The embedded default: a real PostgreSQL (the ``pgserver`` package's binaries) under a home.
+
+Why not ``pgserver.get_server``: as root it runs the server as another user and chmods every
+parent of the data directory (and of its own binaries) to o+rx, which opened private home
+folders to all users on this machine (DESIGN.md decision 3). We use its PostgreSQL build
+and drive ``initdb``/``pg_ctl`` ourselves, so nothing outside the tradecore home changes.
+
+The server is started once and left running between commands (each command should answer
+well under a second); ``stop()`` ends it. Start-up is serialised by a file lock, so two
+``tradecore`` processes at once share one server. It listens on a unix socket only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+from adapters.database import DatabaseAddress
+from adapters.errors import EmbeddedServerRefused, StoreUnavailable
+
+SYSTEM_USER = "tradecore-pg"
+# A unix socket path must fit in sockaddr_un.sun_path (108 bytes with the terminator).
+MAX_SOCKET_PATH = 100
+PORT = 5432
+
+
+def _pg_bin() -> Path:
+    # Located without importing pgserver: importing it builds its server class, which reads
+    # platform folders at import time and warns when XDG_RUNTIME_DIR is unset.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise StoreUnavailable("the pgserver package is not installed: pip install pgserver")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_home() -> Path:
+    """``~/.tradecore``; as root ``/var/lib/tradecore``, whose parents others can traverse."""
+    if is_root():
+        return Path("/var/lib/tradecore")
+    return Path.home() / ".tradecore"
+
+
+def closed_ancestors(path: Path) -> list[Path]:
+    """Existing ancestors of ``path`` (and itself) that other users cannot traverse."""
+    closed = []
+    for p in [path, *path.parents]:
+        if p.exists() and not p.stat().st_mode & stat.S_IXOTH:
+            closed.append(p)
+    return closed
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``<home>/pgdata``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home.expanduser().absolute()
+        self.pgdata = self.home / "pgdata"
+        self.run_dir = self.home / "run"
+        self.lock_path = self.home / "embedded.lock"
+
+    # -- public --------------------------------------------------------------------------------
+
+    @property
+    def socket_dir(self) -> Path:
+        if len(str(self.run_dir / f".s.PGSQL.{PORT}")) <= MAX_SOCKET_PATH:
+            return self.run_dir
+        # A deep home: put the socket in a short, per-home folder under /tmp instead.
+        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"tradecore-{digest}"
+
+    @property
+    def address(self) -> DatabaseAddress:
+        return DatabaseAddress(str(self.socket_dir), PORT, "postgres", "postgres", "")
+
+    def ensure_running(self) -> DatabaseAddress:
+        """Start the server if it is not running (initialising it on first use); return its address.
+
+        Raises EmbeddedServerRefused if the home cannot be used safely, StoreUnavailable if the
+        server fails to start (the message points at its log).
+        """
+        if self.is_running():
+            return self.address
+        self._prepare_home()
+        with self._locked():
+            if not self.is_running():
+                if not (self.pgdata / "PG_VERSION").exists():
+                    self._initdb()
+                self._start()
+        return self.address
+
+    def is_running(self) -> bool:
+        try:
+            with psycopg.connect(self.address.url, connect_timeout=2):
+                return True
+        except psycopg.Error:
+            return False
+
+    def stop(self, *, mode: str = "fast") -> bool:
+        """Stop the server. Returns False if it was not running. ``mode``: smart|fast|immediate."""
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        with self._locked():
+            result = self._pg_ctl(["stop", "-m", mode, "-w", "-t", "60"], check=False)
+        return result.returncode == 0
+
+    def start(self) -> DatabaseAddress:
+        """Start a server that exists (alias of ensure_running, for fault tests)."""
+        return self.ensure_running()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _prepare_home(self) -> None:
+        if is_root():
+            closed = closed_ancestors(self.home.parent)
+            if closed:
+                raise EmbeddedServerRefused(
+                    f"refusing to use {self.home} as root: the embedded server runs as user "
+                    f"{SYSTEM_USER!r}, which would need {closed[0]} opened to all users. "
+                    "Choose a TRADECORE_HOME whose parent folders others can already enter "
+                    "(e.g. /var/lib/tradecore) or set TRADECORE_DATABASE_URL."
+                )
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o755 if is_root() else 0o700)
+        if is_root():
+            # The server user must enter the home; the data and socket folders stay private.
+            self.home.chmod(self.home.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+            uid, gid = self._system_user()
+            for folder in (self.pgdata, self.socket_dir):
+                folder.mkdir(exist_ok=True, mode=0o700)
+                os.chown(folder, uid, gid)
+        else:
+            self.pgdata.mkdir(exist_ok=True, mode=0o700)
+            self.socket_dir.mkdir(exist_ok=True, mode=0o700)
+
+    def _system_user(self) -> tuple[int, int]:
+        try:
+            entry = pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SYSTEM_USER,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(SYSTEM_USER)
+        return entry.pw_uid, entry.pw_gid
+
+    def _bin_dir(self) -> Path:
+        bin_dir = _pg_bin()
+        if not is_root() or not closed_ancestors(bin_dir):
+            return bin_dir
+        # The installed binaries sit under a folder the server user cannot enter (a venv in
+        # /root, say). Copy them once into the home rather than opening that folder.
+        private_copy = self.home / "pginstall"
+        if not (private_copy / "bin" / "postgres").exists():
+            staging = self.home / "pginstall.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(bin_dir.parent, staging, symlinks=True)
+            staging.rename(private_copy)
+        return private_copy / "bin"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self.lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        user = SYSTEM_USER if is_root() else None
+        result = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            user=user,
+            cwd=self.home if not is_root() else "/",
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise StoreUnavailable(
+                f"embedded PostgreSQL failed ({Path(args[0]).name}): "
+                f"{detail[-1] if detail else 'exit ' + str(result.returncode)} "
+                f"(log: {self.socket_dir / 'postgres.log'})"
+            )
+        return result
+
+    def _pg_ctl(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run(
+            [str(self._bin_dir() / "pg_ctl"), "-D", str(self.pgdata), *args], check=check
+        )
+
+    def _initdb(self) -> None:
+        self._run(
+            [
+                str(self._bin_dir() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]
+        )
+
+    def _start(self) -> None:
+        socket_dir = self.socket_dir
+        # No TCP listener: only the unix socket in a folder private to the server's owner,
+        # which is what makes trust authentication safe here.
+        options = f"-c listen_addresses='' -k {socket_dir} -p {PORT}"
+        self._pg_ctl(
+            [
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-s",
+                "-o",
+                options,
+                "-l",
+                str(socket_dir / "postgres.log"),
+            ]
+        )

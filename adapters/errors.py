@@ -1,0 +1,16 @@
+"""Infrastructure errors the rest of the core understands."""
+
+
+class StoreUnavailable(Exception):
+    """The event store (Postgres) cannot be reached or refused us. CLI exit code 4.
+
+    The message is one line, names what failed, and never contains a password.
+    """
+
+
+class StoreNotMigrated(StoreUnavailable):
+    """The database is reachable but its schema is not at the code's alembic head."""
+
+
+class EmbeddedServerRefused(Exception):
+    """The embedded server cannot be used here safely (e.g. it would loosen a private folder)."""

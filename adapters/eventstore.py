@@ -1,0 +1,109 @@
+"""The one event log: an eventsourcing ``Application`` on Postgres (psycopg 3).
+
+The whole core is one application, so every event has one total order (DESIGN.md decision
+1). The tables are owned by alembic (``CREATE_TABLE`` off); their names follow from the
+application name and schema below, and the migration creates exactly what the library
+expects (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import Environment, EnvType
+from sqlalchemy import Connection, text
+
+from adapters.database import DatabaseAddress
+
+APPLICATION_NAME = "TradeCore"
+EVENTS_SCHEMA = "eventstore"
+EVENTS_TABLE = "tradecore_events"
+SNAPSHOTS_TABLE = "tradecore_snapshots"
+# The library's LISTEN/NOTIFY channel: the events table name.
+NOTIFY_CHANNEL = EVENTS_TABLE
+
+
+def store_env(
+    address: DatabaseAddress, *, create_table: bool = False, pool_size: int = 4
+) -> dict[str, str]:
+    """The library settings for ``address``. Only these settings apply (see TradecoreEventStore)."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": address.dbname,
+        "POSTGRES_HOST": address.host,
+        "POSTGRES_PORT": str(address.port),
+        "POSTGRES_USER": address.user,
+        "POSTGRES_PASSWORD": address.password,
+        "POSTGRES_SCHEMA": EVENTS_SCHEMA,
+        # Off on purpose: in 9.5.6 the DB functions route several applications' inserts to
+        # one table and skip tracking (DESIGN.md decision 2).
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "POSTGRES_CONNECT_TIMEOUT": "3",
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_PRE_PING": "y",
+        # A writer waits at most this long for the table lock that orders inserts.
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "CREATE_TABLE": "y" if create_table else "n",
+    }
+
+
+class TradecoreEventStore(Application[UUID]):
+    """The application whose repository and notification log every service uses.
+
+    It has no business methods: commands live in ``app.services``.
+    """
+
+    name = APPLICATION_NAME
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # The library would merge os.environ here, letting a stray variable such as
+        # TRADECORE_POSTGRES_ENABLE_DB_FUNCTIONS reconfigure the store behind our settings.
+        return Environment(name, dict(env or {}))
+
+
+def open_event_store(address: DatabaseAddress, **kwargs: Any) -> TradecoreEventStore:
+    """Open the event store at ``address``; the schema must already be migrated."""
+    return TradecoreEventStore(env=store_env(address, **kwargs))
+
+
+class PostgresLogReader:
+    """Reads the events table inside a caller's SQLAlchemy transaction (projections.LogReader).
+
+    The library's own readers each take a pooled connection of their own; a projection needs
+    the events it applies and the rows it writes in one transaction, so it reads here.
+    """
+
+    _head = text(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_SCHEMA}.{EVENTS_TABLE}")
+    _read = text(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+        "WHERE notification_id > :after AND notification_id <= :upto "
+        "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit"
+    )
+
+    def head(self, conn: Connection) -> int:
+        return int(conn.execute(self._head).scalar_one())
+
+    def read(
+        self, conn: Connection, *, after: int, upto: int, topics: Sequence[str], limit: int
+    ) -> list[tuple[int, StoredEvent]]:
+        rows = conn.execute(
+            self._read, {"after": after, "upto": upto, "topics": list(topics), "limit": limit}
+        ).all()
+        return [
+            (
+                r.notification_id,
+                StoredEvent(
+                    originator_id=r.originator_id,
+                    originator_version=r.originator_version,
+                    topic=r.topic,
+                    state=bytes(r.state),
+                ),
+            )
+            for r in rows
+        ]

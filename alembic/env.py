@@ -1,0 +1,44 @@
+"""Alembic environment: tradecore passes an open connection; the alembic CLI passes a URL."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+
+from alembic import context
+from projections.tables import READ_MODEL_SCHEMA, metadata
+
+config = context.config
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # Autogenerate compares only the read-model schema: the event store's DDL mirrors the
+    # eventsourcing library's and is checked against the library itself by a test.
+    if type_ == "schema":
+        return name == READ_MODEL_SCHEMA
+    return True
+
+
+def run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        include_schemas=True,
+        include_name=include_name,
+        version_table_schema="public",
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run(connection)
+else:
+    url = config.get_main_option("sqlalchemy.url") or os.environ["TRADECORE_DATABASE_URL"]
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        run(conn)

@@ -1,0 +1,1 @@
+"""Application services, process managers, the gate, configuration, wiring and the CLI."""

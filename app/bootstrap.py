@@ -1,0 +1,122 @@
+"""The one place that wires tradecore together (adapters, projections, services, gate)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError as SAOperationalError
+
+from adapters import migrations
+from adapters.database import DatabaseAddress, first_line
+from adapters.embedded_pg import EmbeddedPostgres
+from adapters.errors import StoreUnavailable
+from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
+from adapters.notify import NotificationWaiter
+from app.clock import utc_now
+from app.config import Settings
+from app.gate import PolicyGate
+from app.services import SafetyCommands
+from projections.policy_view import PolicyProjection
+from projections.runner import ProjectionRunner
+
+
+class Schema(Enum):
+    AUTO = "auto"  # embedded: upgrade on first use; external: require head
+    REQUIRE = "require"
+    SKIP = "skip"  # db commands: look at the schema, do not touch it
+
+
+def resolve_address(settings: Settings) -> tuple[DatabaseAddress, EmbeddedPostgres | None]:
+    """The configured store, starting the embedded server when no URL is set."""
+    if settings.database_url:
+        return DatabaseAddress.parse(settings.database_url), None
+    embedded = EmbeddedPostgres(settings.home)
+    return embedded.ensure_running(), embedded
+
+
+@dataclass
+class Core:
+    settings: Settings
+    address: DatabaseAddress
+    embedded: EmbeddedPostgres | None
+    engine: Engine
+    store: TradecoreEventStore
+    reader: PostgresLogReader
+    runner: ProjectionRunner
+    gate: PolicyGate
+    commands: SafetyCommands
+    clock: Callable[[], datetime]
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def waiter(self) -> NotificationWaiter:
+        waiter = NotificationWaiter(self.address)
+        self._closers.append(waiter.close)
+        return waiter
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                close()
+        self.store.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def prepare_schema(engine: Engine, *, embedded: bool, mode: Schema) -> None:
+    try:
+        if mode is Schema.SKIP:
+            return
+        if mode is Schema.AUTO and embedded:
+            if not migrations.status(engine).up_to_date:
+                migrations.upgrade(engine)
+            return
+        migrations.require_head(engine)
+    except SAOperationalError as e:
+        raise StoreUnavailable(f"cannot read the schema version: {first_line(e)}") from None
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    schema: Schema = Schema.AUTO,
+    clock: Callable[[], datetime] = utc_now,
+    pool_size: int = 4,
+) -> Core:
+    """Connect, check the schema, and build every component. Raises StoreUnavailable."""
+    address, embedded = resolve_address(settings)
+    address.check()
+    engine = address.engine(pool_size=pool_size)
+    try:
+        prepare_schema(engine, embedded=embedded is not None, mode=schema)
+        store = open_event_store(address, pool_size=pool_size)
+    except BaseException:
+        engine.dispose()
+        raise
+    reader = PostgresLogReader()
+    commands = SafetyCommands(store, clock)
+    runner = ProjectionRunner(engine, reader, store.mapper, [PolicyProjection()], clock=clock)
+    gate = PolicyGate(
+        engine, reader, commands.load_policy, max_lag_events=settings.gate_max_lag_events
+    )
+    return Core(
+        settings=settings,
+        address=address,
+        embedded=embedded,
+        engine=engine,
+        store=store,
+        reader=reader,
+        runner=runner,
+        gate=gate,
+        commands=commands,
+        clock=clock,
+    )

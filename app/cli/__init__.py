@@ -1,0 +1,1 @@
+"""The ``tradecore`` command (Typer + rich)."""

@@ -1,0 +1,56 @@
+"""Per-invocation state: global options and the lazily built core."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from app.bootstrap import Core, Schema, bootstrap
+from app.config import Settings
+
+
+@dataclass
+class CliState:
+    database_url: str | None = None
+    home: Path | None = None
+    _core: Core | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        overrides: dict[str, object] = {}
+        if self.database_url is not None:
+            overrides["database_url"] = self.database_url
+        if self.home is not None:
+            overrides["home"] = self.home
+        return Settings(**overrides)  # type: ignore[arg-type]
+
+    def core(self, schema: Schema = Schema.AUTO) -> Core:
+        if self._core is None:
+            core = bootstrap(self.settings(), schema=schema)
+            try:
+                core.commands.ensure_initialised()
+            except BaseException:
+                core.close()
+                raise
+            self._core = core
+        return self._core
+
+    def close(self) -> None:
+        if self._core is not None:
+            self._core.close()
+            self._core = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

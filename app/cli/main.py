@@ -1,0 +1,123 @@
+"""Entry point: global options, sub-commands and the exit-code contract.
+
+Exit codes (DESIGN.md): 0 success, 1 unexpected failure, 2 invalid input, 3 refused by a
+safety rule, 4 store unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adapters.errors import EmbeddedServerRefused, StoreUnavailable
+from app.cli import db, emergency, policy, worker
+from app.cli.context import CliState, state
+from app.cli.output import emit_json, err, out
+from app.queries import status_dict
+from app.services import ConcurrencyExhausted
+from domain.errors import InvalidCommand, RefusedBySafetyRule
+
+EXIT_FAILURE, EXIT_INVALID, EXIT_REFUSED, EXIT_STORE = 1, 2, 3, 4
+
+cli = typer.Typer(
+    name="tradecore",
+    help="tradecore: an event-sourced trading core whose safety chain cannot disagree with itself.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+cli.add_typer(policy.app, name="policy")
+cli.add_typer(emergency.app, name="emergency")
+cli.add_typer(db.app, name="db")
+cli.command("run")(worker.run)
+
+
+@cli.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="postgresql:// URL (default: TRADECORE_DATABASE_URL, else the embedded server)",
+            show_default=False,
+        ),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="TRADECORE_HOME: where the embedded server lives", show_default=False
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(database_url=database_url, home=home)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
+) -> None:
+    """Policy, emergency, gate, and each projection's position, head and lag."""
+    data = status_dict(state(ctx).core())
+    if as_json:
+        emit_json(data)
+        return
+    gate = data["gate"]
+    colour = "green" if gate["allowed"] else "bold red"
+    out.print(
+        f"store     {data['store']['database']}{' (embedded)' if data['store']['embedded'] else ''}"
+    )
+    out.print(f"gate      [{colour}]{gate['code']}[/] - {gate['reason']}")
+    em = data["emergency"] or {}
+    if em.get("active"):
+        out.print(f"emergency [bold red]ACTIVE[/] since {em['activated_at']} ({em['reason']})")
+    else:
+        out.print("emergency inactive")
+    for p in data["projections"]:
+        out.print(
+            f"projection {p['name']}: position {p['position']} / head {p['head']} "
+            f"(lag {p['lag']}){' error: ' + p['last_error'] if p['last_error'] else ''}"
+        )
+
+
+def main() -> None:
+    """Run the CLI, turning the core's errors into one line on stderr and an exit code."""
+    logging.basicConfig(
+        level=os.environ.get("TRADECORE_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cli(prog_name="tradecore")
+    except InvalidCommand as e:
+        _fail(EXIT_INVALID, f"invalid input: {e}")
+    except RefusedBySafetyRule as e:
+        _fail(EXIT_REFUSED, f"refused: {e}")
+    except EmbeddedServerRefused as e:
+        _fail(EXIT_INVALID, str(e))
+    except StoreUnavailable as e:
+        _fail(EXIT_STORE, f"store unavailable: {e}")
+    except ConcurrencyExhausted as e:
+        _fail(EXIT_FAILURE, str(e))
+    except KeyboardInterrupt:
+        _fail(130, "interrupted")
+    except Exception as e:
+        if os.environ.get("TRADECORE_DEBUG"):
+            raise
+        _fail(
+            EXIT_FAILURE,
+            f"unexpected failure: {type(e).__name__}: {e} "
+            "(set TRADECORE_DEBUG=1 for the traceback)",
+        )
+
+
+def _fail(code: int, message: str) -> None:
+    err.print(message, markup=False, highlight=False)
+    sys.exit(code)

@@ -1,0 +1,84 @@
+"""``tradecore policy show|set``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.context import default_actor, state
+from app.cli.output import confirmer, emit_json, out
+from app.queries import current_snapshot, policy_dict
+from domain.errors import InvalidCommand
+
+app = typer.Typer(
+    help="The trading policy: the single source of truth (P0-01).", no_args_is_help=True
+)
+
+Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
+Actor = Annotated[
+    str | None, typer.Option("--actor", help="who acts (default: login name)", show_default=False)
+]
+
+
+@app.command("show")
+def show(ctx: typer.Context, as_json: Json = False) -> None:
+    """The policy as committed (the view, caught up with the log)."""
+    snapshot, head = current_snapshot(state(ctx).core())
+    data = policy_dict(snapshot, head)
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key:24} {value}")
+
+
+def _bool(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise InvalidCommand(f"{name} must be true or false, got {value!r}")
+
+
+@app.command("set")
+def set_policy(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    allow_new_trades: Annotated[
+        str | None, typer.Option("--allow-new-trades", metavar="true|false", show_default=False)
+    ] = None,
+    max_leverage: Annotated[str | None, typer.Option("--max-leverage", show_default=False)] = None,
+    max_position_notional: Annotated[
+        str | None, typer.Option("--max-position-notional", show_default=False)
+    ] = None,
+    drawdown_soft: Annotated[
+        str | None, typer.Option("--drawdown-soft", help="e.g. -0.05", show_default=False)
+    ] = None,
+    drawdown_hard: Annotated[
+        str | None, typer.Option("--drawdown-hard", help="e.g. -0.10", show_default=False)
+    ] = None,
+    actor: Actor = None,
+    yes: Yes = False,
+) -> None:
+    """Change trading permission and risk limits (one recorded change)."""
+    allowed = _bool(allow_new_trades, "--allow-new-trades")
+    core = state(ctx).core()
+    change = core.commands.update_policy(
+        actor=actor or default_actor(),
+        reason=reason,
+        allow_new_trades=allowed,
+        max_leverage=max_leverage,
+        max_position_notional=max_position_notional,
+        drawdown_soft_threshold=drawdown_soft,
+        drawdown_hard_threshold=drawdown_hard,
+        confirm=confirmer(yes),
+    )
+    if change.changed:
+        out.print(f"policy updated: version {change.version}")
+    else:
+        out.print(f"policy unchanged: version {change.version}")

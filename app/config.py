@@ -1,0 +1,30 @@
+"""Configuration from the environment (``TRADECORE_*``), overridable by CLI options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.embedded_pg import default_home
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADECORE_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql:// URL of the store; unset means the embedded server",
+    )
+    home: Path = Field(default_factory=default_home, description="embedded server and artifacts")
+    gate_max_lag_events: int = Field(
+        default=100,
+        ge=0,
+        description="the gate closes when the policy view is further behind the log than this",
+    )
+    poll_interval: float = Field(default=1.0, gt=0, description="consumers' fallback poll (s)")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url

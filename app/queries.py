@@ -1,0 +1,84 @@
+"""Read-side answers for the CLI (and later the HTTP API): plain dicts from the read models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from app.bootstrap import Core
+from projections.policy_view import PolicySnapshot, read_policy_snapshot
+
+
+def current_snapshot(core: Core) -> tuple[PolicySnapshot, int]:
+    """Catch the view up with the log, then read it with the head (one transaction)."""
+    core.runner.catch_up()
+    connection = core.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with connection as conn, conn.begin():
+        head = core.reader.head(conn)
+        snapshot = read_policy_snapshot(conn)
+    return snapshot, head
+
+
+def policy_dict(snapshot: PolicySnapshot, head: int) -> dict[str, Any]:
+    if snapshot.policy is None:
+        raise LookupError("no policy recorded")
+    data = asdict(snapshot.policy)
+    data["position"] = snapshot.position
+    data["fresh"] = snapshot.position >= head
+    return data
+
+
+def emergency_dict(snapshot: PolicySnapshot) -> dict[str, Any]:
+    if snapshot.emergency is None:
+        raise LookupError("no emergency latch recorded")
+    e = snapshot.emergency
+    return {
+        "active": e.active,
+        "reason": e.reason,
+        "activated_at": e.activated_at,
+        "activated_by": e.activated_by,
+        "source": e.source,
+        "reset_at": e.reset_at,
+        "reset_by": e.reset_by,
+        "reset_reason": e.reset_reason,
+        "activation_number": e.activation_number,
+        "version": e.version,
+    }
+
+
+def status_dict(core: Core) -> dict[str, Any]:
+    """Policy, emergency, gate and every projection's position, head and lag.
+
+    The projections' positions are read first, so the lag shown is the one the worker left;
+    then the view is caught up, so the policy shown is the committed one, as the gate says.
+    """
+    positions = core.runner.positions()
+    snapshot, _ = current_snapshot(core)
+    decision = core.gate.can_open_new_trades()
+    return {
+        "store": {
+            "database": core.address.display,
+            "embedded": core.embedded is not None,
+        },
+        "gate": {
+            "allowed": decision.allowed,
+            "code": decision.code,
+            "reason": decision.reason,
+            "emergency_mode": decision.emergency_mode,
+            "policy_version": decision.policy_version,
+            "source": decision.source,
+        },
+        "policy": asdict(snapshot.policy) if snapshot.policy else None,
+        "emergency": emergency_dict(snapshot) if snapshot.emergency else None,
+        "projections": [
+            {
+                "name": p.name,
+                "position": p.position,
+                "head": p.head,
+                "lag": p.lag,
+                "updated_at": p.updated_at,
+                "last_error": p.last_error,
+            }
+            for p in positions
+        ],
+    }

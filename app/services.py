@@ -1,0 +1,327 @@
+"""Commands on the policy and the emergency latch: thin, atomic, retried on conflict.
+
+Each command loads the aggregates, calls one domain method per aggregate and saves them in
+one ``Application.save`` call, which is one transaction: the policy's ``emergency_mode`` and
+the latch can never disagree (DESIGN.md decision 5). Concurrent writers are serialised by
+optimistic concurrency on the aggregate version; a conflict reloads and retries, so no
+update is lost (P0-04's rule, applied to the policy too).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+
+from adapters.errors import StoreUnavailable
+from adapters.eventstore import TradecoreEventStore
+from domain.emergency import Emergency
+from domain.errors import InvalidCommand
+from domain.ids import EMERGENCY_ID, POLICY_ID
+from domain.policy import Policy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SYSTEM_ACTOR = "tradecore"
+
+
+class ConcurrencyExhausted(Exception):
+    """A command kept losing optimistic-concurrency races; nothing of it was recorded."""
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    changed: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class Activation:
+    """The outcome of an activation request: what the flattener acts on (next issue)."""
+
+    activated: bool  # False: the latch was already active, nothing new was recorded
+    activation_number: int
+    activation_id: UUID
+    reason: str
+    source: str
+    activated_at: datetime
+    policy_version: int
+
+
+@dataclass(frozen=True)
+class EmergencyReset:
+    activation_number: int
+    policy_version: int
+
+
+Confirm = Callable[[str], None]
+
+
+def _no_confirmation(_: str) -> None:
+    return None
+
+
+class SafetyCommands:
+    """Application service for the Policy and Emergency aggregates."""
+
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        clock: Callable[[], datetime],
+        *,
+        max_attempts: int = 50,
+        on_activated: Sequence[Callable[[Activation], None]] = (),
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_attempts = max_attempts
+        # The seam for the emergency flattener: called after an activation is committed.
+        self.on_activated = list(on_activated)
+
+    # -- reads of the source of truth -------------------------------------------------------
+
+    def load_policy(self) -> Policy | None:
+        """The policy aggregate as last committed, or None before first use."""
+        return self._guard(lambda: self._get(Policy, POLICY_ID))
+
+    def load_emergency(self) -> Emergency | None:
+        return self._guard(lambda: self._get(Emergency, EMERGENCY_ID))
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def ensure_initialised(self) -> None:
+        """Create the policy and the latch on first use (both, in one transaction)."""
+
+        def attempt() -> None:
+            # Saving a loaded aggregate with no new events records nothing.
+            self.store.save(*self._load_or_create())
+
+        self._retrying(attempt)
+
+    def update_policy(
+        self,
+        *,
+        actor: str,
+        reason: str,
+        allow_new_trades: bool | None = None,
+        max_leverage: Decimal | str | None = None,
+        max_position_notional: Decimal | str | None = None,
+        drawdown_soft_threshold: Decimal | str | None = None,
+        drawdown_hard_threshold: Decimal | str | None = None,
+        correlation_id: UUID | None = None,
+        confirm: Confirm = _no_confirmation,
+    ) -> PolicyChange:
+        """Change trading permission and/or limits in one transaction.
+
+        Raises InvalidCommand (bad values: nothing recorded), RefusedBySafetyRule (allowing
+        new trades during an emergency), StoreUnavailable, ConcurrencyExhausted.
+        ``confirm`` is called once, after validation and before anything is saved.
+        """
+        limits = (
+            max_leverage,
+            max_position_notional,
+            drawdown_soft_threshold,
+            drawdown_hard_threshold,
+        )
+        if allow_new_trades is None and all(v is None for v in limits):
+            raise InvalidCommand("nothing to change: give allow_new_trades or at least one limit")
+        correlation_id = correlation_id or uuid4()
+        confirmed = False
+
+        def attempt() -> PolicyChange:
+            nonlocal confirmed
+            policy, emergency = self._load_or_create()
+            now = self.clock()
+            changed = False
+            if allow_new_trades is not None:
+                changed |= policy.set_allow_new_trades(
+                    allow_new_trades,
+                    actor=actor,
+                    reason=reason,
+                    timestamp=now,
+                    correlation_id=correlation_id,
+                )
+            changed |= policy.update_limits(
+                actor=actor,
+                reason=reason,
+                timestamp=now,
+                correlation_id=correlation_id,
+                max_leverage=max_leverage,
+                max_position_notional=max_position_notional,
+                drawdown_soft_threshold=drawdown_soft_threshold,
+                drawdown_hard_threshold=drawdown_hard_threshold,
+            )
+            if not changed:
+                return PolicyChange(changed=False, version=policy.version)
+            if not confirmed:
+                confirm(_describe_policy(policy))
+                confirmed = True
+            self.store.save(policy, emergency)
+            return PolicyChange(changed=True, version=policy.version)
+
+        return self._retrying(attempt)
+
+    def activate_emergency(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        source: str = "operator",
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        confirm: Confirm = _no_confirmation,
+    ) -> Activation:
+        """Latch the emergency stop and stop new trades, in one transaction.
+
+        Idempotent: if the latch is already active nothing is recorded and the current
+        activation is returned with ``activated=False``. After a new activation the
+        ``on_activated`` handlers run (the flattener's seam).
+        """
+        correlation_id = correlation_id or uuid4()
+        confirmed = False
+
+        def attempt() -> Activation:
+            nonlocal confirmed
+            policy, emergency = self._load_or_create()
+            now = self.clock()
+            activated = emergency.activate(
+                reason=reason,
+                actor=actor,
+                source=source,
+                timestamp=now,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+            )
+            if activated:
+                policy.enter_emergency(
+                    emergency_reason=reason,
+                    actor=actor,
+                    correlation_id=correlation_id,
+                    causation_id=causation_id,
+                    timestamp=now,
+                )
+                if not confirmed:
+                    confirm(f"activate the emergency stop ({reason})")
+                    confirmed = True
+                self.store.save(policy, emergency)
+            assert emergency.activation_id is not None
+            assert emergency.activated_at is not None and emergency.reason and emergency.source
+            return Activation(
+                activated=activated,
+                activation_number=emergency.activation_number,
+                activation_id=emergency.activation_id,
+                reason=emergency.reason,
+                source=emergency.source,
+                activated_at=emergency.activated_at,
+                policy_version=policy.version,
+            )
+
+        activation = self._retrying(attempt)
+        if activation.activated:
+            log.warning(
+                "system.emergency.triggered activation=%s source=%s reason=%s",
+                activation.activation_number,
+                activation.source,
+                activation.reason,
+            )
+            for handler in self.on_activated:
+                handler(activation)
+        return activation
+
+    def reset_emergency(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        correlation_id: UUID | None = None,
+        confirm: Confirm = _no_confirmation,
+    ) -> EmergencyReset:
+        """Release the latch and leave emergency mode, in one transaction.
+
+        New trades stay stopped: an operator re-allows them explicitly. Raises
+        EmergencyNotActive (a RefusedBySafetyRule) when the latch is not active.
+        """
+        correlation_id = correlation_id or uuid4()
+        confirmed = False
+
+        def attempt() -> EmergencyReset:
+            nonlocal confirmed
+            policy, emergency = self._load_or_create()
+            now = self.clock()
+            emergency.reset(
+                reason=reason, actor=actor, timestamp=now, correlation_id=correlation_id
+            )
+            policy.leave_emergency(
+                reason=reason,
+                actor=actor,
+                correlation_id=correlation_id,
+                causation_id=None,
+                timestamp=now,
+            )
+            if not confirmed:
+                confirm(f"reset the emergency stop ({reason})")
+                confirmed = True
+            self.store.save(policy, emergency)
+            return EmergencyReset(emergency.activation_number, policy.version)
+
+        return self._retrying(attempt)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _get(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        try:
+            aggregate: object = self.store.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(aggregate, cls)
+        return aggregate
+
+    def _load_or_create(self) -> tuple[Policy, Emergency]:
+        """Both aggregates; a missing one is created (unsaved) with the current time, so it is
+        saved in the same transaction as the command's events."""
+        policy = self._get(Policy, POLICY_ID)
+        emergency = self._get(Emergency, EMERGENCY_ID)
+        now = self.clock()
+        if policy is None:
+            policy = Policy.create(actor=SYSTEM_ACTOR, reason="created on first use", timestamp=now)
+        if emergency is None:
+            emergency = Emergency(timestamp=now)
+        return policy, emergency
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        for n in range(self.max_attempts):
+            try:
+                return self._guard(attempt)
+            except IntegrityError:
+                # Another writer saved first: reload and apply the command to the new state.
+                log.debug("optimistic concurrency conflict, attempt %d", n + 1)
+                time.sleep(random.uniform(0, min(0.002 * 2**n, 0.1)))  # noqa: S311 - jitter
+        raise ConcurrencyExhausted(
+            f"gave up after {self.max_attempts} concurrent-update conflicts; nothing recorded"
+        )
+
+    @staticmethod
+    def _guard(call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except (OperationalError, InterfaceError) as e:
+            raise StoreUnavailable(f"event store unavailable: {e}".splitlines()[0]) from None
+
+
+def _describe_policy(policy: Policy) -> str:
+    lim = policy.limits
+    return (
+        f"set policy: allow_new_trades={policy.allow_new_trades}, max_leverage={lim.max_leverage}, "
+        f"max_position_notional={lim.max_position_notional}, "
+        f"drawdown_soft={lim.drawdown_soft_threshold}, drawdown_hard={lim.drawdown_hard_threshold}"
+    )

@@ -1,0 +1,13 @@
+"""Well-known aggregate ids: one policy and one emergency latch per installation.
+
+Deterministic ids make "create on first use" safe under concurrency: two processes that
+both create the policy collide on version 1 and one of them retries, instead of two
+policies existing side by side (which would be the split brain P0-01 forbids).
+"""
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("6f1c3c2e-6a55-4f0e-9d43-4b1f0f5f7a10")
+
+POLICY_ID = uuid5(NAMESPACE, "tradecore/policy")
+EMERGENCY_ID = uuid5(NAMESPACE, "tradecore/emergency")

@@ -1,0 +1,329 @@
+"""The Policy aggregate: the single source of truth for trading policy (P0-01).
+
+It alone holds ``emergency_mode``, ``allow_new_trades``, ``emergency_reason``,
+``emergency_activated_at`` and the risk limits. Every module asks the policy gate, which
+reads this aggregate (or its view, when provably current); nothing keeps a flag of its own.
+
+Emergency mode is only entered and left together with the Emergency latch, in one
+transaction (see ``app.services``); the methods here keep the policy's own invariants:
+while in emergency mode no new trades are allowed, and leaving emergency mode does not
+re-allow them by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
+from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.ids import POLICY_ID
+
+
+class PolicyError(InvalidCommand):
+    """A policy command was given invalid values."""
+
+
+class NewTradesRefusedDuringEmergency(RefusedBySafetyRule):
+    """New trades cannot be allowed while the emergency stop is latched."""
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """The risk limits of the policy. Construct with :meth:`validated`."""
+
+    max_leverage: Decimal
+    max_position_notional: Decimal
+    drawdown_soft_threshold: Decimal
+    drawdown_hard_threshold: Decimal
+
+    @classmethod
+    def validated(
+        cls,
+        *,
+        max_leverage: Decimal | str | int,
+        max_position_notional: Decimal | str | int,
+        drawdown_soft_threshold: Decimal | str | int,
+        drawdown_hard_threshold: Decimal | str | int,
+    ) -> RiskLimits:
+        """Return limits after checking every rule; raises PolicyError naming the rule."""
+        leverage = to_decimal(max_leverage, "max_leverage")
+        notional = to_decimal(max_position_notional, "max_position_notional")
+        soft = to_decimal(drawdown_soft_threshold, "drawdown_soft_threshold")
+        hard = to_decimal(drawdown_hard_threshold, "drawdown_hard_threshold")
+        if leverage <= 0:
+            raise PolicyError(f"max_leverage must be positive, got {leverage}")
+        if notional <= 0:
+            raise PolicyError(f"max_position_notional must be positive, got {notional}")
+        for name, value in (("drawdown_soft_threshold", soft), ("drawdown_hard_threshold", hard)):
+            if not Decimal(-1) < value < 0:
+                raise PolicyError(f"{name} must be between -1 and 0 (exclusive), got {value}")
+        if hard >= soft:
+            raise PolicyError(
+                f"drawdown_hard_threshold ({hard}) must be below drawdown_soft_threshold ({soft})"
+            )
+        return cls(leverage, notional, soft, hard)
+
+
+DEFAULT_LIMITS = RiskLimits.validated(
+    max_leverage="5",
+    max_position_notional="10000",
+    drawdown_soft_threshold="-0.05",
+    drawdown_hard_threshold="-0.10",
+)
+
+
+class Policy(TradecoreAggregate):
+    """One per installation, id :data:`domain.ids.POLICY_ID`."""
+
+    # Events are declared, not derived from method signatures, so their schema is explicit
+    # and checked by mypy. Their topics (domain.policy:Policy.<Name>) are permanent.
+
+    class Created(TradecoreAggregate.Created):
+        max_leverage: Decimal
+        max_position_notional: Decimal
+        drawdown_soft_threshold: Decimal
+        drawdown_hard_threshold: Decimal
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+
+    class NewTradesAllowanceChanged(TradecoreAggregate.Event):
+        allowed: bool
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+    class LimitsUpdated(TradecoreAggregate.Event):
+        max_leverage: Decimal
+        max_position_notional: Decimal
+        drawdown_soft_threshold: Decimal
+        drawdown_hard_threshold: Decimal
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+    class EmergencyModeEntered(TradecoreAggregate.Event):
+        emergency_reason: str
+        actor: str
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+    class EmergencyModeLeft(TradecoreAggregate.Event):
+        reason: str
+        actor: str
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        return POLICY_ID
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        limits: RiskLimits = DEFAULT_LIMITS,
+        correlation_id: UUID | None = None,
+    ) -> Policy:
+        """The policy as first created: trading allowed, default limits, no emergency."""
+        trace_ids(correlation_id, None)
+        return cls(
+            max_leverage=limits.max_leverage,
+            max_position_notional=limits.max_position_notional,
+            drawdown_soft_threshold=limits.drawdown_soft_threshold,
+            drawdown_hard_threshold=limits.drawdown_hard_threshold,
+            actor=require_text(actor, "actor"),
+            reason=require_text(reason, "reason"),
+            correlation_id=correlation_id,
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(Created)
+    def __init__(
+        self,
+        *,
+        max_leverage: Decimal,
+        max_position_notional: Decimal,
+        drawdown_soft_threshold: Decimal,
+        drawdown_hard_threshold: Decimal,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.emergency_mode = False
+        self.allow_new_trades = True
+        self.emergency_reason: str | None = None
+        self.emergency_activated_at: datetime | None = None
+        self.limits = RiskLimits(
+            max_leverage, max_position_notional, drawdown_soft_threshold, drawdown_hard_threshold
+        )
+        self.updated_by = actor
+        self.updated_at = timestamp
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def set_allow_new_trades(
+        self,
+        allowed: bool,
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+    ) -> bool:
+        """Allow or stop new trades. Returns False (and records nothing) when unchanged.
+
+        Raises NewTradesRefusedDuringEmergency when asked to allow them while the emergency
+        stop is latched: only a reset of the latch, then this command, re-opens trading.
+        """
+        actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
+        trace_ids(correlation_id, causation_id)
+        if allowed and self.emergency_mode:
+            raise NewTradesRefusedDuringEmergency(
+                "new trades cannot be allowed while the emergency stop is active; "
+                "reset the emergency first"
+            )
+        if allowed == self.allow_new_trades:
+            return False
+        self._set_allow_new_trades(
+            allowed=allowed,
+            actor=actor,
+            reason=reason,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            timestamp=require_aware(timestamp),
+        )
+        return True
+
+    @event(NewTradesAllowanceChanged)
+    def _set_allow_new_trades(
+        self,
+        *,
+        allowed: bool,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.allow_new_trades = allowed
+        self.updated_by, self.updated_at = actor, timestamp
+
+    def update_limits(
+        self,
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        max_leverage: Decimal | str | None = None,
+        max_position_notional: Decimal | str | None = None,
+        drawdown_soft_threshold: Decimal | str | None = None,
+        drawdown_hard_threshold: Decimal | str | None = None,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+    ) -> bool:
+        """Change some limits; the resulting set is validated as a whole.
+
+        Returns False (and records nothing) when nothing changes. Raises PolicyError naming
+        the broken rule, with the policy untouched.
+        """
+        actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
+        trace_ids(correlation_id, causation_id)
+        current = self.limits
+        new = RiskLimits.validated(
+            max_leverage=current.max_leverage if max_leverage is None else max_leverage,
+            max_position_notional=(
+                current.max_position_notional
+                if max_position_notional is None
+                else max_position_notional
+            ),
+            drawdown_soft_threshold=(
+                current.drawdown_soft_threshold
+                if drawdown_soft_threshold is None
+                else drawdown_soft_threshold
+            ),
+            drawdown_hard_threshold=(
+                current.drawdown_hard_threshold
+                if drawdown_hard_threshold is None
+                else drawdown_hard_threshold
+            ),
+        )
+        if new == current:
+            return False
+        self._update_limits(
+            max_leverage=new.max_leverage,
+            max_position_notional=new.max_position_notional,
+            drawdown_soft_threshold=new.drawdown_soft_threshold,
+            drawdown_hard_threshold=new.drawdown_hard_threshold,
+            actor=actor,
+            reason=reason,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            timestamp=require_aware(timestamp),
+        )
+        return True
+
+    @event(LimitsUpdated)
+    def _update_limits(
+        self,
+        *,
+        max_leverage: Decimal,
+        max_position_notional: Decimal,
+        drawdown_soft_threshold: Decimal,
+        drawdown_hard_threshold: Decimal,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.limits = RiskLimits(
+            max_leverage, max_position_notional, drawdown_soft_threshold, drawdown_hard_threshold
+        )
+        self.updated_by, self.updated_at = actor, timestamp
+
+    @event(EmergencyModeEntered)
+    def enter_emergency(
+        self,
+        *,
+        emergency_reason: str,
+        actor: str,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        """Latch emergency mode and stop new trades. Called only with the Emergency latch."""
+        self.emergency_mode = True
+        self.allow_new_trades = False
+        self.emergency_reason = emergency_reason
+        self.emergency_activated_at = timestamp
+        self.updated_by, self.updated_at = actor, timestamp
+
+    @event(EmergencyModeLeft)
+    def leave_emergency(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        """Leave emergency mode. New trades stay stopped until an operator allows them."""
+        self.emergency_mode = False
+        self.emergency_reason = None
+        self.emergency_activated_at = None
+        self.updated_by, self.updated_at = actor, timestamp

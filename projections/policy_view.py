@@ -1,0 +1,175 @@
+"""The policy and emergency view: what the gate, the CLI and the dashboards read.
+
+It is a projection of the Policy and Emergency aggregates' events. Readers that must act on
+it (the gate) also compare its tracked position with the log's head, so a stale row is
+never mistaken for the current policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from sqlalchemy import Connection, select, update
+
+from domain.emergency import Emergency
+from domain.policy import Policy
+from projections.runner import Projection
+from projections.tables import emergency_view, policy_view, projection_tracking
+
+
+class PolicyProjection(Projection):
+    name = "policy_view"
+    handles = (
+        Policy.Created,
+        Policy.NewTradesAllowanceChanged,
+        Policy.LimitsUpdated,
+        Policy.EmergencyModeEntered,
+        Policy.EmergencyModeLeft,
+        Emergency.Created,
+        Emergency.Activated,
+        Emergency.Reset,
+    )
+
+    def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
+        e: Any = event
+        version = e.originator_version
+        if isinstance(e, Policy.Created):
+            conn.execute(
+                policy_view.insert().values(
+                    policy_id=e.originator_id,
+                    emergency_mode=False,
+                    allow_new_trades=True,
+                    max_leverage=e.max_leverage,
+                    max_position_notional=e.max_position_notional,
+                    drawdown_soft_threshold=e.drawdown_soft_threshold,
+                    drawdown_hard_threshold=e.drawdown_hard_threshold,
+                    version=version,
+                    updated_by=e.actor,
+                    updated_at=e.timestamp,
+                )
+            )
+        elif isinstance(e, Emergency.Created):
+            conn.execute(
+                emergency_view.insert().values(
+                    emergency_id=e.originator_id,
+                    active=False,
+                    activation_number=0,
+                    version=version,
+                )
+            )
+        elif isinstance(e, Emergency.Activated | Emergency.Reset):
+            self._apply_emergency(conn, e, version)
+        else:
+            self._apply_policy(conn, e, version)
+
+    @staticmethod
+    def _apply_policy(conn: Connection, e: Any, version: int) -> None:
+        values: dict[str, Any] = {"version": version, "updated_at": e.timestamp}
+        values["updated_by"] = e.actor
+        if isinstance(e, Policy.NewTradesAllowanceChanged):
+            values["allow_new_trades"] = e.allowed
+        elif isinstance(e, Policy.LimitsUpdated):
+            values.update(
+                max_leverage=e.max_leverage,
+                max_position_notional=e.max_position_notional,
+                drawdown_soft_threshold=e.drawdown_soft_threshold,
+                drawdown_hard_threshold=e.drawdown_hard_threshold,
+            )
+        elif isinstance(e, Policy.EmergencyModeEntered):
+            values.update(
+                emergency_mode=True,
+                allow_new_trades=False,
+                emergency_reason=e.emergency_reason,
+                emergency_activated_at=e.timestamp,
+            )
+        elif isinstance(e, Policy.EmergencyModeLeft):
+            values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
+        conn.execute(
+            update(policy_view).where(policy_view.c.policy_id == e.originator_id).values(**values)
+        )
+
+    @staticmethod
+    def _apply_emergency(conn: Connection, e: Any, version: int) -> None:
+        if isinstance(e, Emergency.Activated):
+            values: dict[str, Any] = {
+                "active": True,
+                "activation_number": e.activation_number,
+                "reason": e.reason,
+                "source": e.source,
+                "activated_at": e.timestamp,
+                "activated_by": e.actor,
+                "reset_at": None,
+                "reset_by": None,
+                "reset_reason": None,
+            }
+        else:
+            values = {
+                "active": False,
+                "reset_at": e.timestamp,
+                "reset_by": e.actor,
+                "reset_reason": e.reason,
+            }
+        conn.execute(
+            update(emergency_view)
+            .where(emergency_view.c.emergency_id == e.originator_id)
+            .values(version=version, **values)
+        )
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    emergency_mode: bool
+    allow_new_trades: bool
+    emergency_reason: str | None
+    emergency_activated_at: datetime | None
+    max_leverage: Decimal
+    max_position_notional: Decimal
+    drawdown_soft_threshold: Decimal
+    drawdown_hard_threshold: Decimal
+    version: int
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EmergencyRow:
+    active: bool
+    activation_number: int
+    reason: str | None
+    source: str | None
+    activated_at: datetime | None
+    activated_by: str | None
+    reset_at: datetime | None
+    reset_by: str | None
+    reset_reason: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """The view's rows and the position they reflect, read in one transaction."""
+
+    policy: PolicyRow | None
+    emergency: EmergencyRow | None
+    position: int
+
+
+def read_policy_snapshot(conn: Connection) -> PolicySnapshot:
+    """Read both rows and the view's tracked position (call inside one transaction)."""
+    p = conn.execute(select(*[c for c in policy_view.c if c.name != "policy_id"])).first()
+    e = conn.execute(select(*[c for c in emergency_view.c if c.name != "emergency_id"])).first()
+    position = conn.execute(
+        select(projection_tracking.c.position).where(
+            projection_tracking.c.name == PolicyProjection.name
+        )
+    ).scalar()
+    return PolicySnapshot(
+        policy=PolicyRow(**p._asdict()) if p else None,
+        emergency=EmergencyRow(**e._asdict()) if e else None,
+        position=int(position or 0),
+    )

@@ -1,0 +1,65 @@
+"""The read-model tables, described once. Alembic migrates them; a test checks no drift."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    Uuid,
+)
+
+READ_MODEL_SCHEMA = "readmodel"
+
+metadata = MetaData(schema=READ_MODEL_SCHEMA)
+
+# One row per consumer: the log position it has processed, written in the same transaction
+# as its effect. The row is locked while a batch is applied, so two runners of the same
+# projection (a CLI catching up while the worker runs) serialise instead of doubling work.
+projection_tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+)
+
+policy_view = Table(
+    "policy_view",
+    metadata,
+    Column("policy_id", Uuid, primary_key=True),
+    Column("emergency_mode", Boolean, nullable=False),
+    Column("allow_new_trades", Boolean, nullable=False),
+    Column("emergency_reason", Text, nullable=True),
+    Column("emergency_activated_at", DateTime(timezone=True), nullable=True),
+    Column("max_leverage", Numeric, nullable=False),
+    Column("max_position_notional", Numeric, nullable=False),
+    Column("drawdown_soft_threshold", Numeric, nullable=False),
+    Column("drawdown_hard_threshold", Numeric, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+emergency_view = Table(
+    "emergency_view",
+    metadata,
+    Column("emergency_id", Uuid, primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("activation_number", Integer, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("source", Text, nullable=True),
+    Column("activated_at", DateTime(timezone=True), nullable=True),
+    Column("activated_by", Text, nullable=True),
+    Column("reset_at", DateTime(timezone=True), nullable=True),
+    Column("reset_by", Text, nullable=True),
+    Column("reset_reason", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+)
