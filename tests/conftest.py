@@ -1,0 +1,63 @@
+"""Fixtures: one real Postgres per session, a fresh migrated database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.database import DatabaseAddress
+from adapters.embedded_pg import EmbeddedPostgres
+from app.bootstrap import Core, bootstrap
+from app.config import Settings
+from tests.postgres import TestServer, embedded_server, find_server, migrate
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[TestServer]:
+    with find_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: TestServer) -> Iterator[str]:
+    """A database migrated once per session; every test gets a copy of it."""
+    template = pg_server.create_database()
+    migrate(template)
+    yield template.dbname
+    pg_server.drop_database(template)
+
+
+@pytest.fixture
+def database(pg_server: TestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
+    address = pg_server.create_database(template=migrated_template)
+    yield address
+    pg_server.drop_database(address)
+
+
+@pytest.fixture
+def empty_database(pg_server: TestServer) -> Iterator[DatabaseAddress]:
+    """A database with no schema at all."""
+    address = pg_server.create_database()
+    yield address
+    pg_server.drop_database(address)
+
+
+@pytest.fixture
+def settings(database: DatabaseAddress) -> Settings:
+    return Settings(database_url=database.url)
+
+
+@pytest.fixture
+def core(settings: Settings) -> Iterator[Core]:
+    with bootstrap(settings, pool_size=8) as built:
+        built.commands.ensure_initialised()
+        yield built
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    """A server this test owns and may stop and start (fault tests), already migrated."""
+    with embedded_server("tradecore-fault-") as server:
+        migrate(server.address)
+        yield server

@@ -1,0 +1,47 @@
+"""The dependency rule of DESIGN.md 'Shape': the domain is pure and nothing imports app."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOWED_IN_DOMAIN = {"domain", "eventsourcing", "pydantic", "numpy", "__future__"}
+STDLIB_IO = {"os", "socket", "subprocess", "psycopg", "sqlalchemy", "requests", "pathlib"}
+
+
+def imported_roots(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_domain_imports_only_itself_and_pure_libraries() -> None:
+    import sys
+
+    for module, names in imported_roots("domain").items():
+        third_party = {n for n in names if n not in sys.stdlib_module_names}
+        assert third_party <= ALLOWED_IN_DOMAIN, f"{module} imports {third_party - ALLOWED_IN_DOMAIN}"
+        assert not names & STDLIB_IO, f"{module} does I/O: {names & STDLIB_IO}"
+
+
+@pytest.mark.parametrize("package", ["domain", "projections", "adapters"])
+def test_nothing_but_app_imports_app(package: str) -> None:
+    for module, names in imported_roots(package).items():
+        assert "app" not in names, f"{module} imports app"
+
+
+def test_domain_and_projections_do_not_import_adapters() -> None:
+    for package in ("domain", "projections"):
+        for module, names in imported_roots(package).items():
+            assert "adapters" not in names, f"{module} imports adapters"
