@@ -179,10 +179,14 @@ class ProjectionRunner:
     def _record_error(self, name: str, error: Exception) -> None:
         try:
             with self.engine.begin() as conn:
+                message = f"{type(error).__name__}: {error}"[:2000]
+                # An upsert: the failed transaction may have been the one creating the row.
                 conn.execute(
-                    update(projection_tracking)
-                    .where(projection_tracking.c.name == name)
-                    .values(last_error=f"{type(error).__name__}: {error}"[:2000])
+                    insert(projection_tracking)
+                    .values(name=name, position=0, updated_at=self.clock(), last_error=message)
+                    .on_conflict_do_update(
+                        index_elements=["name"], set_={"last_error": message}
+                    )
                 )
         except Exception:  # the store may be what failed; the caller still gets the error
             log.debug("could not record the error of projection %s", name, exc_info=True)

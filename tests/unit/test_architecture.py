@@ -31,7 +31,9 @@ def test_domain_imports_only_itself_and_pure_libraries() -> None:
 
     for module, names in imported_roots("domain").items():
         third_party = {n for n in names if n not in sys.stdlib_module_names}
-        assert third_party <= ALLOWED_IN_DOMAIN, f"{module} imports {third_party - ALLOWED_IN_DOMAIN}"
+        assert third_party <= ALLOWED_IN_DOMAIN, (
+            f"{module} imports {third_party - ALLOWED_IN_DOMAIN}"
+        )
         assert not names & STDLIB_IO, f"{module} does I/O: {names & STDLIB_IO}"
 
 

@@ -1,0 +1,146 @@
+"""What every benchmark needs: a throwaway database, a clock, and percentiles.
+
+A benchmark writes events (it changes the policy hundreds of times), so it never runs in a
+database someone uses: it always creates a database of its own and drops it at the end, on
+the server given by ``--database-url`` or on an embedded server started in a temp folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from adapters import migrations
+from adapters.database import DatabaseAddress
+from adapters.embedded_pg import EmbeddedPostgres
+
+
+@dataclass(frozen=True)
+class Server:
+    admin: DatabaseAddress  # the maintenance database, for CREATE/DROP DATABASE
+    kind: str
+
+
+@contextlib.contextmanager
+def server(database_url: str | None) -> Iterator[Server]:
+    """The given server, or an embedded one in a temp folder, stopped and removed at the end."""
+    if database_url:
+        yield Server(DatabaseAddress.parse(database_url), "external (--database-url)")
+        return
+    # As root the embedded server runs as another user, which must enter this folder: a
+    # fresh 0755 folder under /tmp opens nothing private (DESIGN.md decision 3).
+    folder = Path(tempfile.mkdtemp(prefix="tradecore-bench-"))
+    folder.chmod(0o755)
+    embedded = EmbeddedPostgres(folder / "home")
+    try:
+        yield Server(embedded.ensure_running(), "embedded (pgserver, temp folder)")
+    finally:
+        embedded.stop(mode="immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_database(srv: Server) -> Iterator[DatabaseAddress]:
+    """A new database on ``srv``, migrated to head, dropped at the end."""
+    name = f"tradecore_bench_{uuid.uuid4().hex[:12]}"
+    with srv.admin.connect(autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    address = srv.admin.with_dbname(name)
+    try:
+        engine = address.engine(pool_size=1)
+        try:
+            migrations.upgrade(engine)
+        finally:
+            engine.dispose()
+        yield address
+    finally:
+        with srv.admin.connect(autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def server_version(address: DatabaseAddress) -> str:
+    with address.connect() as conn:
+        row = conn.execute("SELECT current_setting('server_version')").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def now_ns() -> int:
+    return time.perf_counter_ns()
+
+
+def time_ms(call: Callable[[], Any]) -> tuple[float, Any]:
+    """Run ``call``; return (elapsed milliseconds, its result)."""
+    start = now_ns()
+    result = call()
+    return (now_ns() - start) / 1e6, result
+
+
+class Poller:
+    """Reads one integer from the database in a tight loop until it reaches a target.
+
+    Both latency figures use this same loop on the same kind of connection (one psycopg
+    connection in autocommit, a prepared statement), so its cost and resolution — one
+    round trip — is the same on both sides of the comparison.
+    """
+
+    def __init__(self, address: DatabaseAddress, query: str) -> None:
+        self.conn: psycopg.Connection[Any] = address.connect(autocommit=True)
+        self.query = query
+
+    def read(self) -> int | None:
+        row = self.conn.execute(self.query, prepare=True).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def wait_until_at_least(self, target: int, timeout: float = 5.0) -> int | None:
+        """The perf_counter_ns time at which the value was first seen >= target (None: timeout)."""
+        deadline = now_ns() + int(timeout * 1e9)
+        while True:
+            value = self.read()
+            seen = now_ns()
+            if value is not None and value >= target:
+                return seen
+            if seen > deadline:
+                return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    p50: float
+    p99: float
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Summary:
+        if not samples:
+            return cls(0, math.nan, math.nan, math.nan)
+        ordered = sorted(samples)
+        return cls(
+            len(ordered),
+            sum(ordered) / len(ordered),
+            percentile(ordered, 50),
+            percentile(ordered, 99),
+        )
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default) on sorted data."""
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * pct / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

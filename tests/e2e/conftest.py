@@ -1,0 +1,63 @@
+"""Run the installed ``tradecore`` command in subprocesses, as an operator would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.database import DatabaseAddress
+
+TRADECORE = Path(sys.executable).with_name("tradecore")
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, timeout: float = 60) -> Result:
+        done = subprocess.run(
+            [str(TRADECORE), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            stdin=subprocess.DEVNULL,  # never a terminal: dangerous commands must not prompt
+            timeout=timeout,
+            check=False,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECORE_")}
+    env["TRADECORE_LOG_LEVEL"] = "ERROR"
+    return env
+
+
+@pytest.fixture
+def cli(database: DatabaseAddress) -> Cli:
+    """The CLI pointed at this test's fresh database."""
+    assert TRADECORE.exists(), f"tradecore is not installed next to {sys.executable}"
+    return Cli(base_env() | {"TRADECORE_DATABASE_URL": database.url})
+
+
+@pytest.fixture
+def bare_cli() -> Cli:
+    """The CLI with no tradecore configuration at all."""
+    return Cli(base_env())

@@ -1,0 +1,70 @@
+"""The gate fails closed: store down, view far behind, no policy -> no new trades."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from adapters.embedded_pg import EmbeddedPostgres
+from app.bootstrap import Core, bootstrap
+from app.config import Settings
+from app.gate import GateCode
+
+
+def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns(
+    own_server: EmbeddedPostgres,
+) -> None:
+    with bootstrap(Settings(database_url=own_server.address.url)) as core:
+        core.commands.ensure_initialised()
+        core.runner.catch_up()
+        assert core.gate.can_open_new_trades().allowed
+
+        own_server.stop(mode="immediate")
+        decision = core.gate.can_open_new_trades()
+        assert not decision.allowed
+        assert decision.code is GateCode.STORE_UNAVAILABLE
+        assert decision.emergency_mode  # unknown counts as emergency
+
+        own_server.start()
+        deadline = time.monotonic() + 20
+        while not (decision := core.gate.can_open_new_trades()).allowed:
+            assert time.monotonic() < deadline, decision.reason
+            time.sleep(0.1)
+        assert decision.code is GateCode.OK
+
+
+def test_gate_closes_when_the_view_is_behind_past_the_bound(core: Core) -> None:
+    core.runner.catch_up()
+    bound = core.gate.max_lag_events
+    for i in range(bound + 1):
+        core.commands.update_policy(actor="a", reason="churn", max_position_notional=str(5000 + i))
+    decision = core.gate.can_open_new_trades()
+    assert not decision.allowed
+    assert decision.code is GateCode.VIEW_BEHIND
+    core.runner.catch_up()
+    assert core.gate.can_open_new_trades().allowed
+
+
+def test_gate_refuses_before_any_policy_exists(settings: Settings) -> None:
+    with bootstrap(settings) as core:  # no ensure_initialised
+        decision = core.gate.can_open_new_trades()
+        assert not decision.allowed
+        assert decision.code is GateCode.NOT_INITIALISED
+
+
+def test_a_running_worker_keeps_the_view_at_the_head(core: Core) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=core.runner.run, args=(stop, core.waiter()), kwargs={"poll_interval": 0.5}
+    )
+    worker.start()
+    try:
+        core.commands.activate_emergency(reason="drill", actor="alice")
+        deadline = time.monotonic() + 10
+        while (decision := core.gate.can_open_new_trades()).source != "view":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert decision.code is GateCode.EMERGENCY
+    finally:
+        stop.set()
+        worker.join(timeout=10)
