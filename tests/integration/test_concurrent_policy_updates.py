@@ -12,8 +12,8 @@ import pytest
 
 from app.bootstrap import Core
 from app.config import Settings
-from domain.policy import Policy
 from domain.ids import POLICY_ID
+from domain.policy import Policy
 
 
 def limit_updates(core: Core) -> list[Policy.LimitsUpdated]:

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from app.bootstrap import Core
+from app.bootstrap import Core, bootstrap
+from app.config import Settings
 from app.gate import GateCode
 from app.queries import current_snapshot
 from domain.errors import InvalidCommand, RefusedBySafetyRule
@@ -117,9 +118,7 @@ def test_invalid_limits_record_nothing(core: Core) -> None:
     assert core.store.recorder.max_notification_id() == head
 
 
-def test_latch_survives_a_restart(core: Core, settings) -> None:  # type: ignore[no-untyped-def]
-    from app.bootstrap import bootstrap
-
+def test_latch_survives_a_restart(core: Core, settings: Settings) -> None:
     core.commands.activate_emergency(reason="drill", actor="alice")
     core.close()
     with bootstrap(settings) as restarted:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
+from projections.policy_view import PolicyProjection
 from projections.tables import policy_view, projection_tracking
 
 
@@ -85,8 +86,6 @@ def test_runner_catches_up_by_polling_when_no_notification_arrives(core: Core) -
 
 
 def test_a_failing_projection_records_its_error_and_does_not_advance(core: Core) -> None:
-    from projections.policy_view import PolicyProjection
-
     class Broken(PolicyProjection):
         def apply(self, conn, event, position):  # type: ignore[no-untyped-def]
             raise RuntimeError("boom")

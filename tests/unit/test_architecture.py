@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,6 @@ def imported_roots(package: str) -> dict[str, set[str]]:
 
 
 def test_domain_imports_only_itself_and_pure_libraries() -> None:
-    import sys
-
     for module, names in imported_roots("domain").items():
         third_party = {n for n in names if n not in sys.stdlib_module_names}
         assert third_party <= ALLOWED_IN_DOMAIN, (
