@@ -171,14 +171,21 @@ class EmbeddedPostgres:
         if not is_root() or not closed_ancestors(bin_dir):
             return bin_dir
         # The installed binaries sit under a folder the server user cannot enter (a venv in
-        # /root, say). Copy them once into the home rather than opening that folder.
-        private_copy = self.home / "pginstall"
-        if not (private_copy / "bin" / "postgres").exists():
-            staging = self.home / "pginstall.partial"
+        # /root, say). Copy them once into the home rather than opening that folder. The
+        # layout is kept: the binaries find their libraries at $ORIGIN/../../../pgserver.libs.
+        package = bin_dir.parent.parent  # site-packages/pgserver
+        copy_root = self.home / "pgbin"
+        copied_bin = copy_root / "pgserver" / "pginstall" / "bin"
+        if not (copied_bin / "postgres").exists():
+            staging = self.home / "pgbin.partial"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(bin_dir.parent, staging, symlinks=True)
-            staging.rename(private_copy)
-        return private_copy / "bin"
+            shutil.copytree(bin_dir.parent, staging / "pgserver" / "pginstall", symlinks=True)
+            libs = package.parent / "pgserver.libs"
+            if libs.exists():
+                shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+            shutil.rmtree(copy_root, ignore_errors=True)
+            staging.rename(copy_root)
+        return copied_bin
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -142,14 +142,15 @@ def commit_to_visible(
         name="tradecore-projections",
         daemon=True,
     )
-    runner_thread.start()
-    lib.create_schema(address)
-    ours_poll = Poller(address, "SELECT version FROM readmodel.policy_view")
     ours_ms: list[float] = []
     theirs_ms: list[float] = []
     timeouts: Tally[str] = Tally()
-    library = lib.start_runner(address)
+    lib.create_schema(address)
+    ours_poll = Poller(address, "SELECT version FROM readmodel.policy_view")
+    runner_thread.start()
+    library = None
     try:
+        library = lib.start_runner(address)
         with library:
             theirs_poll = Poller(address, lib.view_query(library))
             counter = lib.Counter()
@@ -180,7 +181,8 @@ def commit_to_visible(
             finally:
                 theirs_poll.close()
     finally:
-        library.view.datastore.close()
+        if library is not None:
+            library.view.datastore.close()
         ours_poll.close()
         stop.set()
         runner_thread.join(timeout=5)
