@@ -184,9 +184,7 @@ class ProjectionRunner:
                 conn.execute(
                     insert(projection_tracking)
                     .values(name=name, position=0, updated_at=self.clock(), last_error=message)
-                    .on_conflict_do_update(
-                        index_elements=["name"], set_={"last_error": message}
-                    )
+                    .on_conflict_do_update(index_elements=["name"], set_={"last_error": message})
                 )
         except Exception:  # the store may be what failed; the caller still gets the error
             log.debug("could not record the error of projection %s", name, exc_info=True)
