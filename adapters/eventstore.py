@@ -9,15 +9,20 @@ expects (a test compares the two).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.domain import MutableOrImmutableAggregate
+from eventsourcing.persistence import JSONTranscoder, StoredEvent, Transcoding
 from eventsourcing.utils import Environment, EnvType
 from sqlalchemy import Connection, text
 
 from adapters.database import DatabaseAddress
+from domain.emergency import Emergency
+from domain.policy import Policy, RiskLimits
 
 APPLICATION_NAME = "TradeCore"
 EVENTS_SCHEMA = "eventstore"
@@ -48,8 +53,22 @@ def store_env(
         "POSTGRES_PRE_PING": "y",
         # A writer waits at most this long for the table lock that orders inserts.
         "POSTGRES_LOCK_TIMEOUT": "5",
+        "IS_SNAPSHOTTING_ENABLED": "y",
         "CREATE_TABLE": "y" if create_table else "n",
     }
+
+
+class RiskLimitsAsDict(Transcoding):
+    """Lets a Policy snapshot carry its limits (Decimals inside stay exact strings)."""
+
+    type = RiskLimits
+    name = "risk_limits"
+
+    def encode(self, obj: RiskLimits) -> dict[str, Decimal]:
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+    def decode(self, data: dict[str, Decimal]) -> RiskLimits:
+        return RiskLimits(**data)
 
 
 class TradecoreEventStore(Application[UUID]):
@@ -59,6 +78,16 @@ class TradecoreEventStore(Application[UUID]):
     """
 
     name = APPLICATION_NAME
+    # Snapshots keep reading an aggregate (the gate's fallback path) bounded however many
+    # changes the policy has seen.
+    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
+        Policy: 50,
+        Emergency: 50,
+    }
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(RiskLimitsAsDict())
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # The library would merge os.environ here, letting a stray variable such as

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.gate import GateCode
 from app.queries import current_snapshot
 from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.ids import POLICY_ID
 
 
 def readers_say(core: Core) -> dict[str, object]:
@@ -136,3 +137,14 @@ def test_limits_round_trip_as_exact_decimals(core: Core) -> None:
     assert snapshot.policy is not None
     assert snapshot.policy.max_position_notional == Decimal("12345.678901")
     assert snapshot.policy.max_leverage == Decimal("2.5")
+
+
+def test_policy_is_rebuilt_from_a_snapshot_with_exact_limits(core: Core) -> None:
+    for i in range(60):
+        core.commands.update_policy(actor="a", reason="r", max_position_notional=f"{9000 + i}.5")
+    assert core.store.snapshots is not None
+    snapshots = list(core.store.snapshots.get(POLICY_ID))
+    assert snapshots, "no snapshot was taken"
+    policy = core.commands.load_policy()
+    assert policy is not None and policy.version == 61
+    assert policy.limits.max_position_notional == Decimal("9059.5")
