@@ -1,0 +1,148 @@
+"""The exchange port: the one interface through which the core sees and acts on a venue.
+
+Adapters implement it (the persistent paper venue, any ccxt futures exchange). Symbols are
+ccxt's unified linear-perpetual form (``BTC/USDT:USDT``). Quantities are base-currency
+contracts as ``Decimal``; a position's ``quantity`` is always positive, its ``side`` says
+which way it points.
+
+Errors are mapped by every adapter to the small set below, because the flattener must know
+exactly one thing about a failure: did the order possibly reach the venue or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal, Protocol
+
+Side = Literal["buy", "sell"]
+PositionSide = Literal["long", "short"]
+OrderType = Literal["market", "limit", "stop"]
+OrderStatus = Literal["open", "closed", "canceled", "expired", "rejected"]
+PositionMode = Literal["one_way", "hedge"]
+
+
+class VenueError(Exception):
+    """Base of the errors an exchange adapter raises."""
+
+
+class OrderRejected(VenueError):
+    """The venue refused the order (invalid, insufficient funds, reduce-only violation).
+    It did not and will not execute."""
+
+
+class DuplicateClientOrderId(OrderRejected):
+    """An order with this client order id already exists at the venue."""
+
+
+class OutcomeUnknown(VenueError):
+    """A timeout or network error after the request may have left: the order may or may
+    not exist. Resolve it by asking the venue for the client order id; never assume."""
+
+
+class VenueUnavailable(VenueError):
+    """The venue cannot be reached or is in maintenance; nothing was done. Retry later."""
+
+
+class RateLimited(VenueUnavailable):
+    """The venue refused the request for its rate limit; nothing was done. Retry later."""
+
+
+class VenueAuthenticationFailed(VenueError):
+    """The venue refused the keys. Retrying will not help; an operator must act."""
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    side: PositionSide
+    quantity: Decimal  # > 0
+    entry_price: Decimal
+    mark_price: Decimal | None
+    unrealized_pnl: Decimal
+    mode: PositionMode = "one_way"
+
+    @property
+    def closing_side(self) -> Side:
+        return "sell" if self.side == "long" else "buy"
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    type: str
+    quantity: Decimal
+    filled: Decimal
+    price: Decimal | None
+    average_price: Decimal | None
+    status: OrderStatus
+    reduce_only: bool
+    stop_price: Decimal | None = None
+    position_side: PositionSide | None = None  # set in hedge mode
+    conditional: bool = False  # a stop/trigger order, which some venues list separately
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    symbol: str
+    side: Side
+    quantity: Decimal
+    client_order_id: str
+    type: OrderType = "market"
+    price: Decimal | None = None  # limit price
+    stop_price: Decimal | None = None  # trigger price of a stop order
+    reduce_only: bool = False
+    position_side: PositionSide | None = None  # required in hedge mode
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    wallet: Decimal
+    unrealized_pnl: Decimal
+
+    @property
+    def equity(self) -> Decimal:
+        return self.wallet + self.unrealized_pnl
+
+
+class ExchangePort(Protocol):
+    """What the core needs of a futures venue. Every method may raise a VenueError."""
+
+    name: str
+
+    def fetch_positions(self) -> list[Position]:
+        """Every open position (quantity > 0), in both position modes."""
+        ...
+
+    def fetch_open_orders(self) -> list[Order]:
+        """Every open order on every symbol, conditional (stop/trigger) orders included."""
+        ...
+
+    def fetch_balance(self) -> Balance: ...
+
+    def fetch_mark_price(self, symbol: str) -> Decimal: ...
+
+    def create_order(self, request: OrderRequest) -> Order:
+        """Send an order. Raises OrderRejected, OutcomeUnknown, VenueUnavailable."""
+        ...
+
+    def cancel_order(self, order: Order) -> None:
+        """Cancel one open order. An order already gone is not an error."""
+        ...
+
+    def cancel_all_orders(self, symbol: str) -> int:
+        """Cancel every open order on ``symbol``, conditional ones included; returns how
+        many were canceled."""
+        ...
+
+    def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
+        """The order with this client order id, or None if the venue has no such order."""
+        ...
