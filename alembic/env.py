@@ -8,6 +8,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from alembic import context
+from adapters.paper.tables import PAPER_SCHEMA
+from adapters.paper.tables import metadata as paper_metadata
 from projections.tables import READ_MODEL_SCHEMA, metadata
 
 config = context.config
@@ -17,14 +19,14 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     # Autogenerate compares only the read-model schema: the event store's DDL mirrors the
     # eventsourcing library's and is checked against the library itself by a test.
     if type_ == "schema":
-        return name == READ_MODEL_SCHEMA
+        return name in (READ_MODEL_SCHEMA, PAPER_SCHEMA)
     return True
 
 
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=[metadata, paper_metadata],
         include_schemas=True,
         include_name=include_name,
         version_table_schema="public",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from uuid import UUID
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError as SAOperationalError
@@ -16,11 +18,15 @@ from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
+from adapters.locks import advisory_lock
 from adapters.notify import NotificationWaiter
 from app.clock import utc_now
 from app.config import Settings
+from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.services import SafetyCommands
+from app.venues import build_venue
+from domain.venue import ExchangePort
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
 
@@ -52,6 +58,33 @@ class Core:
     commands: SafetyCommands
     clock: Callable[[], datetime]
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _venue: ExchangePort | None = None
+
+    def venue(self) -> ExchangePort:
+        """The configured venue, built on first use (ccxt is slow to import)."""
+        if self._venue is None:
+            self._venue = build_venue(
+                self.settings.exchange,
+                self.engine,
+                self.clock,
+                sandbox=self.settings.exchange_sandbox,
+            )
+        return self._venue
+
+    def flattener(self, progress: Callable[[str], None] = lambda _: None) -> Flattener:
+        address = self.address
+
+        def lock(name: UUID, timeout: float) -> AbstractContextManager[bool]:
+            return advisory_lock(address, name, timeout=timeout)
+
+        return Flattener(
+            self.store,
+            self.venue(),
+            self.clock,
+            lock,
+            deadline=self.settings.flatten_deadline,
+            progress=progress,
+        )
 
     def waiter(self) -> NotificationWaiter:
         waiter = NotificationWaiter(self.address)

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         description="the gate closes when the policy view is further behind the log than this",
     )
     poll_interval: float = Field(default=1.0, gt=0, description="consumers' fallback poll (s)")
+    exchange: str = Field(
+        default="paper", description="the venue: 'paper' or 'ccxt:<exchange id>' (ccxt:bybit)"
+    )
+    exchange_sandbox: bool = Field(default=False, description="use the venue's test network")
+    flatten_deadline: float = Field(
+        default=30.0, gt=0, description="seconds the flattener tries before FlattenIncomplete"
+    )
 
     @property
     def embedded(self) -> bool:

@@ -42,6 +42,12 @@ def emergency_dict(snapshot: PolicySnapshot) -> dict[str, Any]:
         "reset_by": e.reset_by,
         "reset_reason": e.reset_reason,
         "activation_number": e.activation_number,
+        "forced_reset": e.forced_reset,
+        "flat": e.flat,
+        "positions_closed": e.positions_closed,
+        "orders_canceled": e.orders_canceled,
+        "time_to_flat_ms": e.time_to_flat_ms,
+        "flatten_attempts": e.flatten_attempts,
         "version": e.version,
     }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from domain.emergency import Emergency
 from domain.errors import InvalidCommand
 from domain.ids import EMERGENCY_ID, POLICY_ID
 from domain.policy import Policy
+from domain.venue import VenueError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,13 +81,10 @@ class SafetyCommands:
         clock: Callable[[], datetime],
         *,
         max_attempts: int = 50,
-        on_activated: Sequence[Callable[[Activation], None]] = (),
     ) -> None:
         self.store = store
         self.clock = clock
         self.max_attempts = max_attempts
-        # The seam for the emergency flattener: called after an activation is committed.
-        self.on_activated = list(on_activated)
 
     # -- reads of the source of truth -------------------------------------------------------
 
@@ -184,8 +182,8 @@ class SafetyCommands:
         """Latch the emergency stop and stop new trades, in one transaction.
 
         Idempotent: if the latch is already active nothing is recorded and the current
-        activation is returned with ``activated=False``. After a new activation the
-        ``on_activated`` handlers run (the flattener's seam).
+        activation is returned with ``activated=False``. Flattening the account is the
+        flattener's job (``app.flattener``), run by the CLI right after this and by the worker.
         """
         correlation_id = correlation_id or uuid4()
         confirmed = False
@@ -234,8 +232,6 @@ class SafetyCommands:
                 activation.source,
                 activation.reason,
             )
-            for handler in self.on_activated:
-                handler(activation)
         return activation
 
     def reset_emergency(
@@ -243,14 +239,24 @@ class SafetyCommands:
         *,
         reason: str,
         actor: str,
+        venue_exposure: Callable[[], tuple[int, int]],
+        force: bool = False,
         correlation_id: UUID | None = None,
         confirm: Confirm = _no_confirmation,
     ) -> EmergencyReset:
         """Release the latch and leave emergency mode, in one transaction.
 
-        New trades stay stopped: an operator re-allows them explicitly. Raises
-        EmergencyNotActive (a RefusedBySafetyRule) when the latch is not active.
+        ``venue_exposure`` returns the venue's (open positions, open orders) now; a reset is
+        refused (AccountNotFlat) unless both are 0 or ``force`` is set; a venue that cannot
+        be asked counts as not flat. New trades stay stopped: an operator re-allows them
+        explicitly. Raises EmergencyNotActive when the latch is not active.
         """
+        try:
+            open_positions, open_orders = venue_exposure()
+            exposure: tuple[int | None, int | None] = (open_positions, open_orders)
+        except VenueError as e:
+            log.warning("cannot ask the venue before the reset: %s", e)
+            exposure = (None, None)
         correlation_id = correlation_id or uuid4()
         confirmed = False
 
@@ -259,7 +265,13 @@ class SafetyCommands:
             policy, emergency = self._load_or_create()
             now = self.clock()
             emergency.reset(
-                reason=reason, actor=actor, timestamp=now, correlation_id=correlation_id
+                reason=reason,
+                actor=actor,
+                timestamp=now,
+                open_positions=exposure[0],
+                open_orders=exposure[1],
+                force=force,
+                correlation_id=correlation_id,
             )
             policy.leave_emergency(
                 reason=reason,
@@ -269,7 +281,7 @@ class SafetyCommands:
                 timestamp=now,
             )
             if not confirmed:
-                confirm(f"reset the emergency stop ({reason})")
+                confirm(f"{'FORCE ' if force else ''}reset the emergency stop ({reason})")
                 confirmed = True
             self.store.save(policy, emergency)
             return EmergencyReset(emergency.activation_number, policy.version)
@@ -295,7 +307,9 @@ class SafetyCommands:
         if policy is None:
             policy = Policy.create(actor=SYSTEM_ACTOR, reason="created on first use", timestamp=now)
         if emergency is None:
-            emergency = Emergency(timestamp=now)
+            # A fresh id per installation: client order ids derived from activations never
+            # collide with another installation's on the same venue account.
+            emergency = Emergency(installation_id=uuid4(), timestamp=now)
         return policy, emergency
 
     def _retrying(self, attempt: Callable[[], T]) -> T:

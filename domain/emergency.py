@@ -1,18 +1,23 @@
-"""The Emergency aggregate: the emergency-stop latch (P0-02's first half).
+"""The Emergency aggregate: the emergency-stop latch and the record of flattening (P0-02).
 
-Activation latches; only an operator's reset, with a reason, releases it. Activating an
-active latch records nothing (idempotent), resetting an inactive one is refused. Each
-activation has a number and a derived ``activation_id``: what the flattener (next issue)
-derives its client order ids from, so a replayed activation can never double an order.
+Activation latches; only an operator's reset, with a reason, releases it, and only once the
+venue shows no position and no open order (or with ``force``, which is recorded). Activating
+an active latch records nothing; resetting an inactive one is refused.
+
+Each activation has a number and an ``activation_id`` derived from the installation's own
+id, so client order ids derived from it are stable across replays yet never collide with
+another installation's on the same venue account.
 
 Activation and reset are only ever saved together with the Policy's change of
-``emergency_mode``, in one transaction (``app.services``), so the two cannot disagree.
+``emergency_mode``, in one transaction (``app.services``), so the two cannot disagree. The
+flattener (``app.flattener``) records its attempts and results here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
@@ -28,6 +33,10 @@ class EmergencyNotActive(RefusedBySafetyRule):
     """There is no active emergency to reset."""
 
 
+class AccountNotFlat(RefusedBySafetyRule):
+    """The venue still shows positions or open orders (or could not be asked)."""
+
+
 class Emergency(TradecoreAggregate):
     """One per installation, id :data:`domain.ids.EMERGENCY_ID`."""
 
@@ -36,7 +45,7 @@ class Emergency(TradecoreAggregate):
         return EMERGENCY_ID
 
     class Created(TradecoreAggregate.Created):
-        pass
+        installation_id: UUID
 
     class Activated(TradecoreAggregate.Event):
         activation_number: int
@@ -47,14 +56,68 @@ class Emergency(TradecoreAggregate):
         causation_id: UUID | None
 
     class Reset(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         reason: str
         actor: str
         correlation_id: UUID | None
         causation_id: UUID | None
+        forced: bool
+        open_positions: int | None  # None: the venue could not be asked (forced reset)
+        open_orders: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 resets predate the flatness check: they were neither forced nor checked.
+            state.update(forced=False, open_positions=None, open_orders=None)
+
+    class FlattenAttempted(TradecoreAggregate.Event):
+        activation_number: int
+        attempt: int
+        positions_open: int
+        orders_open: int
+
+    class OrdersCanceled(TradecoreAggregate.Event):
+        activation_number: int
+        attempt: int
+        count: int
+        symbols: list[str]
+
+    class PositionsClosed(TradecoreAggregate.Event):
+        activation_number: int
+        attempt: int
+        count: int
+        # One entry per symbol and side: {"symbol", "side", "quantity", "average_price"}.
+        closes: list[dict[str, Any]]
+
+    class AccountFlat(TradecoreAggregate.Event):
+        activation_number: int
+        time_to_flat_ms: int
+        positions_closed: int
+        orders_canceled: int
+        attempts: int
+
+    class FlattenIncomplete(TradecoreAggregate.Event):
+        activation_number: int
+        remaining_positions: list[dict[str, Any]]
+        remaining_orders: int
+        attempts: int
+        last_error: str | None
+
+    class Triggered(TradecoreAggregate.Event):
+        """The operator-facing summary of an emergency stop, once per activation."""
+
+        operator_name: ClassVar[str] = "system.emergency.triggered"
+        activation_number: int
+        reason: str
+        source: str
+        positions_closed: int
+        orders_canceled: int
+        flat: bool
 
     @event(Created)
-    def __init__(self, *, timestamp: datetime) -> None:
+    def __init__(self, *, installation_id: UUID, timestamp: datetime) -> None:
+        self.installation_id = installation_id
         self.active = False
         self.activation_number = 0
         self.reason: str | None = None
@@ -64,13 +127,25 @@ class Emergency(TradecoreAggregate):
         self.reset_at: datetime | None = None
         self.reset_by: str | None = None
         self.reset_reason: str | None = None
+        self.forced_reset: bool | None = None
+        self._clear_flatten_record()
+
+    def _clear_flatten_record(self) -> None:
+        self.flatten_attempts = 0
+        self.flat: bool | None = None  # None: not yet known for this activation
+        self.positions_closed: int | None = None
+        self.orders_canceled: int | None = None
+        self.time_to_flat_ms: int | None = None
+        self.triggered = False
 
     @property
     def activation_id(self) -> UUID | None:
         """Stable id of the current (or last) activation, None before the first one."""
         if self.activation_number == 0:
             return None
-        return activation_id(self.activation_number)
+        return uuid5(self.installation_id, f"emergency-activation/{self.activation_number}")
+
+    # -- activation and reset ---------------------------------------------------------------
 
     def activate(
         self,
@@ -116,7 +191,8 @@ class Emergency(TradecoreAggregate):
         self.activation_number = activation_number
         self.reason, self.source = reason, source
         self.activated_at, self.activated_by = timestamp, actor
-        self.reset_at = self.reset_by = self.reset_reason = None
+        self.reset_at = self.reset_by = self.reset_reason = self.forced_reset = None
+        self._clear_flatten_record()
 
     def reset(
         self,
@@ -124,20 +200,41 @@ class Emergency(TradecoreAggregate):
         reason: str,
         actor: str,
         timestamp: datetime,
+        open_positions: int | None,
+        open_orders: int | None,
+        force: bool = False,
         correlation_id: UUID | None = None,
         causation_id: UUID | None = None,
     ) -> None:
-        """Release the latch. Raises EmergencyNotActive if it is not latched."""
+        """Release the latch, given what the venue shows now (None: it could not be asked).
+
+        Raises EmergencyNotActive if not latched, AccountNotFlat if the venue shows positions
+        or orders (or could not be asked) and ``force`` is not set.
+        """
         reason, actor = require_text(reason, "reason"), require_text(actor, "actor")
         trace_ids(correlation_id, causation_id)
         if not self.active:
             raise EmergencyNotActive("the emergency stop is not active; nothing to reset")
+        if not force:
+            if open_positions is None or open_orders is None:
+                raise AccountNotFlat(
+                    "cannot confirm the account is flat (venue unavailable); "
+                    "reset with --force and a reason to override"
+                )
+            if open_positions or open_orders:
+                raise AccountNotFlat(
+                    f"the venue still shows {open_positions} position(s) and {open_orders} "
+                    "open order(s); reset with --force and a reason to override"
+                )
         self._reset(
             activation_number=self.activation_number,
             reason=reason,
             actor=actor,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            forced=force,
+            open_positions=open_positions,
+            open_orders=open_orders,
             timestamp=require_aware(timestamp),
         )
 
@@ -150,12 +247,211 @@ class Emergency(TradecoreAggregate):
         actor: str,
         correlation_id: UUID | None,
         causation_id: UUID | None,
+        forced: bool,
+        open_positions: int | None,
+        open_orders: int | None,
         timestamp: datetime,
     ) -> None:
         self.active = False
         self.reset_at, self.reset_by, self.reset_reason = timestamp, actor, reason
+        self.forced_reset = forced
+
+    # -- the flattener's record --------------------------------------------------------------
+
+    def record_attempt(
+        self, *, attempt: int, positions_open: int, orders_open: int, timestamp: datetime
+    ) -> None:
+        """Record that flatten attempt ``attempt`` starts (before any order is sent)."""
+        self._require_active()
+        if attempt != self.flatten_attempts + 1:
+            raise InvalidCommand(
+                f"flatten attempt {attempt} out of order (last was {self.flatten_attempts})"
+            )
+        self._attempted(
+            activation_number=self.activation_number,
+            attempt=attempt,
+            positions_open=positions_open,
+            orders_open=orders_open,
+            timestamp=timestamp,
+        )
+
+    @event(FlattenAttempted)
+    def _attempted(
+        self,
+        *,
+        activation_number: int,
+        attempt: int,
+        positions_open: int,
+        orders_open: int,
+        timestamp: datetime,
+    ) -> None:
+        self.flatten_attempts = attempt
+
+    def record_attempt_results(
+        self,
+        *,
+        canceled: int,
+        canceled_symbols: list[str],
+        closes: list[dict[str, Any]],
+        timestamp: datetime,
+    ) -> None:
+        """Record what the current attempt canceled and closed (nothing if it did neither)."""
+        self._require_active()
+        if canceled:
+            self._orders_canceled(
+                activation_number=self.activation_number,
+                attempt=self.flatten_attempts,
+                count=canceled,
+                symbols=sorted(canceled_symbols),
+                timestamp=timestamp,
+            )
+        completed = [c for c in closes if c.get("complete")]
+        if closes:
+            self._positions_closed(
+                activation_number=self.activation_number,
+                attempt=self.flatten_attempts,
+                count=len(completed),
+                closes=[_close_entry(c) for c in closes],
+                timestamp=timestamp,
+            )
+
+    @event(OrdersCanceled)
+    def _orders_canceled(
+        self,
+        *,
+        activation_number: int,
+        attempt: int,
+        count: int,
+        symbols: list[str],
+        timestamp: datetime,
+    ) -> None:
+        pass
+
+    @event(PositionsClosed)
+    def _positions_closed(
+        self,
+        *,
+        activation_number: int,
+        attempt: int,
+        count: int,
+        closes: list[dict[str, Any]],
+        timestamp: datetime,
+    ) -> None:
+        pass
+
+    def record_flat(
+        self, *, positions_closed: int, orders_canceled: int, timestamp: datetime
+    ) -> None:
+        """The venue shows no position and no open order: the account is flat."""
+        self._require_active()
+        assert self.activated_at is not None
+        elapsed = max(int((timestamp - self.activated_at).total_seconds() * 1000), 0)
+        self._account_flat(
+            activation_number=self.activation_number,
+            time_to_flat_ms=elapsed,
+            positions_closed=positions_closed,
+            orders_canceled=orders_canceled,
+            attempts=self.flatten_attempts,
+            timestamp=timestamp,
+        )
+        self._trigger_once(positions_closed, orders_canceled, flat=True, timestamp=timestamp)
+
+    @event(AccountFlat)
+    def _account_flat(
+        self,
+        *,
+        activation_number: int,
+        time_to_flat_ms: int,
+        positions_closed: int,
+        orders_canceled: int,
+        attempts: int,
+        timestamp: datetime,
+    ) -> None:
+        self.flat = True
+        if self.time_to_flat_ms is None:  # the first time this activation reached flat
+            self.time_to_flat_ms = time_to_flat_ms
+        self.positions_closed = max(positions_closed, self.positions_closed or 0)
+        self.orders_canceled = max(orders_canceled, self.orders_canceled or 0)
+
+    def record_incomplete(
+        self,
+        *,
+        remaining_positions: list[dict[str, Any]],
+        remaining_orders: int,
+        positions_closed: int,
+        orders_canceled: int,
+        last_error: str | None,
+        timestamp: datetime,
+    ) -> None:
+        """The deadline passed with positions or orders left."""
+        self._require_active()
+        self._flatten_incomplete(
+            activation_number=self.activation_number,
+            remaining_positions=[_close_entry(p) for p in remaining_positions],
+            remaining_orders=remaining_orders,
+            attempts=self.flatten_attempts,
+            last_error=last_error,
+            timestamp=timestamp,
+        )
+        self._trigger_once(positions_closed, orders_canceled, flat=False, timestamp=timestamp)
+
+    @event(FlattenIncomplete)
+    def _flatten_incomplete(
+        self,
+        *,
+        activation_number: int,
+        remaining_positions: list[dict[str, Any]],
+        remaining_orders: int,
+        attempts: int,
+        last_error: str | None,
+        timestamp: datetime,
+    ) -> None:
+        self.flat = False
+
+    def _trigger_once(
+        self, positions_closed: int, orders_canceled: int, *, flat: bool, timestamp: datetime
+    ) -> None:
+        if self.triggered:
+            return
+        assert self.reason is not None and self.source is not None
+        self._triggered(
+            activation_number=self.activation_number,
+            reason=self.reason,
+            source=self.source,
+            positions_closed=positions_closed,
+            orders_canceled=orders_canceled,
+            flat=flat,
+            timestamp=timestamp,
+        )
+
+    @event(Triggered)
+    def _triggered(
+        self,
+        *,
+        activation_number: int,
+        reason: str,
+        source: str,
+        positions_closed: int,
+        orders_canceled: int,
+        flat: bool,
+        timestamp: datetime,
+    ) -> None:
+        self.triggered = True
+        self.positions_closed = max(positions_closed, self.positions_closed or 0)
+        self.orders_canceled = max(orders_canceled, self.orders_canceled or 0)
+
+    def _require_active(self) -> None:
+        if not self.active:
+            raise EmergencyNotActive("the emergency stop is not active")
 
 
-def activation_id(activation_number: int) -> UUID:
-    """The id of activation number ``activation_number`` (1-based), stable across replays."""
-    return uuid5(EMERGENCY_ID, f"activation/{activation_number}")
+def _close_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """The stored shape of a close or a remaining position: exact decimals, no extras."""
+    return {
+        "symbol": str(entry["symbol"]),
+        "side": str(entry["side"]),
+        "quantity": Decimal(entry["quantity"]),
+        "average_price": (
+            Decimal(entry["average_price"]) if entry.get("average_price") is not None else None
+        ),
+    }

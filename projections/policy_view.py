@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from domain.emergency import Emergency
 from domain.policy import Policy
@@ -33,6 +33,10 @@ class PolicyProjection(Projection):
         Emergency.Created,
         Emergency.Activated,
         Emergency.Reset,
+        Emergency.FlattenAttempted,
+        Emergency.AccountFlat,
+        Emergency.FlattenIncomplete,
+        Emergency.Triggered,
     )
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
@@ -62,7 +66,7 @@ class PolicyProjection(Projection):
                     version=version,
                 )
             )
-        elif isinstance(e, Emergency.Activated | Emergency.Reset):
+        elif isinstance(e, Emergency.Event):
             self._apply_emergency(conn, e, version)
         else:
             self._apply_policy(conn, e, version)
@@ -106,14 +110,50 @@ class PolicyProjection(Projection):
                 "reset_at": None,
                 "reset_by": None,
                 "reset_reason": None,
+                "forced_reset": None,
+                "flat": None,
+                "positions_closed": None,
+                "orders_canceled": None,
+                "time_to_flat_ms": None,
+                "flatten_attempts": 0,
             }
-        else:
+        elif isinstance(e, Emergency.Reset):
             values = {
                 "active": False,
                 "reset_at": e.timestamp,
                 "reset_by": e.actor,
                 "reset_reason": e.reason,
+                "forced_reset": e.forced,
             }
+        elif isinstance(e, Emergency.FlattenAttempted):
+            values = {"flatten_attempts": e.attempt}
+        elif isinstance(e, Emergency.AccountFlat):
+            values = {
+                "flat": True,
+                # The first time to flat of the activation stays; later re-flattens keep it.
+                "time_to_flat_ms": func.coalesce(
+                    emergency_view.c.time_to_flat_ms, e.time_to_flat_ms
+                ),
+                "positions_closed": func.greatest(
+                    func.coalesce(emergency_view.c.positions_closed, 0), e.positions_closed
+                ),
+                "orders_canceled": func.greatest(
+                    func.coalesce(emergency_view.c.orders_canceled, 0), e.orders_canceled
+                ),
+            }
+        elif isinstance(e, Emergency.FlattenIncomplete):
+            values = {"flat": False}
+        elif isinstance(e, Emergency.Triggered):
+            values = {
+                "positions_closed": func.greatest(
+                    func.coalesce(emergency_view.c.positions_closed, 0), e.positions_closed
+                ),
+                "orders_canceled": func.greatest(
+                    func.coalesce(emergency_view.c.orders_canceled, 0), e.orders_canceled
+                ),
+            }
+        else:
+            values = {}
         conn.execute(
             update(emergency_view)
             .where(emergency_view.c.emergency_id == e.originator_id)
@@ -148,6 +188,12 @@ class EmergencyRow:
     reset_by: str | None
     reset_reason: str | None
     version: int
+    flat: bool | None
+    positions_closed: int | None
+    orders_canceled: int | None
+    time_to_flat_ms: int | None
+    flatten_attempts: int | None
+    forced_reset: bool | None
 
 
 @dataclass(frozen=True)

@@ -62,4 +62,11 @@ emergency_view = Table(
     Column("reset_by", Text, nullable=True),
     Column("reset_reason", Text, nullable=True),
     Column("version", Integer, nullable=False),
+    # What the flattener achieved for the current (or last) activation.
+    Column("flat", Boolean, nullable=True),
+    Column("positions_closed", Integer, nullable=True),
+    Column("orders_canceled", Integer, nullable=True),
+    Column("time_to_flat_ms", Integer, nullable=True),
+    Column("flatten_attempts", Integer, nullable=True),
+    Column("forced_reset", Boolean, nullable=True),
 )

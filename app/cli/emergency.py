@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from app.cli.context import default_actor, state
-from app.cli.output import confirmer, emit_json, out
+from app.cli.output import confirmer, emit_json, err, out
+from app.flattener import positions_and_orders
 from app.queries import current_snapshot, emergency_dict
 
 app = typer.Typer(
@@ -24,38 +25,59 @@ Actor = Annotated[
 
 @app.command("activate")
 def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes = False) -> None:
-    """Latch the emergency stop: the policy enters emergency mode and stops new trades."""
-    activation = (
-        state(ctx)
-        .core()
-        .commands.activate_emergency(
-            reason=reason,
-            actor=actor or default_actor(),
-            source="operator",
-            confirm=confirmer(yes),
-        )
+    """Latch the emergency stop, then cancel every order and close every position until the
+    account is flat (or the deadline passes). Needs no worker to be running."""
+    core = state(ctx).core()
+    activation = core.commands.activate_emergency(
+        reason=reason, actor=actor or default_actor(), source="operator", confirm=confirmer(yes)
     )
     if activation.activated:
-        out.print(
-            f"[bold red]emergency stop ACTIVE[/] (activation {activation.activation_number},"
-            f" policy version {activation.policy_version})"
+        err.print(
+            f"[bold red]emergency stop ACTIVE[/] (activation {activation.activation_number}, "
+            f"policy version {activation.policy_version}); flattening on {core.venue().name}"
         )
     else:
-        out.print(
-            f"emergency stop was already active (activation "
-            f"{activation.activation_number}: {activation.reason}); nothing recorded"
+        err.print(
+            f"emergency stop was already active (activation {activation.activation_number}: "
+            f"{activation.reason}); checking the account is flat"
         )
+    report = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False)).run()
+    if report is None:
+        return  # reset meanwhile by someone else
+    if report.flat:
+        out.print(
+            f"account flat: {report.positions_closed} position(s) closed, "
+            f"{report.orders_canceled} order(s) canceled, time to flat {report.time_to_flat_ms} ms"
+        )
+        return
+    err.print(
+        f"[bold red]ACCOUNT NOT FLAT[/] after {core.settings.flatten_deadline:.0f}s: "
+        f"{len(report.remaining_positions)} position(s), {report.remaining_orders} order(s) left "
+        f"(last error: {report.last_error}). The emergency stays active; `tradecore run` keeps "
+        "trying."
+    )
+    raise typer.Exit(1)
 
 
 @app.command("reset")
-def reset(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes = False) -> None:
-    """Release the latch. New trades stay stopped until `policy set --allow-new-trades true`."""
-    result = (
-        state(ctx)
-        .core()
-        .commands.reset_emergency(
-            reason=reason, actor=actor or default_actor(), confirm=confirmer(yes)
-        )
+def reset(
+    ctx: typer.Context,
+    reason: Reason,
+    actor: Actor = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="reset although the venue is not (known to be) flat")
+    ] = False,
+    yes: Yes = False,
+) -> None:
+    """Release the latch once the venue shows no position and no open order (or --force).
+    New trades stay stopped until `policy set --allow-new-trades true`."""
+    core = state(ctx).core()
+    result = core.commands.reset_emergency(
+        reason=reason,
+        actor=actor or default_actor(),
+        venue_exposure=lambda: positions_and_orders(core.venue()),
+        force=force,
+        confirm=confirmer(yes),
     )
     out.print(
         f"emergency stop reset (activation {result.activation_number}); new trades remain "
@@ -65,7 +87,7 @@ def reset(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes = Fa
 
 @app.command("status")
 def status(ctx: typer.Context, as_json: Json = False) -> None:
-    """The latch: active or not, why, since when, by whom; the last reset."""
+    """The latch: active or not, why, since when, by whom; the flatten result; the last reset."""
     snapshot, _ = current_snapshot(state(ctx).core())
     data = emergency_dict(snapshot)
     if as_json:

@@ -18,6 +18,8 @@ from adapters import migrations
 from adapters.database import DatabaseAddress
 from adapters.errors import StoreNotMigrated
 from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE, TradecoreEventStore, store_env
+from adapters.paper.tables import PAPER_SCHEMA
+from adapters.paper.tables import metadata as paper_metadata
 from projections.tables import READ_MODEL_SCHEMA, metadata
 
 LIBRARY_SCHEMA = "libddl"
@@ -140,21 +142,21 @@ def test_migrated_event_store_has_the_immutability_trigger(database: DatabaseAdd
     ]
 
 
-def read_model_only(name: str | None, type_: str, parent_names: object) -> bool:
+def described_schemas_only(name: str | None, type_: str, parent_names: object) -> bool:
     # As in alembic/env.py: the event store is checked against the library, not the metadata.
     if type_ == "schema":
-        return name == READ_MODEL_SCHEMA
+        return name in (READ_MODEL_SCHEMA, PAPER_SCHEMA)
     return True
 
 
-def test_read_model_schema_has_no_drift_from_the_table_metadata(database: DatabaseAddress) -> None:
+def test_read_model_and_paper_schemas_have_no_drift_from_the_table_metadata(database: DatabaseAddress) -> None:
     engine = database.engine(pool_size=1)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"include_schemas": True, "include_name": read_model_only}
+                conn, opts={"include_schemas": True, "include_name": described_schemas_only}
             )
-            diff = compare_metadata(context, metadata)
+            diff = compare_metadata(context, [metadata, paper_metadata])
     finally:
         engine.dispose()
 

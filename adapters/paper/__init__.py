@@ -1,0 +1,1 @@
+"""The paper venue: a persistent, faithful simulation of a linear-perpetual futures venue."""

@@ -1,0 +1,332 @@
+"""The emergency flattener (P0-02): cancel every order, close every position, until flat.
+
+Runs after an activation, from the CLI that activated it and from the worker; both may run
+at once. An advisory lock per activation lets one act at a time; the other waits and then
+finds the account flat. Each attempt is recorded *before* its orders leave, and client
+order ids derive from the activation, the attempt and the position, so a crashed and
+restarted flattener uses new attempt numbers and can never send the same order twice; and
+since every attempt re-reads the venue and closes only what is still open with reduce-only
+orders, a replay can never close more than is there.
+
+A timeout is an unknown outcome: the order is looked up by its client order id, never
+assumed. When the deadline passes the flattener records ``FlattenIncomplete`` and says so
+loudly; the worker keeps calling it at a lower rate until the account is flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.eventstore import TradecoreEventStore
+from domain.emergency import Emergency
+from domain.ids import EMERGENCY_ID
+from domain.venue import (
+    DuplicateClientOrderId,
+    ExchangePort,
+    Order,
+    OrderRequest,
+    OutcomeUnknown,
+    Position,
+    VenueError,
+    VenueUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+Lock = Callable[[UUID, float], AbstractContextManager[bool]]
+
+
+@dataclass(frozen=True)
+class FlattenReport:
+    activation_number: int
+    flat: bool
+    positions_closed: int
+    orders_canceled: int
+    attempts: int
+    time_to_flat_ms: int | None
+    remaining_positions: list[Position] = field(default_factory=list)
+    remaining_orders: int = 0
+    last_error: str | None = None
+
+
+def client_order_id(activation_id: UUID, attempt: int, position: Position) -> str:
+    """Deterministic, at most 36 characters of [A-Za-z0-9-] (Binance's and Bybit's limits)."""
+    digest = hashlib.sha256(
+        f"{activation_id}:{attempt}:{position.symbol}:{position.side}".encode()
+    ).hexdigest()[:24]
+    return f"tcx{attempt}-{digest}"
+
+
+@dataclass
+class _Progress:
+    """What this run has seen, to report totals that do not depend on lost answers."""
+
+    orders_seen: set[str] = field(default_factory=set)
+    positions_seen: set[tuple[str, str]] = field(default_factory=set)
+    last_error: str | None = None
+
+
+class Flattener:
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        venue: ExchangePort,
+        clock: Callable[[], datetime],
+        lock: Lock,
+        *,
+        deadline: float = 30.0,
+        interval: float = 0.02,
+        max_backoff: float = 1.0,
+        progress: Callable[[str], None] = lambda _: None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.venue = venue
+        self.clock = clock
+        self.lock = lock
+        self.deadline = deadline
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.progress = progress
+        self.sleep = sleep
+
+    def run(self) -> FlattenReport | None:
+        """Flatten for the active emergency; None when no emergency is active.
+
+        Returns when the venue shows no position and no open order, or the deadline passed.
+        """
+        emergency = self._load()
+        if emergency is None or not emergency.active or emergency.activation_id is None:
+            return None
+        started = time.monotonic()
+        with self.lock(emergency.activation_id, self.deadline) as acquired:
+            if not acquired:
+                self.progress("another flattener is still working on this activation")
+                return self._report(self._load(), flat=False, progress=_Progress())
+            return self._flatten(started)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _flatten(self, started: float) -> FlattenReport | None:
+        seen = _Progress()
+        backoff = self.interval
+        while True:
+            emergency = self._load()
+            if emergency is None or not emergency.active:
+                return None  # reset meanwhile: nothing more to do
+            try:
+                positions = self.venue.fetch_positions()
+                orders = self.venue.fetch_open_orders()
+            except VenueError as e:
+                seen.last_error = f"{type(e).__name__}: {e}"
+                if time.monotonic() - started > self.deadline:
+                    return self._conclude_incomplete(emergency, seen, None, None)
+                self.progress(f"venue unavailable ({e}); retrying in {backoff:.2f}s")
+                self.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            seen.orders_seen |= {o.id for o in orders}
+            seen.positions_seen |= {(p.symbol, p.side) for p in positions}
+            if not positions and not orders:
+                return self._conclude_flat(emergency, seen)
+            if time.monotonic() - started > self.deadline:
+                return self._conclude_incomplete(emergency, seen, positions, orders)
+            # Progress keeps the pace; an attempt that achieved nothing backs off (bounded).
+            progressed = self._attempt(emergency, positions, orders, seen)
+            backoff = self.interval if progressed else min(backoff * 2, self.max_backoff)
+            self.sleep(backoff)
+
+    def _attempt(
+        self,
+        emergency: Emergency,
+        positions: list[Position],
+        orders: list[Order],
+        seen: _Progress,
+    ) -> bool:
+        """One attempt: record it, cancel, close, record the results. True if it achieved
+        anything (an order canceled or a fill), so the next attempt need not back off."""
+        attempt = emergency.flatten_attempts + 1
+        emergency.record_attempt(
+            attempt=attempt,
+            positions_open=len(positions),
+            orders_open=len(orders),
+            timestamp=self.clock(),
+        )
+        if not self._save(emergency):
+            return True  # someone else recorded meanwhile (reset?): re-read and decide
+        activation_id = emergency.activation_id
+        assert activation_id is not None
+        self.progress(
+            f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
+        )
+
+        canceled, canceled_symbols = 0, []
+        for symbol in sorted({o.symbol for o in orders}):
+            try:
+                count = self.venue.cancel_all_orders(symbol)
+            except VenueError as e:
+                seen.last_error = f"cancel {symbol}: {type(e).__name__}: {e}"
+                continue
+            canceled += count
+            canceled_symbols.append(symbol)
+
+        closes = [c for p in positions if (c := self._close(activation_id, attempt, p, seen))]
+        emergency.record_attempt_results(
+            canceled=canceled,
+            canceled_symbols=canceled_symbols,
+            closes=closes,
+            timestamp=self.clock(),
+        )
+        self._save(emergency)
+        return bool(canceled or closes)
+
+    def _close(
+        self, activation_id: UUID, attempt: int, position: Position, seen: _Progress
+    ) -> dict[str, Any] | None:
+        """Send one reduce-only market order for the whole position; the fill it got, if any."""
+        request = OrderRequest(
+            symbol=position.symbol,
+            side=position.closing_side,
+            quantity=position.quantity,
+            client_order_id=client_order_id(activation_id, attempt, position),
+            type="market",
+            reduce_only=True,
+            position_side=position.side if position.mode == "hedge" else None,
+        )
+        order: Order | None = None
+        try:
+            order = self.venue.create_order(request)
+        except (OutcomeUnknown, DuplicateClientOrderId) as e:
+            # The order may exist: ask the venue, never assume.
+            seen.last_error = f"close {position.symbol}: {type(e).__name__}: {e}"
+            order = self._look_up(request, seen)
+        except VenueError as e:
+            seen.last_error = f"close {position.symbol}: {type(e).__name__}: {e}"
+        if order is None or order.filled <= 0:
+            return None
+        return {
+            "symbol": position.symbol,
+            "side": position.side,
+            "quantity": order.filled,
+            "average_price": order.average_price,
+            "complete": order.filled >= position.quantity,
+        }
+
+    def _look_up(self, request: OrderRequest, seen: _Progress) -> Order | None:
+        try:
+            return self.venue.fetch_order_by_client_id(request.client_order_id, request.symbol)
+        except VenueError as e:
+            # Still unknown: the next attempt re-reads the position and closes what is left.
+            seen.last_error = f"look up {request.client_order_id}: {type(e).__name__}: {e}"
+            return None
+
+    def _conclude_flat(self, emergency: Emergency, seen: _Progress) -> FlattenReport:
+        if emergency.flat is not True or seen.positions_seen or seen.orders_seen:
+            emergency.record_flat(
+                positions_closed=len(seen.positions_seen),
+                orders_canceled=len(seen.orders_seen),
+                timestamp=self.clock(),
+            )
+            self._save(emergency)
+            emergency = self._load() or emergency
+        report = self._report(emergency, flat=True, progress=seen)
+        self.progress(
+            f"account flat: {report.positions_closed} position(s) closed, "
+            f"{report.orders_canceled} order(s) canceled in {report.attempts} attempt(s)"
+        )
+        return report
+
+    def _conclude_incomplete(
+        self,
+        emergency: Emergency,
+        seen: _Progress,
+        positions: list[Position] | None,
+        orders: list[Order] | None,
+    ) -> FlattenReport:
+        remaining = [
+            {"symbol": p.symbol, "side": p.side, "quantity": p.quantity, "average_price": None}
+            for p in positions or []
+        ]
+        still_open = {o.id for o in orders or []}
+        emergency.record_incomplete(
+            remaining_positions=remaining,
+            remaining_orders=len(still_open),
+            positions_closed=len(seen.positions_seen) - len(remaining),
+            orders_canceled=len(seen.orders_seen - still_open),
+            last_error=seen.last_error,
+            timestamp=self.clock(),
+        )
+        self._save(emergency)
+        log.error(
+            "FLATTEN INCOMPLETE: %d position(s) and %d order(s) still open after %.0fs "
+            "(last error: %s); still trying",
+            len(remaining),
+            len(still_open),
+            self.deadline,
+            seen.last_error,
+        )
+        report = self._report(self._load() or emergency, flat=False, progress=seen)
+        return FlattenReport(
+            **{
+                **report.__dict__,
+                "remaining_positions": positions or [],
+                "remaining_orders": len(still_open),
+            }
+        )
+
+    def _report(
+        self, emergency: Emergency | None, *, flat: bool, progress: _Progress
+    ) -> FlattenReport:
+        assert emergency is not None
+        return FlattenReport(
+            activation_number=emergency.activation_number,
+            flat=flat,
+            positions_closed=emergency.positions_closed or 0,
+            orders_canceled=emergency.orders_canceled or 0,
+            attempts=emergency.flatten_attempts,
+            time_to_flat_ms=emergency.time_to_flat_ms,
+            last_error=progress.last_error,
+        )
+
+    def _load(self) -> Emergency | None:
+        try:
+            emergency: object = self.store.repository.get(EMERGENCY_ID)
+        except Exception:  # noqa: BLE001 - AggregateNotFound or the store: both mean "none"
+            return None
+        assert isinstance(emergency, Emergency)
+        return emergency
+
+    def _save(self, emergency: Emergency) -> bool:
+        """Save; False if another writer got there first (the caller re-reads)."""
+        try:
+            self.store.save(emergency)
+        except IntegrityError:
+            return False
+        return True
+
+
+def positions_and_orders(
+    venue: ExchangePort, *, tries: int = 5, sleep: Callable[[float], None] = time.sleep
+) -> tuple[int, int]:
+    """The venue's exposure now: (open positions, open orders).
+
+    Transient venue errors are retried a few times (bounded); the last one is raised.
+    """
+    for n in range(tries):
+        try:
+            return len(venue.fetch_positions()), len(venue.fetch_open_orders())
+        except (VenueUnavailable, OutcomeUnknown):
+            if n == tries - 1:
+                raise
+            sleep(0.05 * 2**n)
+    raise AssertionError("unreachable")
