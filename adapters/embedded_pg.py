@@ -126,26 +126,38 @@ class EmbeddedPostgres:
     # -- internals -----------------------------------------------------------------------------
 
     def _prepare_home(self) -> None:
-        if is_root():
-            closed = closed_ancestors(self.home.parent)
-            if closed:
-                raise EmbeddedServerRefused(
-                    f"refusing to use {self.home} as root: the embedded server runs as user "
-                    f"{SYSTEM_USER!r}, which would need {closed[0]} opened to all users. "
-                    "Choose a TRADECORE_HOME whose parent folders others can already enter "
-                    "(e.g. /var/lib/tradecore) or set TRADECORE_DATABASE_URL."
-                )
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o755 if is_root() else 0o700)
-        if is_root():
-            # The server user must enter the home; the data and socket folders stay private.
-            self.home.chmod(self.home.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
-            uid, gid = self._system_user()
-            for folder in (self.pgdata, self.socket_dir):
-                folder.mkdir(exist_ok=True, mode=0o700)
-                os.chown(folder, uid, gid)
-        else:
-            self.pgdata.mkdir(exist_ok=True, mode=0o700)
-            self.socket_dir.mkdir(exist_ok=True, mode=0o700)
+        try:
+            if is_root():
+                self._prepare_home_as_root()
+            else:
+                self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+                for folder in (self.pgdata, self.socket_dir):
+                    _private_folder(folder, os.getuid(), os.getgid())
+        except OSError as e:
+            raise EmbeddedServerRefused(
+                f"cannot use {self.home} as TRADECORE_HOME: {e.strerror or e}"
+            ) from None
+
+    def _prepare_home_as_root(self) -> None:
+        # The server runs as another user, who must enter the home. We never loosen a folder
+        # that exists already: only folders created here get o+x.
+        closed = closed_ancestors(self.home.parent)
+        if self.home.exists() and not self.home.stat().st_mode & stat.S_IXOTH:
+            closed.insert(0, self.home)
+        if closed:
+            raise EmbeddedServerRefused(
+                f"refusing to use {self.home} as root: the embedded server runs as user "
+                f"{SYSTEM_USER!r}, which would need {closed[0]} opened to all users. "
+                "Choose a TRADECORE_HOME whose folders others can already enter "
+                "(e.g. /var/lib/tradecore) or set TRADECORE_DATABASE_URL."
+            )
+        missing = [p for p in [self.home, *self.home.parents] if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o755)
+            folder.chmod(0o755)  # whatever the umask: the server user must enter it
+        uid, gid = self._system_user()
+        for folder in (self.pgdata, self.socket_dir):
+            _private_folder(folder, uid, gid)
 
     def _system_user(self) -> tuple[int, int]:
         try:
@@ -183,6 +195,7 @@ class EmbeddedPostgres:
             libs = package.parent / "pgserver.libs"
             if libs.exists():
                 shutil.copytree(libs, staging / "pgserver.libs", symlinks=True)
+            _readable_by_all(staging)
             shutil.rmtree(copy_root, ignore_errors=True)
             staging.rename(copy_root)
         return copied_bin
@@ -197,13 +210,18 @@ class EmbeddedPostgres:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        user = SYSTEM_USER if is_root() else None
+        identity: dict[str, object] = {}
+        if is_root():
+            # Drop root entirely: the server user's own group, no supplementary groups.
+            uid, gid = self._system_user()
+            identity = {"user": uid, "group": gid, "extra_groups": []}
         result = subprocess.run(
             args,
             capture_output=True,
             text=True,
-            user=user,
-            cwd=self.home if not is_root() else "/",
+            cwd="/",
+            umask=0o077,
+            **identity,  # type: ignore[arg-type]
             timeout=120,
             check=False,
         )
@@ -254,3 +272,34 @@ class EmbeddedPostgres:
                 str(socket_dir / "postgres.log"),
             ]
         )
+
+
+def _private_folder(folder: Path, uid: int, gid: int) -> None:
+    """Create ``folder`` 0700 for uid:gid, or check that the existing one is exactly that.
+
+    The socket folder may sit in /tmp, where anyone could have created it first (or put a
+    symlink there) to catch the server's socket: an existing folder must be a real
+    directory, owned by the server's user and closed to everyone else.
+    """
+    try:
+        folder.mkdir(mode=0o700)
+        os.chown(folder, uid, gid, follow_symlinks=False)
+        folder.chmod(0o700)
+        return
+    except FileExistsError:
+        pass
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
+        raise EmbeddedServerRefused(
+            f"refusing to use {folder}: it must be a directory owned by uid {uid} with mode "
+            f"0700 (found uid {info.st_uid}, mode {stat.filemode(info.st_mode)})"
+        )
+
+
+def _readable_by_all(root: Path) -> None:
+    """u=rwX,go=rX on a tree we created, whatever the umask was."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & stat.S_IXUSR
+        path.chmod(0o755 if executable else 0o644)

@@ -6,6 +6,7 @@ releases it the moment the server notices the connection is gone.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,5 @@ def advisory_lock(
                 return
             time.sleep(poll)
     finally:
-        try:
+        with contextlib.suppress(psycopg.Error):
             conn.close()  # releases the lock
-        except psycopg.Error:
-            pass

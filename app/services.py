@@ -227,7 +227,7 @@ class SafetyCommands:
         activation = self._retrying(attempt)
         if activation.activated:
             log.warning(
-                "system.emergency.triggered activation=%s source=%s reason=%s",
+                "EMERGENCY STOP ACTIVATED activation=%s source=%s reason=%s",
                 activation.activation_number,
                 activation.source,
                 activation.reason,
@@ -305,7 +305,11 @@ class SafetyCommands:
         emergency = self._get(Emergency, EMERGENCY_ID)
         now = self.clock()
         if policy is None:
-            policy = Policy.create(actor=SYSTEM_ACTOR, reason="created on first use", timestamp=now)
+            policy = Policy.create(
+                actor=SYSTEM_ACTOR,
+                reason="created on first use; new trades stay off until an operator allows them",
+                timestamp=now,
+            )
         if emergency is None:
             # A fresh id per installation: client order ids derived from activations never
             # collide with another installation's on the same venue account.

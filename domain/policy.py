@@ -85,6 +85,7 @@ class Policy(TradecoreAggregate):
     # and checked by mypy. Their topics (domain.policy:Policy.<Name>) are permanent.
 
     class Created(TradecoreAggregate.Created):
+        allow_new_trades: bool
         max_leverage: Decimal
         max_position_notional: Decimal
         drawdown_soft_threshold: Decimal
@@ -136,9 +137,11 @@ class Policy(TradecoreAggregate):
         limits: RiskLimits = DEFAULT_LIMITS,
         correlation_id: UUID | None = None,
     ) -> Policy:
-        """The policy as first created: trading allowed, default limits, no emergency."""
+        """The policy as first created: default limits, no emergency, and new trades not yet
+        allowed (fail closed: an operator opens trading explicitly with a reason)."""
         trace_ids(correlation_id, None)
         return cls(
+            allow_new_trades=False,
             max_leverage=limits.max_leverage,
             max_position_notional=limits.max_position_notional,
             drawdown_soft_threshold=limits.drawdown_soft_threshold,
@@ -153,6 +156,7 @@ class Policy(TradecoreAggregate):
     def __init__(
         self,
         *,
+        allow_new_trades: bool,
         max_leverage: Decimal,
         max_position_notional: Decimal,
         drawdown_soft_threshold: Decimal,
@@ -163,7 +167,7 @@ class Policy(TradecoreAggregate):
         timestamp: datetime,
     ) -> None:
         self.emergency_mode = False
-        self.allow_new_trades = True
+        self.allow_new_trades = allow_new_trades
         self.emergency_reason: str | None = None
         self.emergency_activated_at: datetime | None = None
         self.limits = RiskLimits(

@@ -47,7 +47,7 @@ class PolicyProjection(Projection):
                 policy_view.insert().values(
                     policy_id=e.originator_id,
                     emergency_mode=False,
-                    allow_new_trades=True,
+                    allow_new_trades=e.allow_new_trades,
                     max_leverage=e.max_leverage,
                     max_position_notional=e.max_position_notional,
                     drawdown_soft_threshold=e.drawdown_soft_threshold,

@@ -50,8 +50,9 @@ def settings(database: DatabaseAddress) -> Settings:
 
 @pytest.fixture
 def core(settings: Settings) -> Iterator[Core]:
+    """A core whose operator has opened trading (a fresh install starts closed)."""
     with bootstrap(settings, pool_size=8) as built:
-        built.commands.ensure_initialised()
+        built.commands.update_policy(actor="operator", reason="open", allow_new_trades=True)
         yield built
 
 

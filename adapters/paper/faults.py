@@ -34,18 +34,32 @@ class FaultSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "partial_fill_rate", "rate_limit_rate",
-                     "reject_rate"):
+        for name in (
+            "error_rate",
+            "timeout_rate",
+            "partial_fill_rate",
+            "rate_limit_rate",
+            "reject_rate",
+        ):
             value = getattr(self, name)
             if not Decimal(0) <= value <= Decimal(1):
                 raise InvalidCommand(f"{name} must be between 0 and 1, got {value}")
         if self.error_rate + self.timeout_rate + self.rate_limit_rate + self.reject_rate > 1:
-            raise InvalidCommand("error, timeout, rate-limit and reject rates add up to more than 1")
+            raise InvalidCommand(
+                "error, timeout, rate-limit and reject rates add up to more than 1"
+            )
 
     @property
     def active(self) -> bool:
-        return any((self.error_rate, self.timeout_rate, self.partial_fill_rate,
-                    self.rate_limit_rate, self.reject_rate))
+        return any(
+            (
+                self.error_rate,
+                self.timeout_rate,
+                self.partial_fill_rate,
+                self.rate_limit_rate,
+                self.reject_rate,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -59,9 +73,12 @@ def draw(settings: FaultSettings, n: int, *, new_order: bool) -> Draw:
     rng = random.Random(f"{settings.seed}:{n}")  # noqa: S311 - simulation, not security
     u = Decimal(str(rng.random()))
     fault = Fault.NONE
+    timeout = (
+        Fault.TIMEOUT_EXECUTED if rng.random() < 0.5 else Fault.TIMEOUT_NOT_EXECUTED
+    )  # half of the timeouts executed at the venue
     edges = (
         (settings.error_rate, Fault.NETWORK_ERROR),
-        (settings.timeout_rate, None),
+        (settings.timeout_rate, timeout),
         (settings.rate_limit_rate, Fault.RATE_LIMITED),
         (settings.reject_rate if new_order else Decimal(0), Fault.REJECTED),
     )
@@ -69,9 +86,6 @@ def draw(settings: FaultSettings, n: int, *, new_order: bool) -> Draw:
     for rate, outcome in edges:
         edge += rate
         if u < edge:
-            if outcome is None:  # a timeout: half of them executed at the venue
-                executed = rng.random() < 0.5
-                outcome = Fault.TIMEOUT_EXECUTED if executed else Fault.TIMEOUT_NOT_EXECUTED
             fault = outcome
             break
     partial = None

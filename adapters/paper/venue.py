@@ -270,9 +270,7 @@ class PaperVenue:
             mark = Decimal(r.mark) if r.mark is not None else None
             direction = 1 if r.side == "long" else -1
             upnl = (mark - r.entry_price) * r.quantity * direction if mark else Decimal(0)
-            result.append(
-                Position(r.symbol, r.side, r.quantity, r.entry_price, mark, upnl, mode)
-            )
+            result.append(Position(r.symbol, r.side, r.quantity, r.entry_price, mark, upnl, mode))
         return result
 
     def _create(self, conn: Connection, req: OrderRequest, fault: Draw) -> Order:
@@ -295,11 +293,20 @@ class PaperVenue:
         order_id = conn.execute(
             t.orders.insert()
             .values(
-                client_order_id=req.client_order_id, symbol=req.symbol, side=req.side,
-                type=req.type, quantity=quantity, filled=0, price=req.price,
-                stop_price=req.stop_price, average_price=None, status="open",
-                reduce_only=req.reduce_only, position_side=req.position_side,
-                created_at=now, updated_at=now,
+                client_order_id=req.client_order_id,
+                symbol=req.symbol,
+                side=req.side,
+                type=req.type,
+                quantity=quantity,
+                filled=0,
+                price=req.price,
+                stop_price=req.stop_price,
+                average_price=None,
+                status="open",
+                reduce_only=req.reduce_only,
+                position_side=req.position_side,
+                created_at=now,
+                updated_at=now,
             )
             .returning(t.orders.c.id)
         ).scalar_one()
@@ -312,8 +319,13 @@ class PaperVenue:
             to_fill = quantity
             if fault.partial_fraction is not None and req.type == "market":
                 to_fill = max((quantity * fault.partial_fraction).quantize(QTY), QTY)
-            self._fill(conn, order_id, _taker_price(req.side, mark, acct.slippage), to_fill,
-                       ioc=req.type == "market")
+            self._fill(
+                conn,
+                order_id,
+                _taker_price(req.side, mark, acct.slippage),
+                to_fill,
+                ioc=req.type == "market",
+            )
         return _order(conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one())
 
     def _closable(self, conn: Connection, req: OrderRequest, mode: str) -> Decimal:
@@ -331,43 +343,62 @@ class PaperVenue:
         ).scalar()
         return Decimal(held or 0)
 
-    def _fill(self, conn: Connection, order_id: int, price: Decimal, quantity: Decimal,
-              *, ioc: bool) -> None:
+    def _fill(
+        self, conn: Connection, order_id: int, price: Decimal, quantity: Decimal, *, ioc: bool
+    ) -> None:
         """Execute ``quantity`` of an order at ``price``: position, wallet, fill, order row."""
         order = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()
         acct = self._account(conn)
         if order.reduce_only:
             quantity = min(quantity, self._closable(conn, _as_request(order), acct.position_mode))
             if quantity <= 0:
-                conn.execute(update(t.orders).where(t.orders.c.id == order_id)
-                             .values(status="expired", updated_at=self.clock()))
+                conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == order_id)
+                    .values(status="expired", updated_at=self.clock())
+                )
                 return
-        realized, opened = self._apply_to_positions(conn, order, price, quantity,
-                                                    acct.position_mode)
+        realized, opened = self._apply_to_positions(
+            conn, order, price, quantity, acct.position_mode
+        )
         fee = (price * quantity * acct.taker_fee).quantize(QTY)
         if opened > 0:
             self._check_margin(conn, acct)
         conn.execute(
-            update(t.account).where(t.account.c.id == ACCOUNT)
+            update(t.account)
+            .where(t.account.c.id == ACCOUNT)
             .values(wallet=acct.wallet + realized - fee, updated_at=self.clock())
         )
-        conn.execute(t.fills.insert().values(
-            order_id=order_id, symbol=order.symbol, side=order.side, quantity=quantity,
-            price=price, fee=fee, realized_pnl=realized, created_at=self.clock(),
-        ))
+        conn.execute(
+            t.fills.insert().values(
+                order_id=order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                realized_pnl=realized,
+                created_at=self.clock(),
+            )
+        )
         filled = order.filled + quantity
         average = ((order.average_price or 0) * order.filled + price * quantity) / filled
         done = filled >= order.quantity
         status = "closed" if done else ("expired" if ioc else "open")
         conn.execute(
-            update(t.orders).where(t.orders.c.id == order_id).values(
-                filled=filled, average_price=average.quantize(QTY), status=status,
+            update(t.orders)
+            .where(t.orders.c.id == order_id)
+            .values(
+                filled=filled,
+                average_price=average.quantize(QTY),
+                status=status,
                 updated_at=self.clock(),
             )
         )
 
-    def _apply_to_positions(self, conn: Connection, order: Row[Any], price: Decimal,
-                            quantity: Decimal, mode: str) -> tuple[Decimal, Decimal]:
+    def _apply_to_positions(
+        self, conn: Connection, order: Row[Any], price: Decimal, quantity: Decimal, mode: str
+    ) -> tuple[Decimal, Decimal]:
         """Returns (realized PnL, quantity that opened or grew exposure)."""
         if mode == "hedge":
             side = order.position_side
@@ -389,13 +420,17 @@ class PaperVenue:
         realized = ((price - held.entry_price) * closed * direction).quantize(QTY)
         remaining = held.quantity - closed
         if remaining > 0:
-            conn.execute(update(t.positions).where(
-                t.positions.c.symbol == order.symbol, t.positions.c.side == side
-            ).values(quantity=remaining, updated_at=self.clock()))
+            conn.execute(
+                update(t.positions)
+                .where(t.positions.c.symbol == order.symbol, t.positions.c.side == side)
+                .values(quantity=remaining, updated_at=self.clock())
+            )
         else:
-            conn.execute(t.positions.delete().where(
-                t.positions.c.symbol == order.symbol, t.positions.c.side == side
-            ))
+            conn.execute(
+                t.positions.delete().where(
+                    t.positions.c.symbol == order.symbol, t.positions.c.side == side
+                )
+            )
         flip = quantity - closed  # one-way: the rest opens the other way
         if flip > 0:
             other = "short" if side == "long" else "long"
@@ -403,23 +438,34 @@ class PaperVenue:
         return realized, flip
 
     def _position(self, conn: Connection, symbol: str, side: str) -> Row[Any] | None:
-        return conn.execute(select(t.positions).where(
-            t.positions.c.symbol == symbol, t.positions.c.side == side
-        )).first()
+        return conn.execute(
+            select(t.positions).where(t.positions.c.symbol == symbol, t.positions.c.side == side)
+        ).first()
 
-    def _set_position(self, conn: Connection, symbol: str, side: str, held: Row[Any] | None,
-                      quantity: Decimal, price: Decimal) -> None:
+    def _set_position(
+        self,
+        conn: Connection,
+        symbol: str,
+        side: str,
+        held: Row[Any] | None,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> None:
         now = self.clock()
         if held is None:
-            conn.execute(t.positions.insert().values(
-                symbol=symbol, side=side, quantity=quantity, entry_price=price, updated_at=now
-            ))
+            conn.execute(
+                t.positions.insert().values(
+                    symbol=symbol, side=side, quantity=quantity, entry_price=price, updated_at=now
+                )
+            )
             return
         total = held.quantity + quantity
         entry = ((held.entry_price * held.quantity + price * quantity) / total).quantize(QTY)
-        conn.execute(update(t.positions).where(
-            t.positions.c.symbol == symbol, t.positions.c.side == side
-        ).values(quantity=total, entry_price=entry, updated_at=now))
+        conn.execute(
+            update(t.positions)
+            .where(t.positions.c.symbol == symbol, t.positions.c.side == side)
+            .values(quantity=total, entry_price=entry, updated_at=now)
+        )
 
     def _check_margin(self, conn: Connection, acct: Row[Any]) -> None:
         positions = self._positions(conn, None)
@@ -437,9 +483,11 @@ class PaperVenue:
 
     def _trigger_resting(self, conn: Connection, symbol: str, mark: Decimal) -> list[Order]:
         acct = self._account(conn)
-        resting = conn.execute(select(t.orders).where(
-            t.orders.c.symbol == symbol, t.orders.c.status == "open"
-        ).order_by(t.orders.c.id)).all()
+        resting = conn.execute(
+            select(t.orders)
+            .where(t.orders.c.symbol == symbol, t.orders.c.status == "open")
+            .order_by(t.orders.c.id)
+        ).all()
         executed = []
         for o in resting:
             if o.type == "limit":
@@ -454,10 +502,14 @@ class PaperVenue:
                 with conn.begin_nested():
                     self._fill(conn, o.id, price, o.quantity - o.filled, ioc=o.type == "stop")
             except OrderRejected:
-                conn.execute(update(t.orders).where(t.orders.c.id == o.id)
-                             .values(status="expired", updated_at=self.clock()))
-            executed.append(_order(conn.execute(select(t.orders).where(t.orders.c.id == o.id))
-                                   .one()))
+                conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == o.id)
+                    .values(status="expired", updated_at=self.clock())
+                )
+            executed.append(
+                _order(conn.execute(select(t.orders).where(t.orders.c.id == o.id)).one())
+            )
         return executed
 
 
@@ -491,18 +543,32 @@ def _taker_price(side: str, mark: Decimal, slippage: Decimal) -> Decimal:
 
 def _as_request(order: Row[Any]) -> OrderRequest:
     return OrderRequest(
-        symbol=order.symbol, side=order.side, quantity=order.quantity,
-        client_order_id=order.client_order_id, type=order.type,
-        reduce_only=order.reduce_only, position_side=order.position_side,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        client_order_id=order.client_order_id,
+        type=order.type,
+        reduce_only=order.reduce_only,
+        position_side=order.position_side,
     )
 
 
 def _order(r: Row[Any]) -> Order:
     return Order(
-        id=str(r.id), client_order_id=r.client_order_id, symbol=r.symbol, side=r.side,
-        type=r.type, quantity=r.quantity, filled=r.filled, price=r.price,
-        average_price=r.average_price, status=r.status, reduce_only=r.reduce_only,
-        stop_price=r.stop_price, position_side=r.position_side, conditional=r.type == "stop",
+        id=str(r.id),
+        client_order_id=r.client_order_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        quantity=r.quantity,
+        filled=r.filled,
+        price=r.price,
+        average_price=r.average_price,
+        status=r.status,
+        reduce_only=r.reduce_only,
+        stop_price=r.stop_price,
+        position_side=r.position_side,
+        conditional=r.type == "stop",
     )
 
 
@@ -510,7 +576,10 @@ def _fault_settings(row: Row[Any] | None) -> FaultSettings:
     if row is None:
         return FaultSettings()
     return FaultSettings(
-        error_rate=row.error_rate, timeout_rate=row.timeout_rate,
-        partial_fill_rate=row.partial_fill_rate, rate_limit_rate=row.rate_limit_rate,
-        reject_rate=row.reject_rate, seed=int(row.seed),
+        error_rate=row.error_rate,
+        timeout_rate=row.timeout_rate,
+        partial_fill_rate=row.partial_fill_rate,
+        rate_limit_rate=row.rate_limit_rate,
+        reject_rate=row.reject_rate,
+        seed=int(row.seed),
     )

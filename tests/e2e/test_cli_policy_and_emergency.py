@@ -16,7 +16,7 @@ def test_policy_show_prints_the_default_policy(cli: Cli) -> None:
     assert shown.code == 0, shown.stderr
     data = shown.json()
     assert data["emergency_mode"] is False
-    assert data["allow_new_trades"] is True
+    assert data["allow_new_trades"] is False  # fail closed until an operator opens trading
     assert data["emergency_reason"] is None and data["emergency_activated_at"] is None
     assert data["drawdown_soft_threshold"] == "-0.05"
     assert data["drawdown_hard_threshold"] == "-0.10"

@@ -15,7 +15,7 @@ def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns
     own_server: EmbeddedPostgres,
 ) -> None:
     with bootstrap(Settings(database_url=own_server.address.url)) as core:
-        core.commands.ensure_initialised()
+        core.commands.update_policy(actor="op", reason="open", allow_new_trades=True)
         core.runner.catch_up()
         assert core.gate.can_open_new_trades().allowed
 
@@ -43,6 +43,18 @@ def test_gate_closes_when_the_view_is_behind_past_the_bound(core: Core) -> None:
     assert decision.code is GateCode.VIEW_BEHIND
     core.runner.catch_up()
     assert core.gate.can_open_new_trades().allowed
+
+
+def test_a_fresh_install_refuses_new_trades_until_an_operator_allows_them(
+    settings: Settings,
+) -> None:
+    with bootstrap(settings) as core:
+        core.commands.ensure_initialised()
+        decision = core.gate.can_open_new_trades()
+        assert not decision.allowed
+        assert decision.code is GateCode.NEW_TRADES_DISABLED
+        core.commands.update_policy(actor="op", reason="open", allow_new_trades=True)
+        assert core.gate.can_open_new_trades().allowed
 
 
 def test_gate_refuses_before_any_policy_exists(settings: Settings) -> None:

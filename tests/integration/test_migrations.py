@@ -149,7 +149,9 @@ def described_schemas_only(name: str | None, type_: str, parent_names: object) -
     return True
 
 
-def test_read_model_and_paper_schemas_have_no_drift_from_the_table_metadata(database: DatabaseAddress) -> None:
+def test_read_model_and_paper_schemas_have_no_drift_from_the_table_metadata(
+    database: DatabaseAddress,
+) -> None:
     engine = database.engine(pool_size=1)
     try:
         with engine.connect() as conn:

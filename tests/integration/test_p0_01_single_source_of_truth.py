@@ -91,7 +91,7 @@ def test_activating_an_active_latch_records_nothing(core: Core) -> None:
 
 def test_reset_leaves_new_trades_stopped_until_an_operator_allows_them(core: Core) -> None:
     core.commands.activate_emergency(reason="drill", actor="alice")
-    core.commands.reset_emergency(reason="all clear", actor="alice")
+    core.commands.reset_emergency(reason="all clear", actor="alice", venue_exposure=lambda: (0, 0))
     decision = core.gate.can_open_new_trades()
     assert not decision.emergency_mode
     assert decision.code is GateCode.NEW_TRADES_DISABLED
@@ -109,7 +109,9 @@ def test_new_trades_cannot_be_allowed_during_an_emergency(core: Core) -> None:
 
 def test_resetting_an_inactive_latch_is_refused(core: Core) -> None:
     with pytest.raises(RefusedBySafetyRule):
-        core.commands.reset_emergency(reason="nothing to reset", actor="alice")
+        core.commands.reset_emergency(
+            reason="nothing to reset", actor="alice", venue_exposure=lambda: (0, 0)
+        )
 
 
 def test_invalid_limits_record_nothing(core: Core) -> None:
@@ -140,11 +142,12 @@ def test_limits_round_trip_as_exact_decimals(core: Core) -> None:
 
 
 def test_policy_is_rebuilt_from_a_snapshot_with_exact_limits(core: Core) -> None:
+    start = core.commands.load_policy().version  # type: ignore[union-attr]
     for i in range(60):
         core.commands.update_policy(actor="a", reason="r", max_position_notional=f"{9000 + i}.5")
     assert core.store.snapshots is not None
     snapshots = list(core.store.snapshots.get(POLICY_ID))
     assert snapshots, "no snapshot was taken"
     policy = core.commands.load_policy()
-    assert policy is not None and policy.version == 61
+    assert policy is not None and policy.version == start + 60
     assert policy.limits.max_position_notional == Decimal("9059.5")

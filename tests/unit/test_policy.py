@@ -25,10 +25,10 @@ def new_policy() -> Policy:
     return Policy.create(actor="tester", reason="test", timestamp=T0)
 
 
-def test_new_policy_allows_trading_with_default_limits() -> None:
+def test_new_policy_has_default_limits_and_new_trades_off_until_allowed() -> None:
     policy = new_policy()
     assert not policy.emergency_mode
-    assert policy.allow_new_trades
+    assert not policy.allow_new_trades
     assert policy.limits == DEFAULT_LIMITS
     assert policy.limits.drawdown_soft_threshold == Decimal("-0.05")
     assert policy.limits.drawdown_hard_threshold == Decimal("-0.10")
@@ -103,7 +103,7 @@ def test_naive_timestamps_are_refused() -> None:
 def test_unchanged_values_record_nothing() -> None:
     policy = new_policy()
     policy.collect_events()
-    assert not policy.set_allow_new_trades(True, actor="a", reason="r", timestamp=T0)
+    assert not policy.set_allow_new_trades(False, actor="a", reason="r", timestamp=T0)
     assert not policy.update_limits(actor="a", reason="r", timestamp=T0, max_leverage="5")
     assert policy.collect_events() == []
 

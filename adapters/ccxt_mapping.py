@@ -1,0 +1,298 @@
+"""Pure translation between ccxt's unified structures and the exchange port.
+
+No I/O here: numbers, positions, orders and exceptions in, port values out. Every number
+becomes a ``Decimal`` through ``str()`` (ccxt parses venue strings into floats; ``str`` of a
+float is its shortest round-trip form, so the venue's decimal string comes back exactly).
+
+Quantities: ccxt counts contract markets in *contracts* (``amount``, ``contracts``); the port
+counts base currency. ``base = contracts x contractSize`` on the way in and ``contracts =
+base / contractSize`` on the way out. Binance USD-M and Bybit linear contracts are 1 base
+unit each, so the numbers are unchanged there; OKX-style venues (0.01 BTC per contract) get
+the conversion.
+
+Secrets: every message leaving this module goes through ``redact``, and the ccxt logger of
+a venue is replaced by ``RedactingLogger``, because ccxt logs request headers (which hold
+the API key) at DEBUG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import ccxt  # type: ignore[import-untyped]
+
+from domain.venue import (
+    Balance,
+    DuplicateClientOrderId,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    OutcomeUnknown,
+    Position,
+    PositionSide,
+    RateLimited,
+    VenueAuthenticationFailed,
+    VenueError,
+    VenueUnavailable,
+)
+
+_STATUSES: dict[str, OrderStatus] = {
+    s: s for s in ("open", "closed", "canceled", "expired", "rejected")
+}
+_SIGNATURE = re.compile(r"(signature|sign)=[0-9A-Za-z%+/=]+", re.IGNORECASE)
+_MESSAGE_LIMIT = 400
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+
+def dec(value: object) -> Decimal | None:
+    """A ccxt number (float, int, str or Decimal) as a Decimal; None for missing or empty."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if not isinstance(value, int | float | str):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def positive(value: object) -> Decimal | None:
+    """``dec`` for prices, where the venues say 0 for 'none' (market orders, no average)."""
+    number = dec(value)
+    return number if number is not None and number > 0 else None
+
+
+def contract_size(market: Mapping[str, Any]) -> Decimal:
+    """Base units per contract of a ccxt market; spot markets count in base units."""
+    if not market.get("contract"):
+        return Decimal(1)
+    size = positive(market.get("contractSize"))
+    if size is None:
+        raise VenueError(f"{market.get('symbol')}: the venue gives no contract size")
+    return size
+
+
+# -- positions, orders, balances -----------------------------------------------------------
+
+
+def position_from_ccxt(raw: Mapping[str, Any], size: Decimal) -> Position | None:
+    """A ccxt position as a port Position; None when it holds nothing.
+
+    Raises VenueError when a non-empty position has no side: a position whose direction is
+    unknown cannot be closed safely, so it must not be silently skipped either.
+    """
+    contracts = dec(raw.get("contracts"))
+    if contracts is None or contracts == 0:
+        return None
+    side = raw.get("side")
+    if side not in ("long", "short"):
+        raise VenueError(f"{raw.get('symbol')}: position of {contracts} contracts has no side")
+    own_size = positive(raw.get("contractSize")) or size
+    return Position(
+        symbol=str(raw["symbol"]),
+        side=side,
+        quantity=abs(contracts) * own_size,
+        entry_price=dec(raw.get("entryPrice")) or Decimal(0),
+        mark_price=positive(raw.get("markPrice")),
+        unrealized_pnl=dec(raw.get("unrealizedPnl")) or Decimal(0),
+        # ccxt derives `hedged` from Binance's positionSide (BOTH/LONG/SHORT) and Bybit's
+        # positionIdx (0/1/2); a venue that does not say is taken as one-way.
+        mode="hedge" if raw.get("hedged") is True else "one_way",
+    )
+
+
+def order_from_ccxt(
+    raw: Mapping[str, Any],
+    size: Decimal,
+    *,
+    conditional: bool = False,
+    position_side: PositionSide | None = None,
+    sent: OrderRequest | None = None,
+) -> Order:
+    """A ccxt order as a port Order.
+
+    ``sent`` is the request that created it: some venues (Bybit) acknowledge a new order
+    with its ids only, so what they leave out is taken from the request, and a missing
+    status means 'accepted, state not yet known' (``open``).
+    """
+    order_id = raw.get("id")
+    if order_id is None or order_id == "":
+        raise VenueError(f"{raw.get('symbol')}: the venue answered without an order id")
+    amount = dec(raw.get("amount"))
+    quantity = amount * size if amount is not None else (sent.quantity if sent else Decimal(0))
+    filled = dec(raw.get("filled"))
+    stop_price = positive(raw.get("triggerPrice"))
+    conditional = conditional or stop_price is not None
+    side = raw.get("side") or (sent.side if sent else None)
+    if side not in ("buy", "sell"):
+        raise VenueError(f"order {order_id}: the venue gives no side")
+    reduce_only = raw.get("reduceOnly")
+    return Order(
+        id=str(order_id),
+        client_order_id=raw.get("clientOrderId") or (sent.client_order_id if sent else None),
+        symbol=str(raw.get("symbol") or (sent.symbol if sent else "")),
+        side=side,
+        type=_order_type(raw.get("type"), conditional, sent),
+        quantity=quantity,
+        filled=filled * size if filled is not None else Decimal(0),
+        price=positive(raw.get("price")) or (sent.price if sent else None),
+        average_price=positive(raw.get("average")),
+        status=_status(raw.get("status")),
+        reduce_only=bool(reduce_only) if reduce_only is not None else bool(sent and sent.reduce_only),
+        stop_price=stop_price or (sent.stop_price if sent else None),
+        position_side=position_side or (sent.position_side if sent else None),
+        conditional=conditional,
+    )
+
+
+def _order_type(unified: object, conditional: bool, sent: OrderRequest | None) -> str:
+    # ccxt folds Binance's STOP_MARKET into "market" and STOP into "limit" and keeps the
+    # trigger price apart; the port calls a triggered market order "stop".
+    kind = str(unified).lower() if unified else (sent.type if sent else "market")
+    if conditional and kind in ("market", "stop"):
+        return "stop"
+    if conditional and kind == "limit":
+        return "stop_limit"
+    return kind
+
+
+def _status(raw: object) -> OrderStatus:
+    # None (an acknowledgement without state) and ccxt's transient "canceling": still there.
+    return _STATUSES.get(str(raw), "open")
+
+
+def balance_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    currency: str,
+    *,
+    currency_key: str,
+    wallet_key: str,
+    unrealized_key: str,
+) -> Balance:
+    """The settlement currency's row of a venue's raw balance answer."""
+    for row in rows:
+        if row.get(currency_key) == currency:
+            return Balance(
+                currency=currency,
+                wallet=dec(row.get(wallet_key)) or Decimal(0),
+                unrealized_pnl=dec(row.get(unrealized_key)) or Decimal(0),
+            )
+    return Balance(currency=currency, wallet=Decimal(0), unrealized_pnl=Decimal(0))
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def venue_error_code(exc: BaseException) -> str | None:
+    """The venue's own error code in a ccxt exception (ccxt's message is ``<id> <body>``)."""
+    text = str(exc)
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        body, _ = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for key in ("code", "retCode", "ret_code"):
+        if body.get(key) is not None:
+            return str(body[key])
+    return None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` without any of ``secrets`` and without request signatures."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _SIGNATURE.sub(r"\1=***", text)
+
+
+def describe(exc: BaseException, venue: str, secrets: Iterable[str]) -> str:
+    message = redact(str(exc), secrets)
+    if len(message) > _MESSAGE_LIMIT:
+        message = message[:_MESSAGE_LIMIT] + "..."
+    return f"{venue}: {type(exc).__name__}: {message}"
+
+
+def order_error(
+    exc: BaseException,
+    venue: str,
+    secrets: Iterable[str],
+    duplicate_codes: frozenset[str] = frozenset(),
+) -> VenueError:
+    """The port error for a failed order request (create or cancel).
+
+    What matters is whether the request may have taken effect. A venue that answered with a
+    refusal did nothing (OrderRejected, RateLimited, VenueAuthenticationFailed); anything
+    else after the request may have left is OutcomeUnknown, including the venue's 5xx
+    answers that ccxt calls ExchangeNotAvailable: Binance documents a 503 as 'execution
+    status unknown'. Only a declared maintenance is VenueUnavailable.
+    """
+    message = describe(exc, venue, secrets)
+    if isinstance(exc, ccxt.DuplicateOrderId) or venue_error_code(exc) in duplicate_codes:
+        return DuplicateClientOrderId(message)
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return RateLimited(message)
+    if isinstance(exc, ccxt.OnMaintenance | ccxt.InvalidNonce):
+        # Maintenance, or a timestamp outside the receive window: refused, nothing done.
+        return VenueUnavailable(message)
+    if isinstance(exc, ccxt.AuthenticationError):
+        return VenueAuthenticationFailed(message)
+    if isinstance(
+        exc,
+        ccxt.InsufficientFunds
+        | ccxt.InvalidOrder
+        | ccxt.BadRequest
+        | ccxt.OperationRejected
+        | ccxt.NotSupported
+        | ccxt.ArgumentsRequired,
+    ):
+        return OrderRejected(message)
+    # RequestTimeout, NetworkError, ExchangeNotAvailable, BadResponse, an unclassified
+    # ExchangeError: the order may exist. Ask the venue; never assume.
+    return OutcomeUnknown(message)
+
+
+def read_error(exc: BaseException, venue: str, secrets: Iterable[str]) -> VenueError:
+    """The port error for a failed read: nothing changed at the venue in any case."""
+    message = describe(exc, venue, secrets)
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return RateLimited(message)
+    if isinstance(exc, ccxt.AuthenticationError):
+        return VenueAuthenticationFailed(message)
+    if isinstance(exc, ccxt.OperationFailed):  # NetworkError and BadResponse included
+        return VenueUnavailable(message)
+    return VenueError(message)
+
+
+# -- logging -------------------------------------------------------------------------------
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """The logger given to a ccxt exchange: ccxt logs request headers, API key included."""
+
+    def __init__(self, logger: logging.Logger, secrets: Iterable[str]) -> None:
+        super().__init__(logger, {})
+        self._secrets = tuple(s for s in secrets if s)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)

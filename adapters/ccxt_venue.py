@@ -1,0 +1,559 @@
+"""Any ccxt futures exchange as a ``domain.venue.ExchangePort`` (``ccxt:binanceusdm``, ``ccxt:bybit``).
+
+The portable path: ccxt's unified calls (``fetch_positions``, ``fetch_open_orders``,
+``create_order`` with ``reduceOnly``, ``cancel_all_orders`` per symbol), checked against
+``exchange.has`` when the venue is built. What the unified API leaves to each venue is
+gathered in one small ``Dialect`` per exchange:
+
+- Conditional orders. Binance USD-M keeps them in its Algo service (``/fapi/v1/openAlgoOrders``,
+  ``/fapi/v1/algoOpenOrders``, ``/fapi/v1/algoOrder``), reached through ccxt with
+  ``{"trigger": True}``; its ids are another number space. Bybit lists every kind of open order
+  at ``/v5/order/realtime`` and filters conditional ones with ``orderFilter=StopOrder`` (ccxt's
+  ``trigger``), so both listings are read and merged by order id. Cancel-all is sent for both
+  kinds on both venues.
+- Hedge mode. The position side goes in the venue's own parameter. Binance
+  (``positionSide=LONG|SHORT``) refuses ``reduceOnly`` in hedge mode, so it is left out and
+  the position side alone makes the order a close; Bybit (``positionIdx=1|2``) accepts
+  ``reduceOnly`` there and keeps it.
+- Client order ids. ccxt's unified ``clientOrderId`` becomes Binance's ``newClientOrderId``
+  (``clientAlgoId`` for conditional orders) and Bybit's ``orderLinkId``. A duplicate id is an
+  ``InvalidOrder`` in ccxt for both venues, so the dialect names the venue codes (Binance
+  -4116, Bybit 110072) that mean ``DuplicateClientOrderId``.
+- Balances. ccxt's unified ``total`` is the margin balance on Binance and the wallet elsewhere;
+  the wallet and unrealized PnL are read from the venue's own fields instead.
+
+Other exchange ids get the base ``Dialect``: ccxt's unified parameters, untested against
+those venues, and no balance until someone maps its fields.
+
+Keys come from ``TRADECORE_<ID>_API_KEY`` / ``_API_SECRET`` / ``_API_PASSWORD``; they never
+appear in ``repr``, in an error message or in a log line (ccxt's own DEBUG log of request
+headers goes through a redacting logger).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt  # type: ignore[import-untyped]
+
+from adapters.ccxt_mapping import (
+    RedactingLogger,
+    balance_from_rows,
+    contract_size,
+    order_error,
+    order_from_ccxt,
+    position_from_ccxt,
+    positive,
+    read_error,
+    venue_error_code,
+)
+from domain.venue import (
+    Balance,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    OutcomeUnknown,
+    Position,
+    PositionSide,
+    VenueError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Raw = dict[str, Any]
+
+# What the flattener cannot do without; checked against `exchange.has` at construction.
+REQUIRED_CAPABILITIES = (
+    "fetchPositions",
+    "fetchOpenOrders",
+    "createOrder",
+    "createReduceOnlyOrder",
+    "cancelOrder",
+    "cancelAllOrders",
+    "fetchOrder",
+)
+MAX_PAGES = 20
+_BINANCE_POSITION_SIDES: dict[str, PositionSide] = {"LONG": "long", "SHORT": "short"}  # BOTH: one-way
+_BYBIT_POSITION_SIDES: dict[str, PositionSide] = {"1": "long", "2": "short"}  # 0: one-way
+
+
+class CcxtConfigurationError(ValueError):
+    """The venue cannot be built as configured: unknown exchange id, missing keys, missing
+    capabilities, no sandbox. Raised at construction, never by a port method."""
+
+
+# -- dialects ------------------------------------------------------------------------------
+
+
+class Dialect:
+    """What ccxt's unified API leaves to each venue. This base is the portable behaviour."""
+
+    options: Mapping[str, Any] = {}  # merged into exchange.options
+    conditional_params: Mapping[str, Any] = {"trigger": True}
+    separate_conditional_ids = False  # conditional orders have ids of their own number space
+    duplicate_codes: frozenset[str] = frozenset()  # venue codes for a duplicate client id
+    gone_codes: frozenset[str] = frozenset()  # venue codes for "no such open order"
+
+    def list_orders(self, exchange: Any, symbol: str | None, params: Mapping[str, Any]) -> list[Raw]:
+        return list(exchange.fetch_open_orders(symbol, None, None, dict(params)))
+
+    def list_positions(self, exchange: Any) -> list[Raw]:
+        return list(exchange.fetch_positions())
+
+    def order_params(self, request: OrderRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+        if request.reduce_only:
+            params["reduceOnly"] = True
+        if request.stop_price is not None:
+            params["triggerPrice"] = _plain(request.stop_price)
+        if request.position_side is not None:
+            params = self.hedge_params(request, params)
+        return params
+
+    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
+        # ccxt's unified `hedged` derives the position side from side and reduceOnly; refuse a
+        # request whose position side it would get wrong rather than send the wrong one.
+        closing = "long" if request.side == "sell" else "short"
+        derived = closing if request.reduce_only else ("long" if request.side == "buy" else "short")
+        if derived != request.position_side:
+            raise OrderRejected(
+                f"{request.client_order_id}: cannot express a {request.side} on the "
+                f"{request.position_side} side with ccxt's unified hedge parameter"
+            )
+        return {**params, "hedged": True}
+
+    def cancel_params(self, order: Order) -> dict[str, Any]:
+        return dict(self.conditional_params) if order.conditional else {}
+
+    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
+        return None
+
+    def find_by_client_id(
+        self, exchange: Any, client_order_id: str, symbol: str
+    ) -> tuple[Raw, bool] | None:
+        for params, conditional in (
+            ({"clientOrderId": client_order_id}, False),
+            ({"clientOrderId": client_order_id, **self.conditional_params}, True),
+        ):
+            try:
+                return exchange.fetch_order("", symbol, params), conditional
+            except ccxt.OrderNotFound:
+                continue
+        return None
+
+    def balance(self, exchange: Any, currency: str) -> Balance:
+        raise VenueError(
+            f"ccxt:{exchange.id}: the wallet and unrealized PnL fields of this venue are not "
+            "mapped (ccxt's unified 'total' means different things on different venues)"
+        )
+
+
+class BinanceUsdm(Dialect):
+    """Binance USD-M futures: conditional orders live in the Algo service."""
+
+    options = {"warnOnFetchOpenOrdersWithoutSymbol": False}
+    separate_conditional_ids = True
+    duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
+    gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
+
+    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
+        # Binance answers -1106 to reduceOnly in hedge mode: the position side closes alone.
+        params = {k: v for k, v in params.items() if k != "reduceOnly"}
+        params["positionSide"] = "LONG" if request.position_side == "long" else "SHORT"
+        return params
+
+    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
+        return _BINANCE_POSITION_SIDES.get(str(info.get("positionSide")))
+
+    def find_by_client_id(
+        self, exchange: Any, client_order_id: str, symbol: str
+    ) -> tuple[Raw, bool] | None:
+        for params, conditional in (
+            ({"origClientOrderId": client_order_id}, False),
+            ({"clientAlgoId": client_order_id, "trigger": True}, True),
+        ):
+            try:
+                return exchange.fetch_order("", symbol, params), conditional
+            except ccxt.OrderNotFound:
+                continue
+        return None
+
+    def balance(self, exchange: Any, currency: str) -> Balance:
+        info = exchange.fetch_balance().get("info") or {}
+        return balance_from_rows(
+            info.get("assets") or [],
+            currency,
+            currency_key="asset",
+            wallet_key="walletBalance",
+            unrealized_key="unrealizedProfit",
+        )
+
+
+class Bybit(Dialect):
+    """Bybit v5, linear category."""
+
+    # Linear markets only: one request instead of spot, inverse and three option chains.
+    options = {"fetchMarkets": {"types": ["linear"]}}
+    duplicate_codes = frozenset({"110072"})  # OrderLinkedID is duplicate
+    # order does not exist / already finished or canceled / already canceled
+    gone_codes = frozenset({"110001", "110008", "110010", "170213"})
+    page_size = 50
+
+    def list_orders(self, exchange: Any, symbol: str | None, params: Mapping[str, Any]) -> list[Raw]:
+        # Bybit pages open orders 50 at a time. ccxt's own `paginate` retries every error
+        # silently and refuses cursor pages without `since`, so the cursor is followed here.
+        return _cursor_pages(
+            lambda cursor: exchange.fetch_open_orders(
+                symbol, None, self.page_size, {**params, **cursor}
+            ),
+            self.page_size,
+        )
+
+    def list_positions(self, exchange: Any) -> list[Raw]:
+        return _cursor_pages(
+            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **cursor}), 200
+        )
+
+    def order_params(self, request: OrderRequest) -> dict[str, Any]:
+        params = super().order_params(request)
+        if request.stop_price is not None:
+            # Bybit needs the crossing direction: a sell stop fires on a fall, a buy on a rise.
+            params["triggerDirection"] = "descending" if request.side == "sell" else "ascending"
+        return params
+
+    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, "positionIdx": 1 if request.position_side == "long" else 2}
+
+    def cancel_params(self, order: Order) -> dict[str, Any]:
+        return {}  # conditional orders are canceled by id at /v5/order/cancel like any other
+
+    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
+        return _BYBIT_POSITION_SIDES.get(str(info.get("positionIdx")))
+
+    def find_by_client_id(
+        self, exchange: Any, client_order_id: str, symbol: str
+    ) -> tuple[Raw, bool] | None:
+        # Open orders (every kind) first, then the history of closed and canceled ones.
+        query = {"orderLinkId": client_order_id}
+        for fetch in (exchange.fetch_open_orders, exchange.fetch_canceled_and_closed_orders):
+            found = fetch(symbol, None, None, dict(query))
+            if found:
+                return found[0], False
+        return None
+
+    def balance(self, exchange: Any, currency: str) -> Balance:
+        info = exchange.fetch_balance().get("info") or {}
+        accounts = (info.get("result") or {}).get("list") or []
+        coins = [coin for account in accounts for coin in account.get("coin") or []]
+        return balance_from_rows(
+            coins,
+            currency,
+            currency_key="coin",
+            wallet_key="walletBalance",
+            unrealized_key="unrealisedPnl",
+        )
+
+
+DIALECTS: dict[str, Callable[[], Dialect]] = {"binanceusdm": BinanceUsdm, "bybit": Bybit}
+
+
+def dialect_for(exchange_id: str) -> Dialect:
+    return DIALECTS.get(exchange_id, Dialect)()
+
+
+def _cursor_pages(fetch: Callable[[dict[str, str]], list[Raw]], page_size: int) -> list[Raw]:
+    """Follow Bybit's ``nextPageCursor`` (ccxt copies it into the first row's ``info``)."""
+    rows: list[Raw] = []
+    cursor: dict[str, str] = {}
+    for _ in range(MAX_PAGES):
+        page = list(fetch(cursor))
+        rows.extend(page)
+        following = next(
+            (r["info"]["nextPageCursor"] for r in page if "nextPageCursor" in (r.get("info") or {})),
+            None,
+        )
+        if len(page) < page_size or not following or following == cursor.get("cursor"):
+            return rows
+        cursor = {"cursor": following}
+    log.warning("stopped after %d pages of %d; the rest is not listed", MAX_PAGES, page_size)
+    return rows
+
+
+def _plain(number: Decimal) -> str:
+    return format(number, "f")
+
+
+# -- the venue -----------------------------------------------------------------------------
+
+
+class CcxtVenue:
+    """Implements ``domain.venue.ExchangePort`` over a synchronous ccxt exchange."""
+
+    def __init__(
+        self,
+        exchange: Any,
+        *,
+        sandbox: bool = False,
+        settle_currency: str = "USDT",
+        dialect: Dialect | None = None,
+    ) -> None:
+        """Wrap an already built ccxt exchange (tests inject one).
+
+        Raises CcxtConfigurationError when the exchange lacks a capability the flattener
+        needs or has no credentials.
+        """
+        self.name = f"ccxt:{exchange.id}"
+        self.sandbox = sandbox
+        self.settle_currency = settle_currency
+        missing = [cap for cap in REQUIRED_CAPABILITIES if not exchange.has.get(cap)]
+        if missing:
+            raise CcxtConfigurationError(f"{self.name} lacks {', '.join(missing)}")
+        if not exchange.check_required_credentials(False):
+            raise CcxtConfigurationError(f"{self.name}: API credentials are missing")
+        self._exchange = exchange
+        self._dialect = dialect or dialect_for(exchange.id)
+        self._secrets = tuple(
+            value
+            for value in (
+                getattr(exchange, field, None)
+                for field in ("apiKey", "secret", "password", "uid", "privateKey", "token")
+            )
+            if isinstance(value, str) and value
+        )
+        exchange.options = exchange.deep_extend(exchange.options, dict(self._dialect.options))
+        # ccxt prints request headers (the API key) in verbose mode and logs them at DEBUG.
+        exchange.verbose = False
+        exchange.logger = RedactingLogger(
+            logging.getLogger(f"tradecore.ccxt.{exchange.id}"), self._secrets
+        )
+
+    @classmethod
+    def from_id(
+        cls,
+        exchange_id: str,
+        *,
+        sandbox: bool = False,
+        environ: Mapping[str, str] = os.environ,
+        settle_currency: str = "USDT",
+    ) -> CcxtVenue:
+        """Build ``ccxt.<exchange_id>`` for its swap markets with keys from the environment:
+        ``TRADECORE_<ID>_API_KEY``, ``_API_SECRET`` and, when the exchange needs one,
+        ``_API_PASSWORD``. ``sandbox`` selects the venue's demo-trading environment when ccxt
+        offers one (Binance futures has no testnet left in ccxt), else its testnet.
+
+        Raises CcxtConfigurationError naming what is wrong (variable names, never values).
+        """
+        if exchange_id not in ccxt.exchanges:
+            raise CcxtConfigurationError(f"unknown ccxt exchange id {exchange_id!r}")
+        prefix = f"TRADECORE_{exchange_id.upper()}_API_"
+        config: dict[str, Any] = {"enableRateLimit": True, "options": {"defaultType": "swap"}}
+        for field, suffix in (("apiKey", "KEY"), ("secret", "SECRET"), ("password", "PASSWORD")):
+            if environ.get(prefix + suffix):
+                config[field] = environ[prefix + suffix]
+        exchange = getattr(ccxt, exchange_id)(config)
+        if not (exchange.has.get("swap") or exchange.has.get("future")):
+            raise CcxtConfigurationError(f"ccxt:{exchange_id} trades no futures")
+        needed = {"apiKey": "KEY", "secret": "SECRET", "password": "PASSWORD"}
+        missing = [
+            prefix + suffix
+            for field, suffix in needed.items()
+            if exchange.requiredCredentials.get(field) and field not in config
+        ]
+        if missing:
+            raise CcxtConfigurationError(f"ccxt:{exchange_id}: set {', '.join(missing)}")
+        if sandbox:
+            _enable_sandbox(exchange)
+        return cls(exchange, sandbox=sandbox, settle_currency=settle_currency)
+
+    def __repr__(self) -> str:
+        return f"CcxtVenue(name={self.name!r}, sandbox={self.sandbox})"
+
+    # -- the port: reads ---------------------------------------------------------------------
+
+    def fetch_positions(self) -> list[Position]:
+        rows = self._listing(lambda: self._dialect.list_positions(self._exchange))
+        positions = [position_from_ccxt(raw, self._size(raw["symbol"])) for raw in rows]
+        return [p for p in positions if p is not None]
+
+    def fetch_open_orders(self) -> list[Order]:
+        regular, conditional = self._open_orders(None)
+        merged: dict[tuple[bool, str], Order] = {}
+        for order in [*regular, *conditional]:
+            # Where both listings show the same order (Bybit), the conditional view wins.
+            kind = order.conditional and self._dialect.separate_conditional_ids
+            merged[(kind, order.id)] = order
+        return list(merged.values())
+
+    def fetch_balance(self) -> Balance:
+        return self._read(lambda: self._dialect.balance(self._exchange, self.settle_currency))
+
+    def fetch_mark_price(self, symbol: str) -> Decimal:
+        self._market(symbol)
+        if self._exchange.has.get("fetchMarkPrice"):
+            ticker = self._read(lambda: self._exchange.fetch_mark_price(symbol))
+        else:
+            ticker = self._read(lambda: self._exchange.fetch_ticker(symbol))
+        mark = positive(ticker.get("markPrice"))
+        if mark is None:
+            raise VenueError(f"{self.name}: no mark price for {symbol}")
+        return mark
+
+    def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
+        self._market(symbol)
+        found = self._read(
+            lambda: self._dialect.find_by_client_id(self._exchange, client_order_id, symbol)
+        )
+        if found is None:
+            return None
+        raw, conditional = found
+        return self._order(raw, conditional=conditional)
+
+    # -- the port: actions -------------------------------------------------------------------
+
+    def create_order(self, request: OrderRequest) -> Order:
+        """Send an order; ccxt's unified type is "market" or "limit", a stop carries
+        ``triggerPrice``. Raises OrderRejected, DuplicateClientOrderId, OutcomeUnknown,
+        RateLimited, VenueUnavailable, VenueAuthenticationFailed."""
+        size = contract_size(self._market(request.symbol, unknown=OrderRejected))
+        if request.type == "limit" and request.price is None:
+            raise OrderRejected(f"{request.client_order_id}: a limit order needs a price")
+        if request.type == "stop" and request.stop_price is None:
+            raise OrderRejected(f"{request.client_order_id}: a stop order needs a stop price")
+        params = self._dialect.order_params(request)
+        # A stop with a limit price is a stop-limit; any other stop triggers a market order.
+        kind = "limit" if request.type != "market" and request.price is not None else "market"
+        amount = _plain(request.quantity / size)
+        price = _plain(request.price) if kind == "limit" and request.price is not None else None
+        try:
+            raw = self._exchange.create_order(
+                request.symbol, kind, request.side, amount, price, params
+            )
+        except ccxt.BaseError as exc:
+            raise order_error(exc, self.name, self._secrets, self._dialect.duplicate_codes) from None
+        try:
+            return self._order(raw, conditional=request.stop_price is not None, sent=request)
+        except VenueError as exc:
+            raise OutcomeUnknown(
+                f"{self.name}: order {request.client_order_id} sent, answer unreadable: {exc}"
+            ) from None
+
+    def cancel_order(self, order: Order) -> None:
+        self._market(order.symbol)
+        try:
+            self._exchange.cancel_order(order.id, order.symbol, self._dialect.cancel_params(order))
+        except ccxt.OrderNotFound:
+            return
+        except ccxt.BaseError as exc:
+            if venue_error_code(exc) in self._dialect.gone_codes:
+                return
+            raise order_error(exc, self.name, self._secrets) from None
+
+    def cancel_all_orders(self, symbol: str) -> int:
+        """Cancel-all for regular and for conditional orders on ``symbol``. The count is the
+        venue's list of canceled orders where it gives one (Bybit), else the open orders seen
+        just before (Binance answers with a bare acknowledgement)."""
+        self._market(symbol)
+        try:
+            regular, conditional = self._open_orders(symbol)
+            seen: tuple[int, int] | None = (len(regular), len(conditional))
+        except VenueError as exc:
+            log.warning("%s: listing before cancel-all failed (%s); canceling anyway", self.name, exc)
+            seen = None
+        canceled = self._cancel_all(symbol, {}, seen[0] if seen else None)
+        canceled += self._cancel_all(
+            symbol, dict(self._dialect.conditional_params), seen[1] if seen else None
+        )
+        return canceled
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _cancel_all(self, symbol: str, params: dict[str, Any], seen: int | None) -> int:
+        try:
+            answer = self._exchange.cancel_all_orders(symbol, params)
+        except ccxt.OrderNotFound:
+            return 0
+        except ccxt.BaseError as exc:
+            if venue_error_code(exc) in self._dialect.gone_codes:
+                return 0
+            raise order_error(exc, self.name, self._secrets) from None
+        answer = list(answer or [])
+        if all(o.get("id") for o in answer):
+            return len(answer)
+        return seen or 0
+
+    def _open_orders(self, symbol: str | None) -> tuple[list[Order], list[Order]]:
+        dialect, exchange = self._dialect, self._exchange
+        regular = self._listing(lambda: dialect.list_orders(exchange, symbol, {}))
+        conditional = self._listing(
+            lambda: dialect.list_orders(exchange, symbol, dialect.conditional_params)
+        )
+        return (
+            [self._order(raw) for raw in regular],
+            [self._order(raw, conditional=True) for raw in conditional],
+        )
+
+    def _order(
+        self, raw: Raw, *, conditional: bool = False, sent: OrderRequest | None = None
+    ) -> Order:
+        symbol = raw.get("symbol") or (sent.symbol if sent else None)
+        return order_from_ccxt(
+            raw,
+            self._size(str(symbol)),
+            conditional=conditional,
+            position_side=self._dialect.position_side(raw.get("info") or {}),
+            sent=sent,
+        )
+
+    def _read(self, call: Callable[[], T]) -> T:
+        self._ensure_markets()
+        try:
+            return call()
+        except ccxt.BaseError as exc:
+            raise read_error(exc, self.name, self._secrets) from None
+
+    def _listing(self, fetch: Callable[[], list[Raw]]) -> list[Raw]:
+        """Rows naming markets listed since the markets were loaded make them reload once."""
+        rows = self._read(fetch)
+        if any(row.get("symbol") not in self._exchange.markets for row in rows):
+            self._load_markets()
+            rows = self._read(fetch)
+        return rows
+
+    def _ensure_markets(self) -> None:
+        if not self._exchange.markets:
+            self._load_markets()
+
+    def _load_markets(self) -> None:
+        # fetch_markets + set_markets rather than load_markets: load_markets also fetches
+        # currencies, a wallet endpoint a trade-only key may not reach (Bybit).
+        try:
+            self._exchange.set_markets(self._exchange.fetch_markets())
+        except ccxt.BaseError as exc:
+            raise read_error(exc, self.name, self._secrets) from None
+
+    def _market(
+        self, symbol: str, *, unknown: type[VenueError] = VenueError
+    ) -> Mapping[str, Any]:
+        self._ensure_markets()
+        market = self._exchange.markets.get(symbol)
+        if market is None:
+            raise unknown(f"{self.name}: no market {symbol!r}")
+        return market  # type: ignore[no-any-return]
+
+    def _size(self, symbol: str) -> Decimal:
+        return contract_size(self._market(symbol))
+
+
+def _enable_sandbox(exchange: Any) -> None:
+    demo = type(exchange).enable_demo_trading is not ccxt.Exchange.enable_demo_trading
+    if demo and ("demo" in exchange.urls or "demotrading" in exchange.urls):
+        exchange.enable_demo_trading(True)
+    elif "test" in exchange.urls:
+        exchange.set_sandbox_mode(True)
+    else:
+        raise CcxtConfigurationError(f"ccxt:{exchange.id} offers no sandbox or demo mode")
