@@ -141,6 +141,8 @@ class EmbeddedPostgres:
     def _prepare_home_as_root(self) -> None:
         # The server runs as another user, who must enter the home. We never loosen a folder
         # that exists already: only folders created here get o+x.
+        if self.home.exists() and not self.home.is_dir():
+            raise EmbeddedServerRefused(f"TRADECORE_HOME {self.home} is not a folder")
         closed = closed_ancestors(self.home.parent)
         if self.home.exists() and not self.home.stat().st_mode & stat.S_IXOTH:
             closed.insert(0, self.home)
@@ -210,18 +212,22 @@ class EmbeddedPostgres:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        identity: dict[str, object] = {}
+        uid: int | None = None
+        gid: int | None = None
+        groups: list[int] | None = None
         if is_root():
             # Drop root entirely: the server user's own group, no supplementary groups.
             uid, gid = self._system_user()
-            identity = {"user": uid, "group": gid, "extra_groups": []}
+            groups = []
         result = subprocess.run(
             args,
             capture_output=True,
             text=True,
             cwd="/",
             umask=0o077,
-            **identity,  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
             timeout=120,
             check=False,
         )

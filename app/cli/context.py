@@ -16,6 +16,7 @@ from app.config import Settings
 class CliState:
     database_url: str | None = None
     home: Path | None = None
+    exchange: str | None = None
     _core: Core | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -24,6 +25,8 @@ class CliState:
             overrides["database_url"] = self.database_url
         if self.home is not None:
             overrides["home"] = self.home
+        if self.exchange is not None:
+            overrides["exchange"] = self.exchange
         return Settings(**overrides)  # type: ignore[arg-type]
 
     def core(self, schema: Schema = Schema.AUTO) -> Core:
