@@ -30,6 +30,7 @@ class GateCode(StrEnum):
     VIEW_BEHIND = "POLICY_VIEW_BEHIND"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     NOT_INITIALISED = "POLICY_NOT_INITIALISED"
+    REDUCE_ONLY = "REDUCE_ONLY_ALWAYS_ALLOWED"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ class PolicyGate:
     def can_open_new_trades(self) -> GateDecision:
         """May a new position be opened or an existing one grown now?"""
         return self._decide()
+
+    def check_order(self, *, reduce_only: bool) -> GateDecision:
+        """May this order go to the venue? A reduce-only order can only shrink exposure, so no
+        halt blocks it (DESIGN.md decision 6); anything else needs new trades allowed."""
+        if not reduce_only:
+            return self._decide()
+        decision = self._decide()
+        return GateDecision(
+            True,
+            GateCode.REDUCE_ONLY,
+            f"reduce-only orders are always allowed ({decision.reason})",
+            decision.emergency_mode,
+            decision.policy_version,
+            decision.source,
+            decision.position,
+        )
 
     def is_emergency_mode(self) -> GateDecision:
         """The same decision; read ``emergency_mode`` (True also when it cannot be known)."""

@@ -10,17 +10,17 @@ from adapters.database import DatabaseAddress
 from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from tests.postgres import TestServer, embedded_server, find_server, migrate
+from tests.postgres import PgTestServer, embedded_server, find_server, migrate
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[TestServer]:
+def pg_server() -> Iterator[PgTestServer]:
     with find_server() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def migrated_template(pg_server: TestServer) -> Iterator[str]:
+def migrated_template(pg_server: PgTestServer) -> Iterator[str]:
     """A database migrated once per session; every test gets a copy of it."""
     template = pg_server.create_database()
     migrate(template)
@@ -29,14 +29,14 @@ def migrated_template(pg_server: TestServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def database(pg_server: TestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
+def database(pg_server: PgTestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
     address = pg_server.create_database(template=migrated_template)
     yield address
     pg_server.drop_database(address)
 
 
 @pytest.fixture
-def empty_database(pg_server: TestServer) -> Iterator[DatabaseAddress]:
+def empty_database(pg_server: PgTestServer) -> Iterator[DatabaseAddress]:
     """A database with no schema at all."""
     address = pg_server.create_database()
     yield address

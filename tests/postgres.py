@@ -24,7 +24,7 @@ from adapters.embedded_pg import EmbeddedPostgres
 
 
 @dataclass
-class TestServer:
+class PgTestServer:
     admin: DatabaseAddress  # the maintenance database, for CREATE/DROP DATABASE
     kind: str
 
@@ -72,21 +72,21 @@ def embedded_server(prefix: str = "tradecore-test-") -> Iterator[EmbeddedPostgre
 
 
 @contextlib.contextmanager
-def find_server() -> Iterator[TestServer]:
+def find_server() -> Iterator[PgTestServer]:
     url = os.environ.get("TRADECORE_TEST_DATABASE_URL")
     if url:
-        yield TestServer(DatabaseAddress.parse(url), "TRADECORE_TEST_DATABASE_URL")
+        yield PgTestServer(DatabaseAddress.parse(url), "TRADECORE_TEST_DATABASE_URL")
         return
     if docker_answers():
         from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield TestServer(
+            yield PgTestServer(
                 DatabaseAddress.parse(container.get_connection_url()), "testcontainers"
             )
         return
     with embedded_server() as server:
-        yield TestServer(server.address, "embedded pgserver")
+        yield PgTestServer(server.address, "embedded pgserver")
 
 
 def migrate(address: DatabaseAddress) -> None:

@@ -87,6 +87,21 @@ fills = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The venue's access log of order requests, whatever their outcome (rejected ones too), so
+# a drill can prove what reached the venue, e.g. that no order was sent twice.
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("client_order_id", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("quantity", Numeric, nullable=False),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("outcome", Text, nullable=False),  # filled | resting | rejected: … | fault: …
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 # Fault injection, seeded and deterministic: the n-th request after `paper faults` draws
 # from Random(f"{seed}:{n}"), whichever process sends it.
 faults = Table(

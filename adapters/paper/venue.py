@@ -104,7 +104,9 @@ class PaperVenue:
     # -- the port: actions -------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> Order:
-        return self._request(lambda conn, d: self._create(conn, request, d), kind="order")
+        return self._request(
+            lambda conn, d: self._create(conn, request, d), kind="order", logged=request
+        )
 
     def cancel_order(self, order: Order) -> None:
         def cancel(conn: Connection, _: Draw) -> None:
@@ -197,9 +199,17 @@ class PaperVenue:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _request(self, op: Callable[[Connection, Draw], T], *, kind: str) -> T:
+    def _request(
+        self,
+        op: Callable[[Connection, Draw], T],
+        *,
+        kind: str,
+        logged: OrderRequest | None = None,
+    ) -> T:
         """One request: lock the account, draw the fault, run ``op`` (or not), commit, then
-        answer as the fault says. The draw is committed even when ``op`` is refused."""
+        answer as the fault says. The draw (and the access log) is committed even when
+        ``op`` is refused. A request lost to a network error never reached the venue, so it
+        is not in the access log."""
         refusal: OrderRejected | None = None
         result: T | None = None
         with self.engine.begin() as conn:
@@ -211,7 +221,35 @@ class PaperVenue:
                         result = op(conn, fault)
                 except OrderRejected as e:
                     refusal = e
+            if logged is not None and fault.fault is not Fault.NETWORK_ERROR:
+                self._log_request(conn, logged, fault.fault, refusal, result)
         return self._answer(fault.fault, kind, refusal, result)
+
+    def _log_request(
+        self,
+        conn: Connection,
+        request: OrderRequest,
+        fault: Fault,
+        refusal: OrderRejected | None,
+        result: object,
+    ) -> None:
+        if refusal is not None:
+            outcome = f"rejected: {refusal}"
+        elif isinstance(result, Order):
+            outcome = "resting" if result.status == "open" and not result.filled else "filled"
+        else:
+            outcome = f"fault: {fault.value}"
+        conn.execute(
+            t.requests.insert().values(
+                client_order_id=request.client_order_id,
+                symbol=request.symbol,
+                side=request.side,
+                quantity=request.quantity,
+                reduce_only=request.reduce_only,
+                outcome=outcome,
+                received_at=self.clock(),
+            )
+        )
 
     @staticmethod
     def _answer(fault: Fault, kind: str, refusal: OrderRejected | None, result: T | None) -> T:

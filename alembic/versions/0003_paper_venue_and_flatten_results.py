@@ -97,6 +97,18 @@ def upgrade() -> None:
         schema=PAPER,
     )
     op.create_table(
+        "requests",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
+        sa.Column("client_order_id", sa.Text(), nullable=False),
+        sa.Column("symbol", sa.Text(), nullable=False),
+        sa.Column("side", sa.Text(), nullable=False),
+        sa.Column("quantity", sa.Numeric(), nullable=False),
+        sa.Column("reduce_only", sa.Boolean(), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("received_at", TZ, nullable=False),
+        schema=PAPER,
+    )
+    op.create_table(
         "faults",
         sa.Column("id", sa.Text(), primary_key=True),
         sa.Column("error_rate", sa.Numeric(), nullable=False),
@@ -112,7 +124,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("faults", "fills", "orders", "positions", "marks", "account"):
+    for table in ("faults", "requests", "fills", "orders", "positions", "marks", "account"):
         op.drop_table(table, schema=PAPER)
     for column in ("forced_reset", "flatten_attempts", "time_to_flat_ms", "orders_canceled",
                    "positions_closed", "flat"):

@@ -1,0 +1,84 @@
+"""Shared set-up for emergency-stop tests: an account with positions and resting orders."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from decimal import Decimal
+
+from sqlalchemy import Engine, select
+
+from adapters.paper import tables as t
+from adapters.paper.venue import PaperVenue
+from domain.venue import OrderRequest, PositionSide, Side
+
+PRICES = {
+    "BTC/USDT:USDT": Decimal(50000),
+    "ETH/USDT:USDT": Decimal(3000),
+    "SOL/USDT:USDT": Decimal(150),
+}
+
+
+def place(venue: PaperVenue, symbol: str, side: Side, qty: str, **kwargs: object) -> None:
+    venue.admin().create_order(
+        OrderRequest(
+            symbol=symbol,
+            side=side,
+            quantity=Decimal(qty),
+            client_order_id=f"drill-{uuid.uuid4().hex[:20]}",
+            **kwargs,  # type: ignore[arg-type]
+        )
+    )
+
+
+def open_account(venue: PaperVenue, *, symbols: int = 3, resting: int = 2) -> None:
+    """Positions on ``symbols`` symbols (longs and a short) and ``resting`` resting orders."""
+    admin = venue.admin()
+    admin.deposit(Decimal(1_000_000))
+    names = list(PRICES) + [f"C{i}/USDT:USDT" for i in range(max(symbols - len(PRICES), 0))]
+    for i, symbol in enumerate(names[:symbols]):
+        price = PRICES.get(symbol, Decimal(10 + i))
+        admin.set_price(symbol, price)
+        side: Side = "sell" if i % 3 == 2 else "buy"
+        place(venue, symbol, side, "0.1" if price > 1000 else "10")
+    for i in range(resting):
+        symbol = names[i % symbols]
+        price = PRICES.get(symbol, Decimal(10 + i % symbols))
+        if i % 2 == 0:
+            place(venue, symbol, "buy", "0.1", type="limit", price=price * Decimal("0.9"))
+        else:  # a conditional (stop) order, which some venues keep apart
+            place(venue, symbol, "buy", "0.1", type="stop", stop_price=price * Decimal("1.2"))
+
+
+def hedge_account(venue: PaperVenue) -> None:
+    admin = venue.admin()
+    admin.set_position_mode("hedge")
+    admin.deposit(Decimal(1_000_000))
+    admin.set_price("BTC/USDT:USDT", Decimal(50000))
+    for position_side, side in (("long", "buy"), ("short", "sell")):
+        ps: PositionSide = position_side  # type: ignore[assignment]
+        place(venue, "BTC/USDT:USDT", side, "0.2", position_side=ps)  # type: ignore[arg-type]
+
+
+def close_requests(engine: Engine) -> list[tuple[str, str]]:
+    """(client order id, outcome) of every close request the flattener got to the venue."""
+    with engine.connect() as conn:
+        return [
+            (r.client_order_id, r.outcome)
+            for r in conn.execute(
+                select(t.requests.c.client_order_id, t.requests.c.outcome)
+                .where(t.requests.c.client_order_id.like("tcx%"))
+                .order_by(t.requests.c.id)
+            )
+        ]
+
+
+def doubled_orders(engine: Engine) -> list[str]:
+    """Evidence of a doubled close order: the same client order id sent twice, or a close
+    order that reached the venue when there was nothing left to close (the venue rejects
+    such a reduce-only order, and its access log keeps the rejection)."""
+    requests = close_requests(engine)
+    sent = Counter(cid for cid, _ in requests)
+    problems = [f"{cid} sent {n} times" for cid, n in sent.items() if n > 1]
+    problems += [f"{cid}: {outcome}" for cid, outcome in requests if "would not reduce" in outcome]
+    return problems
