@@ -67,7 +67,18 @@ def dec(value: object) -> Decimal | None:
         number = Decimal(text)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    return _tidy(number) if number.is_finite() else None
+
+
+def _tidy(number: Decimal) -> Decimal:
+    # A float's "98000.0" and a venue's "0.01000000" become 98000 and 0.01: equal values,
+    # and what lands in an event reads as the venue meant it.
+    try:
+        if number == number.to_integral_value():
+            return number.quantize(Decimal(1))
+        return number.normalize()
+    except InvalidOperation:  # beyond the context's 28 digits: leave it as it came
+        return number
 
 
 def positive(value: object) -> Decimal | None:
@@ -141,6 +152,8 @@ def order_from_ccxt(
     if side not in ("buy", "sell"):
         raise VenueError(f"order {order_id}: the venue gives no side")
     reduce_only = raw.get("reduceOnly")
+    if reduce_only is None:
+        reduce_only = bool(sent and sent.reduce_only)
     return Order(
         id=str(order_id),
         client_order_id=raw.get("clientOrderId") or (sent.client_order_id if sent else None),
@@ -152,7 +165,7 @@ def order_from_ccxt(
         price=positive(raw.get("price")) or (sent.price if sent else None),
         average_price=positive(raw.get("average")),
         status=_status(raw.get("status")),
-        reduce_only=bool(reduce_only) if reduce_only is not None else bool(sent and sent.reduce_only),
+        reduce_only=bool(reduce_only),
         stop_price=stop_price or (sent.stop_price if sent else None),
         position_side=position_side or (sent.position_side if sent else None),
         conditional=conditional,
@@ -294,5 +307,8 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if not self.isEnabledFor(level):
             return
-        text = str(msg) % args if args else str(msg)
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args}"
         self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)

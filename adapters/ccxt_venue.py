@@ -1,4 +1,4 @@
-"""Any ccxt futures exchange as a ``domain.venue.ExchangePort`` (``ccxt:binanceusdm``, ``ccxt:bybit``).
+"""Any ccxt futures exchange as an ``ExchangePort``: ``ccxt:binanceusdm``, ``ccxt:bybit``, ...
 
 The portable path: ccxt's unified calls (``fetch_positions``, ``fetch_open_orders``,
 ``create_order`` with ``reduceOnly``, ``cancel_all_orders`` per symbol), checked against
@@ -78,8 +78,9 @@ REQUIRED_CAPABILITIES = (
     "fetchOrder",
 )
 MAX_PAGES = 20
-_BINANCE_POSITION_SIDES: dict[str, PositionSide] = {"LONG": "long", "SHORT": "short"}  # BOTH: one-way
-_BYBIT_POSITION_SIDES: dict[str, PositionSide] = {"1": "long", "2": "short"}  # 0: one-way
+# Hedge-mode position sides; Binance's BOTH and Bybit's 0 mean one-way mode.
+_BINANCE_POSITION_SIDES: dict[str, PositionSide] = {"LONG": "long", "SHORT": "short"}
+_BYBIT_POSITION_SIDES: dict[str, PositionSide] = {"1": "long", "2": "short"}
 
 
 class CcxtConfigurationError(ValueError):
@@ -99,7 +100,9 @@ class Dialect:
     duplicate_codes: frozenset[str] = frozenset()  # venue codes for a duplicate client id
     gone_codes: frozenset[str] = frozenset()  # venue codes for "no such open order"
 
-    def list_orders(self, exchange: Any, symbol: str | None, params: Mapping[str, Any]) -> list[Raw]:
+    def list_orders(
+        self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
+    ) -> list[Raw]:
         return list(exchange.fetch_open_orders(symbol, None, None, dict(params)))
 
     def list_positions(self, exchange: Any) -> list[Raw]:
@@ -204,7 +207,9 @@ class Bybit(Dialect):
     gone_codes = frozenset({"110001", "110008", "110010", "170213"})
     page_size = 50
 
-    def list_orders(self, exchange: Any, symbol: str | None, params: Mapping[str, Any]) -> list[Raw]:
+    def list_orders(
+        self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
+    ) -> list[Raw]:
         # Bybit pages open orders 50 at a time. ccxt's own `paginate` retries every error
         # silently and refuses cursor pages without `since`, so the cursor is followed here.
         return _cursor_pages(
@@ -274,7 +279,11 @@ def _cursor_pages(fetch: Callable[[dict[str, str]], list[Raw]], page_size: int) 
         page = list(fetch(cursor))
         rows.extend(page)
         following = next(
-            (r["info"]["nextPageCursor"] for r in page if "nextPageCursor" in (r.get("info") or {})),
+            (
+                r["info"]["nextPageCursor"]
+                for r in page
+                if "nextPageCursor" in (r.get("info") or {})
+            ),
             None,
         )
         if len(page) < page_size or not following or following == cursor.get("cursor"):
@@ -382,11 +391,12 @@ class CcxtVenue:
 
     def fetch_open_orders(self) -> list[Order]:
         regular, conditional = self._open_orders(None)
+        separate = self._dialect.separate_conditional_ids
         merged: dict[tuple[bool, str], Order] = {}
-        for order in [*regular, *conditional]:
-            # Where both listings show the same order (Bybit), the conditional view wins.
-            kind = order.conditional and self._dialect.separate_conditional_ids
-            merged[(kind, order.id)] = order
+        for listed_conditional, orders in ((False, regular), (True, conditional)):
+            for order in orders:
+                # Where both listings show the same order (Bybit), the conditional view wins.
+                merged[(listed_conditional and separate, order.id)] = order
         return list(merged.values())
 
     def fetch_balance(self) -> Balance:
@@ -434,7 +444,9 @@ class CcxtVenue:
                 request.symbol, kind, request.side, amount, price, params
             )
         except ccxt.BaseError as exc:
-            raise order_error(exc, self.name, self._secrets, self._dialect.duplicate_codes) from None
+            raise order_error(
+                exc, self.name, self._secrets, self._dialect.duplicate_codes
+            ) from None
         try:
             return self._order(raw, conditional=request.stop_price is not None, sent=request)
         except VenueError as exc:
@@ -462,7 +474,9 @@ class CcxtVenue:
             regular, conditional = self._open_orders(symbol)
             seen: tuple[int, int] | None = (len(regular), len(conditional))
         except VenueError as exc:
-            log.warning("%s: listing before cancel-all failed (%s); canceling anyway", self.name, exc)
+            log.warning(
+                "%s: listing before cancel-all failed (%s); canceling anyway", self.name, exc
+            )
             seen = None
         canceled = self._cancel_all(symbol, {}, seen[0] if seen else None)
         canceled += self._cancel_all(
@@ -536,14 +550,12 @@ class CcxtVenue:
         except ccxt.BaseError as exc:
             raise read_error(exc, self.name, self._secrets) from None
 
-    def _market(
-        self, symbol: str, *, unknown: type[VenueError] = VenueError
-    ) -> Mapping[str, Any]:
+    def _market(self, symbol: str, *, unknown: type[VenueError] = VenueError) -> Mapping[str, Any]:
         self._ensure_markets()
-        market = self._exchange.markets.get(symbol)
+        market: Mapping[str, Any] | None = self._exchange.markets.get(symbol)
         if market is None:
             raise unknown(f"{self.name}: no market {symbol!r}")
-        return market  # type: ignore[no-any-return]
+        return market
 
     def _size(self, symbol: str) -> Decimal:
         return contract_size(self._market(symbol))

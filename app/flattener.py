@@ -28,6 +28,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from adapters.eventstore import TradecoreEventStore
+from app.venues import retry_transient
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.venue import (
@@ -38,7 +39,6 @@ from domain.venue import (
     OutcomeUnknown,
     Position,
     VenueError,
-    VenueUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,9 @@ class Flattener:
         order: Order | None = None
         try:
             order = self.venue.create_order(request)
+            if order.status == "open" and order.filled <= 0:
+                # Some venues (Bybit) only acknowledge a market order; ask for its fill.
+                order = self._look_up(request, seen) or order
         except (OutcomeUnknown, DuplicateClientOrderId) as e:
             # The order may exist: ask the venue, never assume.
             seen.last_error = f"close {position.symbol}: {type(e).__name__}: {e}"
@@ -315,18 +318,9 @@ class Flattener:
         return True
 
 
-def positions_and_orders(
-    venue: ExchangePort, *, tries: int = 5, sleep: Callable[[float], None] = time.sleep
-) -> tuple[int, int]:
-    """The venue's exposure now: (open positions, open orders).
-
-    Transient venue errors are retried a few times (bounded); the last one is raised.
-    """
-    for n in range(tries):
-        try:
-            return len(venue.fetch_positions()), len(venue.fetch_open_orders())
-        except (VenueUnavailable, OutcomeUnknown):
-            if n == tries - 1:
-                raise
-            sleep(0.05 * 2**n)
-    raise AssertionError("unreachable")
+def positions_and_orders(venue: ExchangePort) -> tuple[int, int]:
+    """The venue's exposure now: (open positions, open orders); transient errors retried."""
+    return (
+        len(retry_transient(venue.fetch_positions)),
+        len(retry_transient(venue.fetch_open_orders)),
+    )

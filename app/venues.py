@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
 from adapters.paper.venue import PaperVenue
 from domain.errors import InvalidCommand
-from domain.venue import ExchangePort
+from domain.venue import ExchangePort, OutcomeUnknown, VenueUnavailable
+
+T = TypeVar("T")
 
 
 def build_venue(
@@ -20,7 +24,28 @@ def build_venue(
         return PaperVenue(engine, clock)
     kind, _, exchange_id = spec.partition(":")
     if kind == "ccxt" and exchange_id:
-        from adapters.ccxt_venue import CcxtVenue  # noqa: PLC0415 - ccxt takes ~1 s to import
+        from adapters.ccxt_venue import (  # noqa: PLC0415 - ccxt takes ~1 s to import
+            CcxtConfigurationError,
+            CcxtVenue,
+        )
 
-        return CcxtVenue.from_id(exchange_id, sandbox=sandbox)
+        try:
+            return CcxtVenue.from_id(exchange_id, sandbox=sandbox)
+        except CcxtConfigurationError as e:
+            raise InvalidCommand(str(e)) from None
     raise InvalidCommand(f"unknown exchange {spec!r}: use 'paper' or 'ccxt:<exchange id>'")
+
+
+def retry_transient(
+    call: Callable[[], T], *, tries: int = 8, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """Call a venue *read*, retrying transient failures (unavailable, rate-limited, timed
+    out) with a bounded backoff; the last failure is raised. Never use it for an order."""
+    for n in range(tries):
+        try:
+            return call()
+        except (VenueUnavailable, OutcomeUnknown):
+            if n == tries - 1:
+                raise
+            sleep(min(0.01 * 2**n, 0.2))
+    raise AssertionError("unreachable")

@@ -131,11 +131,15 @@ class ExchangePort(Protocol):
     def fetch_mark_price(self, symbol: str) -> Decimal: ...
 
     def create_order(self, request: OrderRequest) -> Order:
-        """Send an order. Raises OrderRejected, OutcomeUnknown, VenueUnavailable."""
+        """Send an order. The answer may be an acknowledgement only (status open, nothing
+        filled yet): ask ``fetch_order_by_client_id`` for the fill. Raises OrderRejected
+        (DuplicateClientOrderId), OutcomeUnknown, VenueUnavailable (RateLimited),
+        VenueAuthenticationFailed."""
         ...
 
     def cancel_order(self, order: Order) -> None:
-        """Cancel one open order. An order already gone is not an error."""
+        """Cancel one open order. An order already gone is not an error. Raises
+        OutcomeUnknown (a timeout), VenueUnavailable, VenueAuthenticationFailed."""
         ...
 
     def cancel_all_orders(self, symbol: str) -> int:

@@ -21,6 +21,7 @@ from app.cli.output import emit_json, err, out
 from app.queries import status_dict
 from app.services import ConcurrencyExhausted
 from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.venue import VenueError
 
 EXIT_FAILURE, EXIT_INVALID, EXIT_REFUSED, EXIT_STORE = 1, 2, 3, 4
 
@@ -109,6 +110,8 @@ def main() -> None:
         _fail(EXIT_STORE, f"store unavailable: {e}")
     except ConcurrencyExhausted as e:
         _fail(EXIT_FAILURE, str(e))
+    except VenueError as e:
+        _fail(EXIT_FAILURE, f"venue error: {type(e).__name__}: {e}")
     except KeyboardInterrupt:
         _fail(130, "interrupted")
     except Exception as e:

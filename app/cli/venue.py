@@ -8,13 +8,14 @@ import typer
 
 from app.cli.context import state
 from app.cli.output import emit_json, out
+from app.venues import retry_transient
 
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def positions(ctx: typer.Context, as_json: Json = False) -> None:
     """Open positions at the configured venue."""
-    found = state(ctx).core().venue().fetch_positions()
+    found = retry_transient(state(ctx).core().venue().fetch_positions)
     if as_json:
         emit_json(found)
         return
@@ -29,7 +30,7 @@ def positions(ctx: typer.Context, as_json: Json = False) -> None:
 
 def orders(ctx: typer.Context, as_json: Json = False) -> None:
     """Open orders at the configured venue, conditional ones included."""
-    found = state(ctx).core().venue().fetch_open_orders()
+    found = retry_transient(state(ctx).core().venue().fetch_open_orders)
     if as_json:
         emit_json(found)
         return
