@@ -27,6 +27,7 @@ from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID
 
 SOURCES = ("operator", "drawdown", "system")
+LEGACY_INSTALLATION = uuid5(EMERGENCY_ID, "installation/legacy")
 
 
 class EmergencyNotActive(RefusedBySafetyRule):
@@ -44,8 +45,31 @@ class Emergency(TradecoreAggregate):
     def create_id(*_: Any, **__: Any) -> UUID:
         return EMERGENCY_ID
 
+    # Version 2 of the aggregate (as held in snapshots) has the installation id and the
+    # flatten record.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.setdefault("installation_id", LEGACY_INSTALLATION)
+        state.setdefault("forced_reset", None)
+        state.update(
+            flatten_attempts=0,
+            flat=None,
+            positions_closed=None,
+            orders_canceled=None,
+            time_to_flat_ms=None,
+            triggered=False,
+        )
+
     class Created(TradecoreAggregate.Created):
+        class_version = 2
         installation_id: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Latches created before activations had installation-scoped ids.
+            state["installation_id"] = LEGACY_INSTALLATION
 
     class Activated(TradecoreAggregate.Event):
         activation_number: int

@@ -33,6 +33,12 @@ class NewTradesRefusedDuringEmergency(RefusedBySafetyRule):
     """New trades cannot be allowed while the emergency stop is latched."""
 
 
+# Sanity bounds: no venue offers more than 125x, and a typo of a few extra digits in a
+# notional must be refused, not become the policy.
+MAX_LEVERAGE = Decimal(125)
+MAX_NOTIONAL = Decimal(10) ** 12
+
+
 @dataclass(frozen=True)
 class RiskLimits:
     """The risk limits of the policy. Construct with :meth:`validated`."""
@@ -56,10 +62,15 @@ class RiskLimits:
         notional = to_decimal(max_position_notional, "max_position_notional")
         soft = to_decimal(drawdown_soft_threshold, "drawdown_soft_threshold")
         hard = to_decimal(drawdown_hard_threshold, "drawdown_hard_threshold")
-        if leverage <= 0:
-            raise PolicyError(f"max_leverage must be positive, got {leverage}")
-        if notional <= 0:
-            raise PolicyError(f"max_position_notional must be positive, got {notional}")
+        if not 0 < leverage <= MAX_LEVERAGE:
+            raise PolicyError(
+                f"max_leverage must be above 0 and at most {MAX_LEVERAGE}, got {leverage}"
+            )
+        if not 0 < notional <= MAX_NOTIONAL:
+            raise PolicyError(
+                f"max_position_notional must be above 0 and at most {MAX_NOTIONAL:,}, "
+                f"got {notional}"
+            )
         for name, value in (("drawdown_soft_threshold", soft), ("drawdown_hard_threshold", hard)):
             if not Decimal(-1) < value < 0:
                 raise PolicyError(f"{name} must be between -1 and 0 (exclusive), got {value}")
@@ -85,6 +96,7 @@ class Policy(TradecoreAggregate):
     # and checked by mypy. Their topics (domain.policy:Policy.<Name>) are permanent.
 
     class Created(TradecoreAggregate.Created):
+        class_version = 2
         allow_new_trades: bool
         max_leverage: Decimal
         max_position_notional: Decimal
@@ -93,6 +105,11 @@ class Policy(TradecoreAggregate):
         actor: str
         reason: str
         correlation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 policies were created with new trades allowed.
+            state["allow_new_trades"] = True
 
     class NewTradesAllowanceChanged(TradecoreAggregate.Event):
         allowed: bool

@@ -63,7 +63,7 @@ def stop(ctx: typer.Context) -> None:
     """Stop the embedded server (it is otherwise kept running between commands)."""
     settings = state(ctx).settings()
     if settings.database_url:
-        out.print("not using the embedded server (TRADECORE_DATABASE_URL is set); nothing to stop")
+        out.print("a database URL is configured, not the embedded server: nothing to stop")
         return
     stopped = EmbeddedPostgres(settings.home).stop()
     out.print("embedded server stopped" if stopped else "embedded server was not running")

@@ -114,6 +114,10 @@ def main() -> None:
         _fail(EXIT_FAILURE, f"venue error: {type(e).__name__}: {e}")
     except KeyboardInterrupt:
         _fail(130, "interrupted")
+    except BrokenPipeError:
+        # The reader went away (`tradecore … | head`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as e:
         if os.environ.get("TRADECORE_DEBUG"):
             raise

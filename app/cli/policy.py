@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -45,6 +47,27 @@ def _bool(value: str | None, name: str) -> bool | None:
     raise InvalidCommand(f"{name} must be true or false, got {value!r}")
 
 
+# The domain names fields; the operator typed options.
+OPTION_NAMES = {
+    "allow_new_trades": "--allow-new-trades",
+    "max_leverage": "--max-leverage",
+    "max_position_notional": "--max-position-notional",
+    "drawdown_soft_threshold": "--drawdown-soft",
+    "drawdown_hard_threshold": "--drawdown-hard",
+}
+
+
+@contextmanager
+def _option_names() -> Iterator[None]:
+    try:
+        yield
+    except InvalidCommand as e:
+        message = str(e)
+        for field, option in OPTION_NAMES.items():
+            message = message.replace(field, option)
+        raise InvalidCommand(message) from None
+
+
 @app.command("set")
 def set_policy(
     ctx: typer.Context,
@@ -68,16 +91,17 @@ def set_policy(
     """Change trading permission and risk limits (one recorded change)."""
     allowed = _bool(allow_new_trades, "--allow-new-trades")
     core = state(ctx).core()
-    change = core.commands.update_policy(
-        actor=actor or default_actor(),
-        reason=reason,
-        allow_new_trades=allowed,
-        max_leverage=max_leverage,
-        max_position_notional=max_position_notional,
-        drawdown_soft_threshold=drawdown_soft,
-        drawdown_hard_threshold=drawdown_hard,
-        confirm=confirmer(yes),
-    )
+    with _option_names():
+        change = core.commands.update_policy(
+            actor=actor or default_actor(),
+            reason=reason,
+            allow_new_trades=allowed,
+            max_leverage=max_leverage,
+            max_position_notional=max_position_notional,
+            drawdown_soft_threshold=drawdown_soft,
+            drawdown_hard_threshold=drawdown_hard,
+            confirm=confirmer(yes),
+        )
     if change.changed:
         out.print(f"policy updated: version {change.version}")
     else:

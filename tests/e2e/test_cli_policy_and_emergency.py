@@ -70,7 +70,7 @@ def test_a_hard_threshold_above_zero_exits_2_naming_it(cli: Cli) -> None:
     before = version(cli)
     result = cli("policy", "set", "--drawdown-hard", "0.2", "--reason", "x", "--yes")
     assert result.code == 2
-    assert "drawdown_hard_threshold" in result.stderr
+    assert "--drawdown-hard" in result.stderr
     assert "Traceback" not in result.stderr
     assert version(cli) == before
 
