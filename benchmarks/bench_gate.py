@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import os
-import platform
 import sys
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
@@ -38,11 +35,16 @@ from app.services import PolicyChange
 from benchmarks import library_baseline as lib
 from benchmarks.support import (
     Poller,
-    Summary,
+    Row,
+    add_database_url_option,
+    machine,
     now_ns,
+    print_markdown,
+    print_table,
     scratch_database,
     server,
     server_version,
+    tally,
     time_ms,
 )
 
@@ -51,23 +53,6 @@ WARMUP = 10
 # (the usual case) rather than one still finishing the previous batch.
 PAUSE_BETWEEN_CHANGES_S = 0.005
 GATE_MAX_LAG_EVENTS = 100
-
-
-@dataclass
-class Row:
-    figure: str
-    samples: list[float]
-    baseline: str
-    baseline_samples: list[float]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def summary(self) -> Summary:
-        return Summary.of(self.samples)
-
-    @property
-    def baseline_summary(self) -> Summary:
-        return Summary.of(self.baseline_samples)
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -96,7 +81,7 @@ def gate_from_view(core: Core, samples: int) -> Row:
         gate_ms,
         "SELECT 1 on the gate's engine",
         select_ms,
-        [f"gate answered from: {_tally(sources)}"],
+        [f"gate answered from: {tally(sources)}"],
     )
 
 
@@ -123,8 +108,9 @@ def gate_from_aggregate(core: Core, samples: int, notional: Iterator[int]) -> Ro
         "SELECT 1 on the gate's engine",
         select_ms,
         [
-            f"gate answered from: {_tally(sources)}",
-            f"it replays the Policy aggregate (v{first_version}..v{last_version}, no snapshots)",
+            f"gate answered from: {tally(sources)}",
+            f"it loads the Policy aggregate (v{first_version}..v{last_version}, from its latest "
+            "snapshot, taken every 50 versions)",
         ],
     )
 
@@ -192,7 +178,7 @@ def commit_to_visible(
         f"resolution: one polling round trip; samples interleaved; {WARMUP} warm-up discarded",
     ]
     if timeouts:
-        notes.append(f"timed out (5 s, not counted): {_tally(timeouts)}")
+        notes.append(f"timed out (5 s, not counted): {tally(timeouts)}")
     return Row(
         "change committed -> policy view shows it",
         ours_ms,
@@ -210,53 +196,6 @@ def _change_policy(core: Core, notional: Iterator[int]) -> PolicyChange:
     return change
 
 
-def _tally(counts: Tally[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-
-
-# -- output ---------------------------------------------------------------------------------------
-
-
-def _fmt(value: float) -> str:
-    return f"{value:8.3f}"
-
-
-def print_table(rows: list[Row]) -> None:
-    head = (
-        f"{'figure':<41}{'n':>5}{'p50':>9}{'p99':>9}{'mean':>9}  | "
-        f"{'baseline':<38}{'n':>5}{'p50':>9}{'p99':>9}{'mean':>9}  | {'p50 ratio':>9}"
-    )
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        s, b = row.summary, row.baseline_summary
-        ratio = s.p50 / b.p50 if b.p50 else float("nan")
-        print(
-            f"{row.figure:<41}{s.n:>5} {_fmt(s.p50)} {_fmt(s.p99)} {_fmt(s.mean)}  | "
-            f"{row.baseline:<38}{b.n:>5} {_fmt(b.p50)} {_fmt(b.p99)} {_fmt(b.mean)}  | "
-            f"{ratio:>8.1f}x"
-        )
-    print("(all times in milliseconds)")
-    for row in rows:
-        for note in row.notes:
-            print(f"  {row.figure}: {note}")
-
-
-def print_markdown(rows: list[Row], context: str) -> None:
-    print(
-        "| figure | p50 ms | p99 ms | mean ms | baseline (same run) | p50 ms | p99 ms | mean ms |"
-    )
-    print("|---|---:|---:|---:|---|---:|---:|---:|")
-    for row in rows:
-        s, b = row.summary, row.baseline_summary
-        print(
-            f"| {row.figure} | {s.p50:.3f} | {s.p99:.3f} | {s.mean:.3f} "
-            f"| {row.baseline} | {b.p50:.3f} | {b.p99:.3f} | {b.mean:.3f} |"
-        )
-    print()
-    print(f"_{context}_")
-
-
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -264,11 +203,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_gate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument(
-        "--database-url",
-        help="a server to run on; the benchmark creates and drops its own database there "
-        "(needs CREATEDB). Default: a throwaway embedded server in a temp folder",
-    )
+    add_database_url_option(parser)
     parser.add_argument(
         "--samples", type=int, default=500, help="gate calls with the view current (500)"
     )
@@ -301,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     context = (
         f"`python -m benchmarks.bench_gate` on {dt.date.today().isoformat()}: "
-        f"PostgreSQL {pg_version}, {srv.kind}; {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
+        f"{machine(pg_version, srv)}; "
         f"{args.samples} gate calls, {args.latency_samples} changes; run took {elapsed:.1f} s."
     )
     print()

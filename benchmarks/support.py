@@ -1,4 +1,4 @@
-"""What every benchmark needs: a throwaway database, a clock, and percentiles.
+"""What every benchmark needs: a throwaway database, a clock, percentiles and the printout.
 
 A benchmark writes events (it changes the policy hundreds of times), so it never runs in a
 database someone uses: it always creates a database of its own and drops it at the end, on
@@ -7,14 +7,18 @@ the server given by ``--database-url`` or on an embedded server started in a tem
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
+import os
+import platform
 import shutil
 import tempfile
 import time
 import uuid
+from collections import Counter as Tally
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,14 @@ import psycopg
 from adapters import migrations
 from adapters.database import DatabaseAddress
 from adapters.embedded_pg import EmbeddedPostgres
+
+
+def add_database_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="a server to run on; the benchmark creates and drops its own database there "
+        "(needs CREATEDB). Default: a throwaway embedded server in a temp folder",
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,14 @@ def server_version(address: DatabaseAddress) -> str:
     with address.connect() as conn:
         row = conn.execute("SELECT current_setting('server_version')").fetchone()
     return str(row[0]) if row else "?"
+
+
+def machine(pg_version: str, srv: Server) -> str:
+    """Where the figures were measured, for the line printed under them."""
+    return (
+        f"PostgreSQL {pg_version}, {srv.kind}; {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+    )
 
 
 def now_ns() -> int:
@@ -144,3 +164,71 @@ def percentile(ordered: list[float], pct: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+# -- the printout ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One figure beside the baseline measured in the same run (times in milliseconds)."""
+
+    figure: str
+    samples: list[float]
+    baseline: str
+    baseline_samples: list[float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.samples)
+
+    @property
+    def baseline_summary(self) -> Summary:
+        return Summary.of(self.baseline_samples)
+
+
+def tally(counts: Tally[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:8.3f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    fw = max(len(r.figure) for r in [*rows, Row("figure", [], "", [])]) + 1
+    bw = max(len(r.baseline) for r in [*rows, Row("", [], "baseline", [])]) + 1
+    head = (
+        f"{'figure':<{fw}}{'n':>5}{'p50':>9}{'p99':>9}{'mean':>9}  | "
+        f"{'baseline':<{bw}}{'n':>5}{'p50':>9}{'p99':>9}{'mean':>9}  | {'p50 ratio':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        s, b = row.summary, row.baseline_summary
+        ratio = s.p50 / b.p50 if b.p50 else float("nan")
+        print(
+            f"{row.figure:<{fw}}{s.n:>5} {_fmt(s.p50)} {_fmt(s.p99)} {_fmt(s.mean)}  | "
+            f"{row.baseline:<{bw}}{b.n:>5} {_fmt(b.p50)} {_fmt(b.p99)} {_fmt(b.mean)}  | "
+            f"{ratio:>8.1f}x"
+        )
+    print("(all times in milliseconds)")
+    for row in rows:
+        for note in row.notes:
+            print(f"  {row.figure}: {note}")
+
+
+def print_markdown(rows: list[Row], context: str) -> None:
+    print(
+        "| figure | p50 ms | p99 ms | mean ms | baseline (same run) | p50 ms | p99 ms | mean ms |"
+    )
+    print("|---|---:|---:|---:|---|---:|---:|---:|")
+    for row in rows:
+        s, b = row.summary, row.baseline_summary
+        print(
+            f"| {row.figure} | {s.p50:.3f} | {s.p99:.3f} | {s.mean:.3f} "
+            f"| {row.baseline} | {b.p50:.3f} | {b.p99:.3f} | {b.mean:.3f} |"
+        )
+    print()
+    print(f"_{context}_")
