@@ -136,13 +136,17 @@ class Dialect:
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return None
 
+    def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
+        """The ``fetch_order`` params to try, in order, each with "is it conditional"."""
+        return [
+            ({"clientOrderId": client_order_id}, False),
+            ({"clientOrderId": client_order_id, **self.conditional_params}, True),
+        ]
+
     def find_by_client_id(
         self, exchange: Any, client_order_id: str, symbol: str
     ) -> tuple[Raw, bool] | None:
-        for params, conditional in (
-            ({"clientOrderId": client_order_id}, False),
-            ({"clientOrderId": client_order_id, **self.conditional_params}, True),
-        ):
+        for params, conditional in self.client_id_lookups(client_order_id):
             try:
                 return exchange.fetch_order("", symbol, params), conditional
             except ccxt.OrderNotFound:
@@ -173,18 +177,11 @@ class BinanceUsdm(Dialect):
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return _BINANCE_POSITION_SIDES.get(str(info.get("positionSide")))
 
-    def find_by_client_id(
-        self, exchange: Any, client_order_id: str, symbol: str
-    ) -> tuple[Raw, bool] | None:
-        for params, conditional in (
+    def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
+        return [
             ({"origClientOrderId": client_order_id}, False),
             ({"clientAlgoId": client_order_id, "trigger": True}, True),
-        ):
-            try:
-                return exchange.fetch_order("", symbol, params), conditional
-            except ccxt.OrderNotFound:
-                continue
-        return None
+        ]
 
     def balance(self, exchange: Any, currency: str) -> Balance:
         info = exchange.fetch_balance().get("info") or {}
