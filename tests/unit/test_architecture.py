@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,16 @@ def test_domain_and_projections_do_not_import_adapters() -> None:
     for package in ("domain", "projections"):
         for module, names in imported_roots(package).items():
             assert "adapters" not in names, f"{module} imports adapters"
+
+
+def test_every_source_package_is_listed_for_installation() -> None:
+    # A package missing from pyproject's explicit list installs nothing, and only a clean
+    # install (not an editable one) would notice.
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    for top in ("domain", "projections", "adapters", "app"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            package = ".".join(init.parent.relative_to(ROOT).parts)
+            assert package in listed, f"{package} is not in [tool.setuptools] packages"
