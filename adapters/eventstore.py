@@ -108,22 +108,31 @@ class PostgresLogReader:
     """
 
     _head = text(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_SCHEMA}.{EVENTS_TABLE}")
-    _read = text(
+    _select = (
         "SELECT notification_id, originator_id, originator_version, topic, state "
         f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
         "WHERE notification_id > :after AND notification_id <= :upto "
-        "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit"
     )
+    _read = text(_select + "ORDER BY notification_id LIMIT :limit")
+    _read_topics = text(_select + "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit")
 
     def head(self, conn: Connection) -> int:
         return int(conn.execute(self._head).scalar_one())
 
     def read(
-        self, conn: Connection, *, after: int, upto: int, topics: Sequence[str], limit: int
+        self,
+        conn: Connection,
+        *,
+        after: int,
+        upto: int,
+        topics: Sequence[str] | None,
+        limit: int,
     ) -> list[tuple[int, StoredEvent]]:
-        rows = conn.execute(
-            self._read, {"after": after, "upto": upto, "topics": list(topics), "limit": limit}
-        ).all()
+        params: dict[str, object] = {"after": after, "upto": upto, "limit": limit}
+        statement = self._read
+        if topics is not None:
+            statement, params["topics"] = self._read_topics, list(topics)
+        rows = conn.execute(statement, params).all()
         return [
             (
                 r.notification_id,

@@ -27,6 +27,7 @@ from app.gate import PolicyGate
 from app.services import SafetyCommands
 from app.venues import build_venue
 from domain.venue import ExchangePort
+from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
 
@@ -137,7 +138,9 @@ def bootstrap(
         raise
     reader = PostgresLogReader()
     commands = SafetyCommands(store, clock)
-    runner = ProjectionRunner(engine, reader, store.mapper, [PolicyProjection()], clock=clock)
+    runner = ProjectionRunner(
+        engine, reader, store.mapper, [PolicyProjection(), EventIndexProjection()], clock=clock
+    )
     gate = PolicyGate(
         engine, reader, commands.load_policy, max_lag_events=settings.gate_max_lag_events
     )

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from domain.emergency import Emergency
 from domain.policy import Policy
@@ -23,7 +23,7 @@ from projections.tables import emergency_view, policy_view, projection_tracking
 
 
 class PolicyProjection(Projection):
-    name = "policy_view"
+    default_name = "policy_view"
     handles = (
         Policy.Created,
         Policy.NewTradesAllowanceChanged,
@@ -39,12 +39,17 @@ class PolicyProjection(Projection):
         Emergency.Triggered,
     )
 
+    @classmethod
+    def default_tables(cls) -> dict[str, Table]:
+        return {"policy": policy_view, "emergency": emergency_view}
+
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
         e: Any = event
+        policy, emergency = self.tables["policy"], self.tables["emergency"]
         version = e.originator_version
         if isinstance(e, Policy.Created):
             conn.execute(
-                policy_view.insert().values(
+                policy.insert().values(
                     policy_id=e.originator_id,
                     emergency_mode=False,
                     allow_new_trades=e.allow_new_trades,
@@ -59,7 +64,7 @@ class PolicyProjection(Projection):
             )
         elif isinstance(e, Emergency.Created):
             conn.execute(
-                emergency_view.insert().values(
+                emergency.insert().values(
                     emergency_id=e.originator_id,
                     active=False,
                     activation_number=0,
@@ -67,12 +72,12 @@ class PolicyProjection(Projection):
                 )
             )
         elif isinstance(e, Emergency.Event):
-            self._apply_emergency(conn, e, version)
+            self._apply_emergency(conn, emergency, e, version)
         else:
-            self._apply_policy(conn, e, version)
+            self._apply_policy(conn, policy, e, version)
 
     @staticmethod
-    def _apply_policy(conn: Connection, e: Any, version: int) -> None:
+    def _apply_policy(conn: Connection, policy: Table, e: Any, version: int) -> None:
         values: dict[str, Any] = {"version": version, "updated_at": e.timestamp}
         values["updated_by"] = e.actor
         if isinstance(e, Policy.NewTradesAllowanceChanged):
@@ -94,11 +99,11 @@ class PolicyProjection(Projection):
         elif isinstance(e, Policy.EmergencyModeLeft):
             values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
         conn.execute(
-            update(policy_view).where(policy_view.c.policy_id == e.originator_id).values(**values)
+            update(policy_view).where(policy.c.policy_id == e.originator_id).values(**values)
         )
 
     @staticmethod
-    def _apply_emergency(conn: Connection, e: Any, version: int) -> None:
+    def _apply_emergency(conn: Connection, emergency: Table, e: Any, version: int) -> None:
         if isinstance(e, Emergency.Activated):
             values: dict[str, Any] = {
                 "active": True,
@@ -131,14 +136,12 @@ class PolicyProjection(Projection):
             values = {
                 "flat": True,
                 # The first time to flat of the activation stays; later re-flattens keep it.
-                "time_to_flat_ms": func.coalesce(
-                    emergency_view.c.time_to_flat_ms, e.time_to_flat_ms
-                ),
+                "time_to_flat_ms": func.coalesce(emergency.c.time_to_flat_ms, e.time_to_flat_ms),
                 "positions_closed": func.greatest(
-                    func.coalesce(emergency_view.c.positions_closed, 0), e.positions_closed
+                    func.coalesce(emergency.c.positions_closed, 0), e.positions_closed
                 ),
                 "orders_canceled": func.greatest(
-                    func.coalesce(emergency_view.c.orders_canceled, 0), e.orders_canceled
+                    func.coalesce(emergency.c.orders_canceled, 0), e.orders_canceled
                 ),
             }
         elif isinstance(e, Emergency.FlattenIncomplete):
@@ -146,17 +149,17 @@ class PolicyProjection(Projection):
         elif isinstance(e, Emergency.Triggered):
             values = {
                 "positions_closed": func.greatest(
-                    func.coalesce(emergency_view.c.positions_closed, 0), e.positions_closed
+                    func.coalesce(emergency.c.positions_closed, 0), e.positions_closed
                 ),
                 "orders_canceled": func.greatest(
-                    func.coalesce(emergency_view.c.orders_canceled, 0), e.orders_canceled
+                    func.coalesce(emergency.c.orders_canceled, 0), e.orders_canceled
                 ),
             }
         else:
             values = {}
         conn.execute(
             update(emergency_view)
-            .where(emergency_view.c.emergency_id == e.originator_id)
+            .where(emergency.c.emergency_id == e.originator_id)
             .values(version=version, **values)
         )
 
@@ -211,7 +214,7 @@ def read_policy_snapshot(conn: Connection) -> PolicySnapshot:
     e = conn.execute(select(*[c for c in emergency_view.c if c.name != "emergency_id"])).first()
     position = conn.execute(
         select(projection_tracking.c.position).where(
-            projection_tracking.c.name == PolicyProjection.name
+            projection_tracking.c.name == PolicyProjection.default_name
         )
     ).scalar()
     return PolicySnapshot(

@@ -5,7 +5,8 @@ so a crash leaves either both or neither (P0-03). The tracking row is locked for
 so two runners of the same projection (a CLI command catching up while the worker runs)
 take turns instead of applying an event twice. Events a projection does not handle are
 skipped without being decoded, but the position still advances past them, so lag reads 0
-when the projection has seen everything.
+when the projection has seen everything. Batches are bounded, so memory is too, however
+long the log.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, MetaData, Table, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.elements import quoted_name
 
 from projections.tables import projection_tracking
 
@@ -36,23 +38,55 @@ class LogReader(Protocol):
     def head(self, conn: Connection) -> int: ...
 
     def read(
-        self, conn: Connection, *, after: int, upto: int, topics: Sequence[str], limit: int
+        self,
+        conn: Connection,
+        *,
+        after: int,
+        upto: int,
+        topics: Sequence[str] | None,
+        limit: int,
     ) -> list[tuple[int, StoredEvent]]: ...
 
 
 class Projection(ABC):
-    """A read model. Subclasses name the event classes they handle and apply them."""
+    """A read model: the tables it owns (by role) and how each event changes them.
 
-    name: ClassVar[str]
-    handles: ClassVar[tuple[type[Any], ...]]
+    ``renamed(suffix)`` gives the same projection writing to copies of its tables under
+    another tracking name: what rebuilds and verification build before comparing or swapping.
+    """
+
+    default_name: ClassVar[str]
+    # The event classes it handles; None: every event in the log.
+    handles: ClassVar[tuple[type[Any], ...] | None]
+
+    def __init__(self, tables: Mapping[str, Table] | None = None, name: str | None = None):
+        self.tables: dict[str, Table] = dict(tables or self.default_tables())
+        self.name = name or self.default_name
 
     @classmethod
-    def topics(cls) -> list[str]:
-        return [get_topic(c) for c in cls.handles]
+    @abstractmethod
+    def default_tables(cls) -> dict[str, Table]:
+        """The live tables, by role."""
+
+    @classmethod
+    def topics(cls) -> list[str] | None:
+        return None if cls.handles is None else [get_topic(c) for c in cls.handles]
+
+    def renamed(self, suffix: str) -> Self:
+        copies = {role: renamed_table(table, suffix) for role, table in self.tables.items()}
+        return type(self)(copies, name=self.name + suffix)
 
     @abstractmethod
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
         """Apply one event inside the caller's transaction."""
+
+
+def renamed_table(table: Table, suffix: str) -> Table:
+    """A copy of ``table`` named ``<name><suffix>``, its named indexes renamed alike."""
+    copy = table.to_metadata(MetaData(schema=table.schema), name=table.name + suffix)
+    for index in copy.indexes:
+        index.name = quoted_name(f"{index.name}{suffix}", quote=None)
+    return copy
 
 
 @dataclass(frozen=True)
@@ -62,6 +96,8 @@ class ProjectionPosition:
     head: int
     updated_at: datetime | None
     last_error: str | None
+    replayed_since_start: int
+    lag_seconds: float
 
     @property
     def lag(self) -> int:
@@ -88,25 +124,107 @@ class ProjectionRunner:
 
     def catch_up(self) -> int:
         """Apply every committed event each projection has not processed. Returns the count."""
-        return sum(self._catch_up(p) for p in self.projections)
+        return sum(self.catch_up_projection(p) for p in self.projections)
+
+    def catch_up_projection(
+        self,
+        projection: Projection,
+        *,
+        upto: int | None = None,
+        progress: Callable[[int, int], None] = lambda position, head: None,
+    ) -> int:
+        """Apply ``projection``'s pending events up to ``upto`` (default: the head), one
+        transaction per batch. Returns how many events it applied."""
+        applied = 0
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    count, position, target = self.step(conn, projection, upto=upto)
+            except Exception as error:
+                self._record_error(projection.name, error)
+                raise
+            applied += count
+            progress(position, target)
+            if position >= target:
+                return applied
+
+    def apply_pending(self, conn: Connection, projection: Projection, *, upto: int) -> int:
+        """Apply pending events up to ``upto`` inside the caller's transaction."""
+        applied = 0
+        while True:
+            count, position, target = self.step(conn, projection, upto=upto)
+            applied += count
+            if position >= target:
+                return applied
+
+    def step(
+        self, conn: Connection, projection: Projection, *, upto: int | None = None
+    ) -> tuple[int, int, int]:
+        """Apply one batch in ``conn``. Returns (events applied, new position, target)."""
+        position = self._lock_position(conn, projection.name)
+        target = self.reader.head(conn) if upto is None else upto
+        if position >= target:
+            return 0, position, target
+        batch = self.reader.read(
+            conn, after=position, upto=target, topics=projection.topics(), limit=self.batch_size
+        )
+        for notification_id, stored in batch:
+            projection.apply(conn, self.mapper.to_domain_event(stored), notification_id)
+        full = len(batch) == self.batch_size
+        new_position = batch[-1][0] if full else target
+        conn.execute(
+            update(projection_tracking)
+            .where(projection_tracking.c.name == projection.name)
+            .values(
+                position=new_position,
+                updated_at=self.clock(),
+                last_error=None,
+                replayed_since_start=projection_tracking.c.replayed_since_start + len(batch),
+            )
+        )
+        return len(batch), new_position, target
+
+    def mark_started(self) -> None:
+        """A worker starts: its 'replayed since start' counters begin at 0."""
+        with self.engine.begin() as conn:
+            for p in self.projections:
+                self._lock_position(conn, p.name)
+                conn.execute(
+                    update(projection_tracking)
+                    .where(projection_tracking.c.name == p.name)
+                    .values(replayed_since_start=0, started_at=self.clock())
+                )
 
     def positions(self) -> list[ProjectionPosition]:
-        """Each projection's tracked position, beside the log's head (one snapshot)."""
-        with self.engine.connect() as conn:
+        """Each projection's tracked position beside the log's head (one snapshot), with
+        how old its oldest unprocessed event is."""
+        now = self.clock()
+        result = []
+        with self.engine.connect() as conn, conn.begin():
             head = self.reader.head(conn)
             rows = {r.name: r for r in conn.execute(select(projection_tracking)).all()}
-        result = []
-        for p in self.projections:
-            row = rows.get(p.name)
-            result.append(
-                ProjectionPosition(
-                    name=p.name,
-                    position=row.position if row else 0,
-                    head=head,
-                    updated_at=row.updated_at if row else None,
-                    last_error=row.last_error if row else None,
+            for p in self.projections:
+                row = rows.get(p.name)
+                position = row.position if row else 0
+                lag_seconds = 0.0
+                if position < head:
+                    [(_, stored)] = self.reader.read(
+                        conn, after=position, upto=head, topics=None, limit=1
+                    )
+                    event: Any = self.mapper.to_domain_event(stored)
+                    oldest: datetime = event.timestamp
+                    lag_seconds = max((now - oldest).total_seconds(), 0.0)
+                result.append(
+                    ProjectionPosition(
+                        name=p.name,
+                        position=position,
+                        head=head,
+                        updated_at=row.updated_at if row else None,
+                        last_error=row.last_error if row else None,
+                        replayed_since_start=row.replayed_since_start if row else 0,
+                        lag_seconds=lag_seconds,
+                    )
                 )
-            )
         return result
 
     def run(
@@ -120,6 +238,7 @@ class ProjectionRunner:
 
         The poll matters: the library's LISTEN/NOTIFY can miss a notification, and a
         projection that waited only for NOTIFY could then stall (DESIGN.md decision 2).
+        A failing projection is retried with a bounded backoff; its event is never skipped.
         """
         backoff = poll_interval
         while not stop.is_set():
@@ -134,34 +253,6 @@ class ProjectionRunner:
             wait_for_events(poll_interval)
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _catch_up(self, projection: Projection) -> int:
-        applied = 0
-        topics = projection.topics()
-        while True:
-            try:
-                with self.engine.begin() as conn:
-                    position = self._lock_position(conn, projection.name)
-                    head = self.reader.head(conn)
-                    if position >= head:
-                        return applied
-                    batch = self.reader.read(
-                        conn, after=position, upto=head, topics=topics, limit=self.batch_size
-                    )
-                    for notification_id, stored in batch:
-                        event = self.mapper.to_domain_event(stored)
-                        projection.apply(conn, event, notification_id)
-                    applied += len(batch)
-                    full = len(batch) == self.batch_size
-                    new_position = batch[-1][0] if full else head
-                    conn.execute(
-                        update(projection_tracking)
-                        .where(projection_tracking.c.name == projection.name)
-                        .values(position=new_position, updated_at=self.clock(), last_error=None)
-                    )
-            except Exception as error:
-                self._record_error(projection.name, error)
-                raise
 
     def _lock_position(self, conn: Connection, name: str) -> int:
         conn.execute(

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -29,6 +30,41 @@ projection_tracking = Table(
     Column("position", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("last_error", Text, nullable=True),
+    Column("replayed_since_start", BigInteger, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+)
+
+# The timestamp index of the log (the library has none): one row per event, so time ranges,
+# aggregates and causal chains are found without decoding the whole log.
+event_index = Table(
+    "event_index",
+    metadata,
+    Column("notification_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("originator_id", Uuid, nullable=False),
+    Column("originator_version", BigInteger, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("correlation_id", Uuid, nullable=True),
+    Column("causation_id", Uuid, nullable=True),
+    Index("ix_event_index_recorded_at", "recorded_at"),
+    Index("ix_event_index_originator", "originator_id", "originator_version"),
+    Index("ix_event_index_correlation", "correlation_id"),
+)
+
+# What the worker reports about itself: liveness, the last store outage and the catch-up
+# after it (the successors of the old disk buffer's events_written / events_replayed).
+worker_status = Table(
+    "worker_status",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("outages", Integer, nullable=False, server_default="0"),
+    Column("last_outage_at", DateTime(timezone=True), nullable=True),
+    Column("last_outage_seconds", Numeric, nullable=True),
+    Column("last_catch_up_events", BigInteger, nullable=True),
+    Column("last_catch_up_seconds", Numeric, nullable=True),
 )
 
 policy_view = Table(
