@@ -155,7 +155,10 @@ class EmbeddedPostgres:
             )
         missing = [p for p in [self.home, *self.home.parents] if not p.exists()]
         for folder in reversed(missing):
-            folder.mkdir(mode=0o755)
+            try:
+                folder.mkdir(mode=0o755)
+            except FileExistsError:
+                continue  # another tradecore process, starting at the same moment, made it
             folder.chmod(0o755)  # whatever the umask: the server user must enter it
         uid, gid = self._system_user()
         for folder in (self.pgdata, self.socket_dir):

@@ -137,7 +137,7 @@ def bootstrap(
         engine.dispose()
         raise
     reader = PostgresLogReader()
-    commands = SafetyCommands(store, clock)
+    commands = SafetyCommands(store, clock, probe=address.check)
     runner = ProjectionRunner(
         engine, reader, store.mapper, [PolicyProjection(), EventIndexProjection()], clock=clock
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from sqlalchemy import select
+
 from app.bootstrap import Core
 from projections.policy_view import PolicySnapshot, read_policy_snapshot
+from projections.tables import worker_status
 
 
 def current_snapshot(core: Core) -> tuple[PolicySnapshot, int]:
@@ -74,6 +77,7 @@ def status_dict(core: Core) -> dict[str, Any]:
             "policy_version": decision.policy_version,
             "source": decision.source,
         },
+        "worker": worker_dict(core),
         "policy": asdict(snapshot.policy) if snapshot.policy else None,
         "emergency": emergency_dict(snapshot) if snapshot.emergency else None,
         "projections": [
@@ -88,3 +92,31 @@ def status_dict(core: Core) -> dict[str, Any]:
             for p in positions
         ],
     }
+
+
+def projections_dict(core: Core) -> list[dict[str, Any]]:
+    """Every consumer's position, the head, lag in events and seconds, errors, replays."""
+    return [
+        {
+            "name": p.name,
+            "position": p.position,
+            "head": p.head,
+            "lag_events": p.lag,
+            "lag_seconds": round(p.lag_seconds, 3),
+            "last_error": p.last_error,
+            "replayed_since_start": p.replayed_since_start,
+            "updated_at": p.updated_at,
+        }
+        for p in core.runner.positions()
+    ]
+
+
+def worker_dict(core: Core) -> dict[str, Any] | None:
+    """The worker's liveness and its last outage and catch-up, or None if none ever ran."""
+    with core.engine.connect() as conn:
+        row = conn.execute(select(worker_status)).first()
+    if row is None:
+        return None
+    data = row._asdict()
+    data["heartbeat_age_seconds"] = round((core.clock() - row.heartbeat_at).total_seconds(), 3)
+    return data

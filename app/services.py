@@ -81,10 +81,14 @@ class SafetyCommands:
         clock: Callable[[], datetime],
         *,
         max_attempts: int = 50,
+        probe: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.max_attempts = max_attempts
+        # Checks the store is reachable (raising StoreUnavailable) before a command, so a
+        # command fails at once when it is down instead of waiting out the library's retries.
+        self.probe = probe
 
     # -- reads of the source of truth -------------------------------------------------------
 
@@ -317,6 +321,7 @@ class SafetyCommands:
         return policy, emergency
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
+        self.probe()
         for n in range(self.max_attempts):
             try:
                 return self._guard(attempt)

@@ -1,9 +1,13 @@
 """The worker: one process that runs every projection and process manager for the account.
 
-Today it keeps the read models at the head and supervises the emergency stop: on start it
-catches up on any activation it has not seen to a flat account, and while the latch is on it
-keeps the account flat (retrying an incomplete flatten at a lower rate, and re-checking a
-flat one now and then, since a position can appear from outside).
+It keeps the read models at the head and supervises the emergency stop: on start it catches
+up on any activation it has not seen to a flat account, and while the latch is on it keeps
+the account flat (retrying an incomplete flatten at a lower rate, and re-checking a flat one
+now and then, since a position can appear from outside).
+
+When the store goes away it keeps running, retries with a bounded backoff, and when the
+store returns it catches up from the tracked positions: the log is the buffer. It records
+each outage and the catch-up after it (events, seconds) in ``worker_status``.
 """
 
 from __future__ import annotations
@@ -12,37 +16,59 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+
+from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import FlattenReport
+from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
+WORKER_NAME = "worker"
 
 
 class Worker:
     def __init__(
-        self, core: Core, *, retry_interval: float = 5.0, verify_interval: float = 10.0
+        self,
+        core: Core,
+        *,
+        retry_interval: float = 5.0,
+        verify_interval: float = 10.0,
+        heartbeat_interval: float = 1.0,
     ) -> None:
         self.core = core
         self.retry_interval = retry_interval
         self.verify_interval = verify_interval
+        self.heartbeat_interval = heartbeat_interval
         self._last_flatten = float("-inf")
+        self._last_heartbeat = float("-inf")
+        self._outage_started: float | None = None
 
     def run(self, stop: threading.Event) -> None:
+        self._started()
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
-                self.core.runner.catch_up()
+                began = time.monotonic()
+                applied = self.core.runner.catch_up()
+                if self._outage_started is not None:
+                    self._recovered(applied, time.monotonic() - began)
                 self._supervise_emergency(flattener.run)
+                self._heartbeat()
                 backoff = self.core.settings.poll_interval
-            except Exception:  # a worker logs, backs off and carries on
-                log.exception("worker iteration failed; retrying in %.1fs", backoff)
+            except Exception as error:  # noqa: BLE001 - a worker logs, backs off, carries on
+                self._failed(error, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             waiter(self.core.settings.poll_interval)
+
+    # -- emergency ------------------------------------------------------------------------------
 
     def _supervise_emergency(self, flatten: Callable[[], FlattenReport | None]) -> None:
         emergency = self.core.commands.load_emergency()
@@ -61,3 +87,59 @@ class Worker:
                     report.remaining_orders,
                     self.retry_interval,
                 )
+
+    # -- outages and liveness --------------------------------------------------------------------
+
+    def _failed(self, error: Exception, backoff: float) -> None:
+        try:
+            self.core.address.check()
+        except StoreUnavailable as unreachable:
+            if self._outage_started is None:
+                self._outage_started = time.monotonic()
+                self._outage_at = self.core.clock()
+                log.error("store unavailable, retrying with backoff: %s", unreachable)
+            return
+        log.exception("worker iteration failed (%s); retrying in %.1fs", error, backoff)
+
+    def _recovered(self, applied: int, seconds: float) -> None:
+        assert self._outage_started is not None
+        outage = time.monotonic() - self._outage_started - seconds
+        log.warning(
+            "store back after %.1fs; caught up %d event(s) in %.3fs", outage, applied, seconds
+        )
+        with self.core.engine.begin() as conn:
+            conn.execute(
+                update(worker_status)
+                .where(worker_status.c.name == WORKER_NAME)
+                .values(
+                    outages=worker_status.c.outages + 1,
+                    last_outage_at=self._outage_at,
+                    last_outage_seconds=Decimal(f"{outage:.3f}"),
+                    last_catch_up_events=applied,
+                    last_catch_up_seconds=Decimal(f"{seconds:.3f}"),
+                )
+            )
+        self._outage_started = None
+
+    def _started(self) -> None:
+        now = self.core.clock()
+        self.core.runner.mark_started()
+        with self.core.engine.begin() as conn:
+            conn.execute(
+                insert(worker_status)
+                .values(name=WORKER_NAME, started_at=now, heartbeat_at=now)
+                .on_conflict_do_update(
+                    index_elements=["name"], set_={"started_at": now, "heartbeat_at": now}
+                )
+            )
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat < self.heartbeat_interval:
+            return
+        self._last_heartbeat = time.monotonic()
+        with self.core.engine.begin() as conn:
+            conn.execute(
+                update(worker_status)
+                .where(worker_status.c.name == WORKER_NAME)
+                .values(heartbeat_at=self.core.clock())
+            )

@@ -99,7 +99,7 @@ class PolicyProjection(Projection):
         elif isinstance(e, Policy.EmergencyModeLeft):
             values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
         conn.execute(
-            update(policy_view).where(policy.c.policy_id == e.originator_id).values(**values)
+            update(policy).where(policy.c.policy_id == e.originator_id).values(**values)
         )
 
     @staticmethod
@@ -158,7 +158,7 @@ class PolicyProjection(Projection):
         else:
             values = {}
         conn.execute(
-            update(emergency_view)
+            update(emergency)
             .where(emergency.c.emergency_id == e.originator_id)
             .values(version=version, **values)
         )

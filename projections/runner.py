@@ -161,7 +161,7 @@ class ProjectionRunner:
         self, conn: Connection, projection: Projection, *, upto: int | None = None
     ) -> tuple[int, int, int]:
         """Apply one batch in ``conn``. Returns (events applied, new position, target)."""
-        position = self._lock_position(conn, projection.name)
+        position = self.lock_position(conn, projection.name)
         target = self.reader.head(conn) if upto is None else upto
         if position >= target:
             return 0, position, target
@@ -188,7 +188,7 @@ class ProjectionRunner:
         """A worker starts: its 'replayed since start' counters begin at 0."""
         with self.engine.begin() as conn:
             for p in self.projections:
-                self._lock_position(conn, p.name)
+                self.lock_position(conn, p.name)
                 conn.execute(
                     update(projection_tracking)
                     .where(projection_tracking.c.name == p.name)
@@ -252,9 +252,8 @@ class ProjectionRunner:
                 continue
             wait_for_events(poll_interval)
 
-    # -- internals -----------------------------------------------------------------------------
-
-    def _lock_position(self, conn: Connection, name: str) -> int:
+    def lock_position(self, conn: Connection, name: str) -> int:
+        """The tracked position of ``name``, its row locked until the transaction ends."""
         conn.execute(
             insert(projection_tracking)
             .values(name=name, position=0, updated_at=self.clock())
@@ -266,6 +265,8 @@ class ProjectionRunner:
             .with_for_update()
         ).scalar_one()
         return int(position)
+
+    # -- internals -----------------------------------------------------------------------------
 
     def _record_error(self, name: str, error: Exception) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
-from app.cli import db, emergency, paper, policy, venue, worker
+from app.cli import db, emergency, paper, policy, projections, venue, worker
 from app.cli.context import CliState, state
 from app.cli.output import emit_json, err, out
 from app.queries import status_dict
@@ -36,6 +36,8 @@ cli.add_typer(policy.app, name="policy")
 cli.add_typer(emergency.app, name="emergency")
 cli.add_typer(db.app, name="db")
 cli.add_typer(paper.app, name="paper")
+cli.add_typer(projections.app, name="projections")
+cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("positions")(venue.positions)
 cli.command("orders")(venue.orders)

@@ -45,9 +45,10 @@ def test_emergency_activation_is_seen_by_policy_show_and_emergency_status(cli: C
     overall = cli("status", "--json").json()
     assert overall["gate"]["allowed"] is False
     assert overall["gate"]["code"] == "EMERGENCY_ACTIVE"
-    [projection] = overall["projections"]
-    assert projection["name"] == "policy_view"
-    assert {"position", "head", "lag"} <= projection.keys()
+    names = [p["name"] for p in overall["projections"]]
+    assert names == ["policy_view", "event_index"]
+    for projection in overall["projections"]:
+        assert {"position", "head", "lag"} <= projection.keys()
 
 
 def test_activation_without_a_reason_exits_2_and_records_nothing(cli: Cli) -> None:
