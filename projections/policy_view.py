@@ -98,9 +98,7 @@ class PolicyProjection(Projection):
             )
         elif isinstance(e, Policy.EmergencyModeLeft):
             values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
-        conn.execute(
-            update(policy).where(policy.c.policy_id == e.originator_id).values(**values)
-        )
+        conn.execute(update(policy).where(policy.c.policy_id == e.originator_id).values(**values))
 
     @staticmethod
     def _apply_emergency(conn: Connection, emergency: Table, e: Any, version: int) -> None:
