@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import typer
 
 from app.bootstrap import Core, Schema, bootstrap
 from app.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +45,12 @@ class CliState:
 
     def close(self) -> None:
         if self._core is not None:
+            # Leave the read models at the head after every command, so they are current
+            # even when no worker runs. Best effort: the command itself already succeeded.
+            try:
+                self._core.runner.catch_up()
+            except Exception:  # reported by `projections status`; never fatal here
+                log.warning("read models not caught up after the command", exc_info=True)
             self._core.close()
             self._core = None
 
