@@ -9,7 +9,8 @@ import pytest
 
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
-from app.bootstrap import Core
+from app.bootstrap import Core, bootstrap
+from app.config import Settings
 from app.flattener import positions_and_orders
 from app.gate import GateCode
 from app.worker import Worker
@@ -174,3 +175,29 @@ def test_the_worker_flattens_an_activation_it_did_not_see_happen(
         worker.join(timeout=10)
     assert positions_and_orders(venue) == (0, 0)
     assert core.commands.load_emergency().flat is True  # type: ignore[union-attr]
+
+
+def test_a_venue_that_never_answers_gives_flatten_incomplete_and_a_loud_report(
+    settings: Settings,
+) -> None:
+    with bootstrap(settings.model_copy(update={"flatten_deadline": 0.5})) as core:
+        venue = core.venue()
+        assert isinstance(venue, PaperVenue)
+        open_account(venue, symbols=2, resting=1)
+        venue.admin().set_faults(FaultSettings(error_rate=Decimal(1), seed=1))
+        core.commands.activate_emergency(reason="drill", actor="alice")
+        report = core.flattener().run()
+
+        assert report is not None and not report.flat
+        assert report.last_error is not None and "network error" in report.last_error
+        events = emergency_events(core)
+        [incomplete] = [e for e in events if isinstance(e, Emergency.FlattenIncomplete)]
+        assert incomplete.last_error is not None
+        [triggered] = [e for e in events if isinstance(e, Emergency.Triggered)]
+        assert triggered.flat is False
+        emergency = core.commands.load_emergency()
+        assert emergency is not None and emergency.active and emergency.flat is False
+
+        venue.admin().set_faults(None)  # the venue comes back: the next run finishes the job
+        assert core.flattener().run().flat  # type: ignore[union-attr]
+        assert positions_and_orders(venue) == (0, 0)
