@@ -1,0 +1,339 @@
+"""The Trade aggregate (P0-04): a trade's whole life as events, never a row overwritten.
+
+Opened (what was decided, how it was sized, under which policy version) → orders submitted
+(each with a client order id derived from the trade and the step, recorded *before* it
+leaves for the venue) → fills (partial or whole) → stops set or moved → closed, with the
+reason and the realized PnL. A closed trade is closed, never erased. Money and quantities
+are ``Decimal``. Commands check the lifecycle and raise domain errors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import event
+
+from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
+from domain.errors import InvalidCommand, RefusedBySafetyRule
+
+TradeSide = Literal["long", "short"]
+CLOSE_REASONS = ("signal", "stop", "take_profit", "emergency", "external", "manual")
+SOURCES = ("executor", "import", "external")
+TRADES_NAMESPACE = UUID("2f4c1d0e-8b7a-4e55-9c31-6a0f2d9b7e41")
+
+
+class TradeError(InvalidCommand):
+    """A trade command with invalid values."""
+
+
+class TradeClosed(RefusedBySafetyRule):
+    """The trade is closed: nothing more can happen to it."""
+
+
+def trade_id_for(source_key: str) -> UUID:
+    """A deterministic trade id (for imports and adopted positions: re-running is a no-op)."""
+    return uuid5(TRADES_NAMESPACE, source_key)
+
+
+class Trade(TradecoreAggregate):
+    class Opened(TradecoreAggregate.Created):
+        trade_id: UUID  # equal to originator_id; kept so create_id can take it
+        symbol: str
+        side: str
+        intended_quantity: Decimal
+        leverage: Decimal
+        sizing: dict[str, Any] | None
+        policy_version: int | None
+        source: str
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+
+    class OrderSubmitted(TradecoreAggregate.Event):
+        client_order_id: str
+        step: int
+        order_side: str
+        quantity: Decimal
+        reduce_only: bool
+
+    class Filled(TradecoreAggregate.Event):
+        client_order_id: str
+        quantity: Decimal
+        price: Decimal
+        fee: Decimal
+
+    class StopSet(TradecoreAggregate.Event):
+        kind: str  # stop_loss | take_profit
+        price: Decimal
+        actor: str
+
+    class Closed(TradecoreAggregate.Event):
+        close_reason: str
+        realized_pnl: Decimal
+        actor: str
+        causation_id: UUID | None
+
+    @staticmethod
+    def create_id(*_: Any, trade_id: UUID, **__: Any) -> UUID:
+        return trade_id
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        trade_id: UUID,
+        symbol: str,
+        side: str,
+        quantity: Decimal | str,
+        leverage: Decimal | str,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        source: str = "executor",
+        sizing: dict[str, Any] | None = None,
+        policy_version: int | None = None,
+        correlation_id: UUID | None = None,
+    ) -> Trade:
+        """A new trade; raises TradeError naming the invalid field."""
+        if side not in ("long", "short"):
+            raise TradeError(f"side must be long or short, got {side!r}")
+        if source not in SOURCES:
+            raise TradeError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        qty = _positive(quantity, "quantity")
+        lev = _positive(leverage, "leverage")
+        trace_ids(correlation_id, None)
+        return cls(
+            trade_id=trade_id,
+            symbol=require_text(symbol, "symbol"),
+            side=side,
+            intended_quantity=qty,
+            leverage=lev,
+            sizing=sizing,
+            policy_version=policy_version,
+            source=source,
+            actor=require_text(actor, "actor"),
+            reason=require_text(reason, "reason"),
+            correlation_id=correlation_id,
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(Opened)
+    def __init__(
+        self,
+        *,
+        trade_id: UUID,
+        symbol: str,
+        side: str,
+        intended_quantity: Decimal,
+        leverage: Decimal,
+        sizing: dict[str, Any] | None,
+        policy_version: int | None,
+        source: str,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.symbol, self.side = symbol, side
+        self.intended_quantity, self.leverage = intended_quantity, leverage
+        self.source = source
+        self.opened_at = timestamp
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.entry_quantity = Decimal(0)
+        self.entry_cost = Decimal(0)
+        self.exit_quantity = Decimal(0)
+        self.exit_proceeds = Decimal(0)
+        self.fees = Decimal(0)
+        self.stop_loss: Decimal | None = None
+        self.take_profit: Decimal | None = None
+        self.closed_at: datetime | None = None
+        self.close_reason: str | None = None
+        self.realized_pnl: Decimal | None = None
+
+    # -- derived state -----------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def quantity(self) -> Decimal:
+        """What the trade holds now (entries filled minus exits filled)."""
+        return self.entry_quantity - self.exit_quantity
+
+    @property
+    def entry_price(self) -> Decimal | None:
+        return self.entry_cost / self.entry_quantity if self.entry_quantity else None
+
+    @property
+    def entry_side(self) -> str:
+        return "buy" if self.side == "long" else "sell"
+
+    def client_order_id(self, step: int) -> str:
+        """At most 36 characters, stable for (trade, step): a replay cannot double an order."""
+        return f"tct-{self.id.hex[:24]}-{step}"
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def submit_order(
+        self,
+        *,
+        order_side: str,
+        quantity: Decimal | str,
+        reduce_only: bool,
+        timestamp: datetime,
+    ) -> str:
+        """Record an order before it is sent; returns its client order id."""
+        self._require_open()
+        if order_side not in ("buy", "sell"):
+            raise TradeError(f"order side must be buy or sell, got {order_side!r}")
+        exiting = order_side != self.entry_side
+        if exiting != reduce_only:
+            raise TradeError("orders that reduce the trade must be reduce-only, and only they")
+        step = len(self.orders) + 1
+        client_order_id = self.client_order_id(step)
+        self._submitted(
+            client_order_id=client_order_id,
+            step=step,
+            order_side=order_side,
+            quantity=_positive(quantity, "quantity"),
+            reduce_only=reduce_only,
+            timestamp=require_aware(timestamp),
+        )
+        return client_order_id
+
+    @event(OrderSubmitted)
+    def _submitted(
+        self,
+        *,
+        client_order_id: str,
+        step: int,
+        order_side: str,
+        quantity: Decimal,
+        reduce_only: bool,
+        timestamp: datetime,
+    ) -> None:
+        self.orders[client_order_id] = {
+            "side": order_side,
+            "quantity": quantity,
+            "filled": Decimal(0),
+            "reduce_only": reduce_only,
+        }
+
+    def record_fill(
+        self,
+        *,
+        client_order_id: str,
+        quantity: Decimal | str,
+        price: Decimal | str,
+        fee: Decimal | str = Decimal(0),
+        timestamp: datetime,
+    ) -> None:
+        """A (partial) fill of one of this trade's orders."""
+        self._require_open()
+        order = self.orders.get(client_order_id)
+        if order is None:
+            raise TradeError(f"no order {client_order_id} on this trade")
+        qty = _positive(quantity, "quantity")
+        if order["filled"] + qty > order["quantity"]:
+            raise TradeError(
+                f"fill of {qty} exceeds what is left of order {client_order_id} "
+                f"({order['quantity'] - order['filled']})"
+            )
+        fee_value = to_decimal(fee, "fee")
+        if fee_value < 0:
+            raise TradeError(f"fee must not be negative, got {fee_value}")
+        self._filled(
+            client_order_id=client_order_id,
+            quantity=qty,
+            price=_positive(price, "price"),
+            fee=fee_value,
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(Filled)
+    def _filled(
+        self,
+        *,
+        client_order_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        timestamp: datetime,
+    ) -> None:
+        order = self.orders[client_order_id]
+        order["filled"] += quantity
+        if order["reduce_only"]:
+            self.exit_quantity += quantity
+            self.exit_proceeds += quantity * price
+        else:
+            self.entry_quantity += quantity
+            self.entry_cost += quantity * price
+        self.fees += fee
+
+    def set_stop(self, *, kind: str, price: Decimal | str, actor: str, timestamp: datetime) -> None:
+        """Set or move the stop loss or the take profit."""
+        self._require_open()
+        if kind not in ("stop_loss", "take_profit"):
+            raise TradeError(f"kind must be stop_loss or take_profit, got {kind!r}")
+        self._stop_set(
+            kind=kind,
+            price=_positive(price, "price"),
+            actor=require_text(actor, "actor"),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(StopSet)
+    def _stop_set(self, *, kind: str, price: Decimal, actor: str, timestamp: datetime) -> None:
+        setattr(self, kind, price)
+
+    def close(
+        self, *, reason: str, actor: str, timestamp: datetime, causation_id: UUID | None = None
+    ) -> None:
+        """Close the trade with ``reason``; the realized PnL comes from its fills and fees."""
+        self._require_open()
+        if reason not in CLOSE_REASONS:
+            raise TradeError(f"close reason must be one of {', '.join(CLOSE_REASONS)}")
+        trace_ids(None, causation_id)
+        self._closed(
+            close_reason=reason,
+            realized_pnl=self._realized(),
+            actor=require_text(actor, "actor"),
+            causation_id=causation_id,
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(Closed)
+    def _closed(
+        self,
+        *,
+        close_reason: str,
+        realized_pnl: Decimal,
+        actor: str,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.closed_at, self.close_reason, self.realized_pnl = timestamp, close_reason, realized_pnl
+
+    def _realized(self) -> Decimal:
+        """PnL of the exited quantity against the average entry, less every fee."""
+        if not self.exit_quantity or not self.entry_quantity:
+            return -self.fees
+        entry = self.entry_cost / self.entry_quantity
+        exit_price = self.exit_proceeds / self.exit_quantity
+        direction = 1 if self.side == "long" else -1
+        return (exit_price - entry) * self.exit_quantity * direction - self.fees
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise TradeClosed(f"trade {self.id} is closed ({self.close_reason})")
+
+
+def _positive(value: Decimal | str, field: str) -> Decimal:
+    number = to_decimal(value, field)
+    if number <= 0:
+        raise TradeError(f"{field} must be positive, got {number}")
+    return number
