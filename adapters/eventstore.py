@@ -23,6 +23,7 @@ from sqlalchemy import Connection, text
 from adapters.database import DatabaseAddress
 from domain.emergency import Emergency
 from domain.policy import Policy, RiskLimits
+from domain.trade import Trade
 
 APPLICATION_NAME = "TradeCore"
 EVENTS_SCHEMA = "eventstore"
@@ -83,6 +84,7 @@ class TradecoreEventStore(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
         Policy: 50,
         Emergency: 50,
+        Trade: 50,
     }
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

@@ -30,6 +30,7 @@ from domain.venue import ExchangePort
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
+from projections.trade_store import TradeProjection
 
 
 class Schema(Enum):
@@ -139,7 +140,11 @@ def bootstrap(
     reader = PostgresLogReader()
     commands = SafetyCommands(store, clock, probe=address.check)
     runner = ProjectionRunner(
-        engine, reader, store.mapper, [PolicyProjection(), EventIndexProjection()], clock=clock
+        engine,
+        reader,
+        store.mapper,
+        [PolicyProjection(), EventIndexProjection(), TradeProjection()],
+        clock=clock,
     )
     gate = PolicyGate(
         engine, reader, commands.load_policy, max_lag_events=settings.gate_max_lag_events

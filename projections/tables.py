@@ -106,3 +106,43 @@ emergency_view = Table(
     Column("flatten_attempts", Integer, nullable=True),
     Column("forced_reset", Boolean, nullable=True),
 )
+
+
+# The open-trade store of P0-04: a read model of the Trade aggregates (the old
+# trade_state.json's questions, answered from the log).
+trades = Table(
+    "trades",
+    metadata,
+    Column("trade_id", Uuid, primary_key=True),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("status", Text, nullable=False),  # pending | open | closed
+    Column("intended_quantity", Numeric, nullable=False),
+    Column("leverage", Numeric, nullable=False),
+    Column("entry_quantity", Numeric, nullable=False),
+    Column("entry_cost", Numeric, nullable=False),
+    Column("exit_quantity", Numeric, nullable=False),
+    Column("fees", Numeric, nullable=False),
+    Column("stop_loss", Numeric, nullable=True),
+    Column("take_profit", Numeric, nullable=True),
+    Column("source", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("close_reason", Text, nullable=True),
+    Column("realized_pnl", Numeric, nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_trades_symbol_opened", "symbol", "opened_at"),
+    Index("ix_trades_status", "status"),
+)
+
+trade_orders = Table(
+    "trade_orders",
+    metadata,
+    Column("client_order_id", Text, primary_key=True),
+    Column("trade_id", Uuid, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("quantity", Numeric, nullable=False),
+    Column("filled", Numeric, nullable=False),
+    Column("reduce_only", Boolean, nullable=False),
+    Index("ix_trade_orders_trade", "trade_id"),
+)
