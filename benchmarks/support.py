@@ -12,7 +12,9 @@ import contextlib
 import math
 import os
 import platform
+import resource
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -96,6 +98,22 @@ def machine(pg_version: str, srv: Server) -> str:
 
 def now_ns() -> int:
     return time.perf_counter_ns()
+
+
+class Progress:
+    """Progress lines on stderr (the figures go to stdout), each with the seconds since start."""
+
+    def __init__(self, started: float | None = None) -> None:
+        # A child process passes its parent's start (time.monotonic is system-wide on Linux).
+        self.started = time.monotonic() if started is None else started
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_ms(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -232,3 +250,59 @@ def print_markdown(rows: list[Row], context: str) -> None:
         )
     print()
     print(f"_{context}_")
+
+
+# -- figures that are not latency distributions (rates, sizes, counts) ---------------------------
+
+
+@dataclass
+class Figure:
+    """One measured figure (already formatted) beside its same-run baseline and its target."""
+
+    figure: str
+    value: str
+    baseline: str
+    baseline_value: str
+    target: str = ""
+    met: bool | None = None  # None: no target
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.met is None else ("met" if self.met else "NOT met")
+
+
+def print_figures(figures: list[Figure]) -> None:
+    columns = ["figure", "value", "baseline (same run)", "baseline value", "target", "met"]
+    cells = [
+        [f.figure, f.value, f.baseline, f.baseline_value, f.target, f.verdict] for f in figures
+    ]
+    widths = [max(len(row[i]) for row in [columns, *cells]) for i in range(len(columns))]
+    right = {1, 3}  # the numbers
+
+    def line(row: list[str]) -> str:
+        return " | ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    print(line(columns))
+    print("-" * len(line(columns)))
+    for row in cells:
+        print(line(row))
+    for f in figures:
+        for note in f.notes:
+            print(f"  {f.figure}: {note}")
+
+
+def print_figures_markdown(figures: list[Figure], context: str | None = None) -> None:
+    print("| figure | value | baseline (same run) | baseline value | target | met |")
+    print("|---|---:|---|---:|---|---|")
+    for f in figures:
+        print(
+            f"| {f.figure} | {f.value} | {f.baseline} | {f.baseline_value} | {f.target} "
+            f"| {f.verdict} |"
+        )
+    if context:
+        print()
+        print(f"_{context}_")
