@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,18 +23,23 @@ class EventIndexProjection(Projection):
         return {"index": event_index}
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
-        e: Any = event
-        conn.execute(
-            self.tables["index"]
-            .insert()
-            .values(
-                notification_id=position,
-                recorded_at=e.timestamp,
-                topic=get_topic(type(e)),
-                originator_id=e.originator_id,
-                originator_version=e.originator_version,
-                actor=getattr(e, "actor", None),
-                correlation_id=getattr(e, "correlation_id", None),
-                causation_id=getattr(e, "causation_id", None),
-            )
-        )
+        self.apply_batch(conn, [(position, event)])
+
+    def apply_batch(
+        self, conn: Connection, events: Sequence[tuple[int, DomainEventProtocol[UUID]]]
+    ) -> None:
+        # One multi-row insert per batch: a rebuild writes a row for every event in the log.
+        conn.execute(self.tables["index"].insert(), [_row(p, e) for p, e in events])
+
+
+def _row(position: int, event: Any) -> dict[str, Any]:
+    return {
+        "notification_id": position,
+        "recorded_at": event.timestamp,
+        "topic": get_topic(type(event)),
+        "originator_id": event.originator_id,
+        "originator_version": event.originator_version,
+        "actor": getattr(event, "actor", None),
+        "correlation_id": getattr(event, "correlation_id", None),
+        "causation_id": getattr(event, "causation_id", None),
+    }

@@ -7,6 +7,7 @@ never mistaken for the current policy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,13 @@ from domain.emergency import Emergency
 from domain.policy import Policy
 from projections.runner import Projection
 from projections.tables import emergency_view, policy_view, projection_tracking
+
+POLICY_CHANGES = (
+    Policy.NewTradesAllowanceChanged,
+    Policy.LimitsUpdated,
+    Policy.EmergencyModeEntered,
+    Policy.EmergencyModeLeft,
+)
 
 
 class PolicyProjection(Projection):
@@ -42,6 +50,26 @@ class PolicyProjection(Projection):
     @classmethod
     def default_tables(cls) -> dict[str, Table]:
         return {"policy": policy_view, "emergency": emergency_view}
+
+    def apply_batch(
+        self, conn: Connection, events: Sequence[tuple[int, DomainEventProtocol[UUID]]]
+    ) -> None:
+        # A run of policy changes collapses into one UPDATE per policy (each change sets
+        # plain values, so the last one of each column wins, as applying them in turn would).
+        pending: dict[UUID, dict[str, Any]] = {}
+        for position, event in events:
+            if isinstance(event, POLICY_CHANGES):
+                pending.setdefault(event.originator_id, {}).update(_policy_values(event))
+            else:
+                self._flush(conn, pending)
+                self.apply(conn, event, position)
+        self._flush(conn, pending)
+
+    def _flush(self, conn: Connection, pending: dict[UUID, dict[str, Any]]) -> None:
+        policy = self.tables["policy"]
+        for policy_id, values in pending.items():
+            conn.execute(update(policy).where(policy.c.policy_id == policy_id).values(**values))
+        pending.clear()
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
         e: Any = event
@@ -78,27 +106,9 @@ class PolicyProjection(Projection):
 
     @staticmethod
     def _apply_policy(conn: Connection, policy: Table, e: Any, version: int) -> None:
-        values: dict[str, Any] = {"version": version, "updated_at": e.timestamp}
-        values["updated_by"] = e.actor
-        if isinstance(e, Policy.NewTradesAllowanceChanged):
-            values["allow_new_trades"] = e.allowed
-        elif isinstance(e, Policy.LimitsUpdated):
-            values.update(
-                max_leverage=e.max_leverage,
-                max_position_notional=e.max_position_notional,
-                drawdown_soft_threshold=e.drawdown_soft_threshold,
-                drawdown_hard_threshold=e.drawdown_hard_threshold,
-            )
-        elif isinstance(e, Policy.EmergencyModeEntered):
-            values.update(
-                emergency_mode=True,
-                allow_new_trades=False,
-                emergency_reason=e.emergency_reason,
-                emergency_activated_at=e.timestamp,
-            )
-        elif isinstance(e, Policy.EmergencyModeLeft):
-            values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
-        conn.execute(update(policy).where(policy.c.policy_id == e.originator_id).values(**values))
+        conn.execute(
+            update(policy).where(policy.c.policy_id == e.originator_id).values(**_policy_values(e))
+        )
 
     @staticmethod
     def _apply_emergency(conn: Connection, emergency: Table, e: Any, version: int) -> None:
@@ -160,6 +170,34 @@ class PolicyProjection(Projection):
             .where(emergency.c.emergency_id == e.originator_id)
             .values(version=version, **values)
         )
+
+
+def _policy_values(e: Any) -> dict[str, Any]:
+    """The columns a policy change (any Policy event but Created) sets."""
+    values: dict[str, Any] = {
+        "version": e.originator_version,
+        "updated_at": e.timestamp,
+        "updated_by": e.actor,
+    }
+    if isinstance(e, Policy.NewTradesAllowanceChanged):
+        values["allow_new_trades"] = e.allowed
+    elif isinstance(e, Policy.LimitsUpdated):
+        values.update(
+            max_leverage=e.max_leverage,
+            max_position_notional=e.max_position_notional,
+            drawdown_soft_threshold=e.drawdown_soft_threshold,
+            drawdown_hard_threshold=e.drawdown_hard_threshold,
+        )
+    elif isinstance(e, Policy.EmergencyModeEntered):
+        values.update(
+            emergency_mode=True,
+            allow_new_trades=False,
+            emergency_reason=e.emergency_reason,
+            emergency_activated_at=e.timestamp,
+        )
+    elif isinstance(e, Policy.EmergencyModeLeft):
+        values.update(emergency_mode=False, emergency_reason=None, emergency_activated_at=None)
+    return values
 
 
 @dataclass(frozen=True)

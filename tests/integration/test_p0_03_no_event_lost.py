@@ -176,11 +176,12 @@ def test_a_handler_that_fails_once_is_retried_and_its_event_applied(core: Core) 
     failures = []
 
     class FlakyOnce(PolicyProjection):
-        def apply(self, conn, event, position):  # type: ignore[no-untyped-def]
-            if isinstance(event, Policy.LimitsUpdated) and not failures:
-                failures.append(position)
+        def apply_batch(self, conn, events):  # type: ignore[no-untyped-def]
+            changes = [p for p, e in events if isinstance(e, Policy.LimitsUpdated)]
+            if changes and not failures:
+                failures.append(changes[0])
                 raise RuntimeError("transient")
-            super().apply(conn, event, position)
+            super().apply_batch(conn, events)
 
     core.runner.catch_up()
     core.runner.projections = [FlakyOnce()]
