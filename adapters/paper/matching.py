@@ -1,0 +1,364 @@
+"""The paper venue's matching engine and ledger: orders, fills, positions, margin.
+
+Every method works inside the caller's transaction (the venue holds the account row lock),
+so a request is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from adapters.paper import tables as t
+from adapters.paper.faults import Draw
+from domain.errors import InvalidCommand
+from domain.venue import DuplicateClientOrderId, Order, OrderRejected, OrderRequest, Position
+
+ACCOUNT = "default"
+QTY = Decimal("0.00000001")
+DEFAULTS: dict[str, Any] = {
+    "currency": "USDT",
+    "wallet": Decimal(0),
+    "position_mode": "one_way",
+    "leverage": Decimal(10),
+    "taker_fee": Decimal("0.0004"),
+    "slippage": Decimal("0.0005"),
+}
+
+
+class Matching:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+
+    def account(self, conn: Connection) -> Row[Any]:
+        """The account row, created on first use, locked for the rest of the transaction."""
+        conn.execute(
+            insert(t.account)
+            .values(id=ACCOUNT, updated_at=self.clock(), **DEFAULTS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return conn.execute(
+            select(t.account).where(t.account.c.id == ACCOUNT).with_for_update()
+        ).one()
+
+    def mark(self, conn: Connection, symbol: str) -> Decimal:
+        price = conn.execute(select(t.marks.c.price).where(t.marks.c.symbol == symbol)).scalar()
+        if price is None:
+            raise OrderRejected(f"paper venue: no market for {symbol} (set a price first)")
+        return Decimal(price)
+
+    def positions(self, conn: Connection, _: Draw | None) -> list[Position]:
+        mode = self.account(conn).position_mode
+        rows = conn.execute(
+            select(t.positions, t.marks.c.price.label("mark"))
+            .join(t.marks, t.marks.c.symbol == t.positions.c.symbol, isouter=True)
+            .order_by(t.positions.c.symbol, t.positions.c.side)
+        ).all()
+        result = []
+        for r in rows:
+            mark = Decimal(r.mark) if r.mark is not None else None
+            direction = 1 if r.side == "long" else -1
+            upnl = (mark - r.entry_price) * r.quantity * direction if mark else Decimal(0)
+            result.append(Position(r.symbol, r.side, r.quantity, r.entry_price, mark, upnl, mode))
+        return result
+
+    def create(self, conn: Connection, req: OrderRequest, fault: Draw) -> Order:
+        acct = self.account(conn)
+        validate(req, acct.position_mode)
+        if conn.execute(
+            select(t.orders.c.id).where(t.orders.c.client_order_id == req.client_order_id)
+        ).first():
+            raise DuplicateClientOrderId(
+                f"paper venue: duplicate client order id {req.client_order_id}"
+            )
+        mark = self.mark(conn, req.symbol)
+        quantity = req.quantity
+        if req.reduce_only:
+            held = self.closable(conn, req, acct.position_mode)
+            if held <= 0:
+                raise OrderRejected("paper venue: reduce-only order would not reduce a position")
+            quantity = min(quantity, held)
+        now = self.clock()
+        order_id = conn.execute(
+            t.orders.insert()
+            .values(
+                client_order_id=req.client_order_id,
+                symbol=req.symbol,
+                side=req.side,
+                type=req.type,
+                quantity=quantity,
+                filled=0,
+                price=req.price,
+                stop_price=req.stop_price,
+                average_price=None,
+                status="open",
+                reduce_only=req.reduce_only,
+                position_side=req.position_side,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(t.orders.c.id)
+        ).scalar_one()
+        marketable = req.type == "market" or (
+            req.type == "limit"
+            and req.price is not None
+            and (req.price >= mark if req.side == "buy" else req.price <= mark)
+        )
+        if marketable:
+            to_fill = quantity
+            if fault.partial_fraction is not None and req.type == "market":
+                to_fill = max((quantity * fault.partial_fraction).quantize(QTY), QTY)
+            self.fill(
+                conn,
+                order_id,
+                taker_price(req.side, mark, acct.slippage),
+                to_fill,
+                ioc=req.type == "market",
+            )
+        return order_from_row(conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one())
+
+    def closable(self, conn: Connection, req: OrderRequest, mode: str) -> Decimal:
+        """How much of a position ``req`` (a reduce-only order) can close."""
+        if mode == "hedge":
+            side = req.position_side
+            if (side == "long") != (req.side == "sell"):
+                return Decimal(0)
+        else:
+            side = "long" if req.side == "sell" else "short"
+        held = conn.execute(
+            select(t.positions.c.quantity).where(
+                t.positions.c.symbol == req.symbol, t.positions.c.side == side
+            )
+        ).scalar()
+        return Decimal(held or 0)
+
+    def fill(
+        self, conn: Connection, order_id: int, price: Decimal, quantity: Decimal, *, ioc: bool
+    ) -> None:
+        """Execute ``quantity`` of an order at ``price``: position, wallet, fill, order row."""
+        order = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()
+        acct = self.account(conn)
+        if order.reduce_only:
+            quantity = min(quantity, self.closable(conn, as_request(order), acct.position_mode))
+            if quantity <= 0:
+                conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == order_id)
+                    .values(status="expired", updated_at=self.clock())
+                )
+                return
+        realized, opened = self.apply_to_positions(conn, order, price, quantity, acct.position_mode)
+        fee = (price * quantity * acct.taker_fee).quantize(QTY)
+        if opened > 0:
+            self.check_margin(conn, acct)
+        conn.execute(
+            update(t.account)
+            .where(t.account.c.id == ACCOUNT)
+            .values(wallet=acct.wallet + realized - fee, updated_at=self.clock())
+        )
+        conn.execute(
+            t.fills.insert().values(
+                order_id=order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                realized_pnl=realized,
+                created_at=self.clock(),
+            )
+        )
+        filled = order.filled + quantity
+        average = ((order.average_price or 0) * order.filled + price * quantity) / filled
+        done = filled >= order.quantity
+        status = "closed" if done else ("expired" if ioc else "open")
+        conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order_id)
+            .values(
+                filled=filled,
+                average_price=average.quantize(QTY),
+                status=status,
+                updated_at=self.clock(),
+            )
+        )
+
+    def apply_to_positions(
+        self, conn: Connection, order: Row[Any], price: Decimal, quantity: Decimal, mode: str
+    ) -> tuple[Decimal, Decimal]:
+        """Returns (realized PnL, quantity that opened or grew exposure)."""
+        if mode == "hedge":
+            side = order.position_side
+            closing = (side == "long") == (order.side == "sell")
+        else:
+            current = conn.execute(
+                select(t.positions).where(t.positions.c.symbol == order.symbol)
+            ).first()
+            side = current.side if current else ("long" if order.side == "buy" else "short")
+            closing = current is not None and (side == "long") == (order.side == "sell")
+        held = self.position(conn, order.symbol, side)
+        if not closing:
+            self.set_position(conn, order.symbol, side, held, quantity, price)
+            return Decimal(0), quantity
+        if held is None or (mode == "hedge" and held.quantity < quantity):
+            raise OrderRejected("paper venue: order would close more than the position holds")
+        closed = min(quantity, held.quantity)
+        direction = 1 if side == "long" else -1
+        realized = ((price - held.entry_price) * closed * direction).quantize(QTY)
+        remaining = held.quantity - closed
+        if remaining > 0:
+            conn.execute(
+                update(t.positions)
+                .where(t.positions.c.symbol == order.symbol, t.positions.c.side == side)
+                .values(quantity=remaining, updated_at=self.clock())
+            )
+        else:
+            conn.execute(
+                t.positions.delete().where(
+                    t.positions.c.symbol == order.symbol, t.positions.c.side == side
+                )
+            )
+        flip = quantity - closed  # one-way: the rest opens the other way
+        if flip > 0:
+            other = "short" if side == "long" else "long"
+            self.set_position(conn, order.symbol, other, None, flip, price)
+        return realized, flip
+
+    def position(self, conn: Connection, symbol: str, side: str) -> Row[Any] | None:
+        return conn.execute(
+            select(t.positions).where(t.positions.c.symbol == symbol, t.positions.c.side == side)
+        ).first()
+
+    def set_position(
+        self,
+        conn: Connection,
+        symbol: str,
+        side: str,
+        held: Row[Any] | None,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> None:
+        now = self.clock()
+        if held is None:
+            conn.execute(
+                t.positions.insert().values(
+                    symbol=symbol, side=side, quantity=quantity, entry_price=price, updated_at=now
+                )
+            )
+            return
+        total = held.quantity + quantity
+        entry = ((held.entry_price * held.quantity + price * quantity) / total).quantize(QTY)
+        conn.execute(
+            update(t.positions)
+            .where(t.positions.c.symbol == symbol, t.positions.c.side == side)
+            .values(quantity=total, entry_price=entry, updated_at=now)
+        )
+
+    def check_margin(self, conn: Connection, acct: Row[Any]) -> None:
+        positions = self.positions(conn, None)
+        equity = acct.wallet + sum((p.unrealized_pnl for p in positions), Decimal(0))
+        used = sum(
+            ((p.mark_price or p.entry_price) * p.quantity / acct.leverage for p in positions),
+            Decimal(0),
+        )
+        # `used` already includes the new exposure (positions were just updated).
+        if equity - used < 0:
+            raise OrderRejected(
+                f"paper venue: insufficient margin (equity {equity:.2f}, "
+                f"needed {used:.2f} at leverage {acct.leverage})"
+            )
+
+    def trigger_resting(self, conn: Connection, symbol: str, mark: Decimal) -> list[Order]:
+        acct = self.account(conn)
+        resting = conn.execute(
+            select(t.orders)
+            .where(t.orders.c.symbol == symbol, t.orders.c.status == "open")
+            .order_by(t.orders.c.id)
+        ).all()
+        executed = []
+        for o in resting:
+            if o.type == "limit":
+                crossed = mark <= o.price if o.side == "buy" else mark >= o.price
+                price = o.price
+            else:  # stop: becomes a market order when the mark reaches the trigger
+                crossed = mark >= o.stop_price if o.side == "buy" else mark <= o.stop_price
+                price = taker_price(o.side, mark, acct.slippage)
+            if not crossed:
+                continue
+            try:
+                with conn.begin_nested():
+                    self.fill(conn, o.id, price, o.quantity - o.filled, ioc=o.type == "stop")
+            except OrderRejected:
+                conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == o.id)
+                    .values(status="expired", updated_at=self.clock())
+                )
+            executed.append(
+                order_from_row(conn.execute(select(t.orders).where(t.orders.c.id == o.id)).one())
+            )
+        return executed
+
+
+def check_symbol(symbol: str) -> None:
+    base, slash, rest = symbol.partition("/")
+    quote, colon, settle = rest.partition(":")
+    if not (base and slash and quote and colon and settle):
+        raise InvalidCommand(
+            f"symbol {symbol!r} is not a unified linear-perpetual symbol such as BTC/USDT:USDT"
+        )
+
+
+def validate(req: OrderRequest, mode: str) -> None:
+    check_symbol(req.symbol)
+    if req.quantity <= 0:
+        raise OrderRejected(f"paper venue: quantity must be positive, got {req.quantity}")
+    if req.type == "limit" and (req.price is None or req.price <= 0):
+        raise OrderRejected("paper venue: a limit order needs a positive price")
+    if req.type == "stop" and (req.stop_price is None or req.stop_price <= 0):
+        raise OrderRejected("paper venue: a stop order needs a positive stop price")
+    if not req.client_order_id or len(req.client_order_id) > 36:
+        raise OrderRejected("paper venue: client order id must be 1 to 36 characters")
+    if mode == "hedge" and req.position_side is None:
+        raise OrderRejected("paper venue: hedge mode needs position_side on every order")
+
+
+def taker_price(side: str, mark: Decimal, slippage: Decimal) -> Decimal:
+    factor = 1 + slippage if side == "buy" else 1 - slippage
+    return (mark * factor).quantize(QTY)
+
+
+def as_request(order: Row[Any]) -> OrderRequest:
+    return OrderRequest(
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        client_order_id=order.client_order_id,
+        type=order.type,
+        reduce_only=order.reduce_only,
+        position_side=order.position_side,
+    )
+
+
+def order_from_row(r: Row[Any]) -> Order:
+    return Order(
+        id=str(r.id),
+        client_order_id=r.client_order_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        quantity=r.quantity,
+        filled=r.filled,
+        price=r.price,
+        average_price=r.average_price,
+        status=r.status,
+        reduce_only=r.reduce_only,
+        stop_price=r.stop_price,
+        position_side=r.position_side,
+        conditional=r.type == "stop",
+    )
