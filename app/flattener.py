@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -279,12 +279,8 @@ class Flattener:
             seen.last_error,
         )
         report = self._report(self._load() or emergency, flat=False, progress=seen)
-        return FlattenReport(
-            **{
-                **report.__dict__,
-                "remaining_positions": positions or [],
-                "remaining_orders": len(still_open),
-            }
+        return replace(
+            report, remaining_positions=positions or [], remaining_orders=len(still_open)
         )
 
     def _report(

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import update
@@ -46,6 +47,7 @@ class Worker:
         self._last_flatten = float("-inf")
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
+        self._outage_at: datetime | None = None
 
     def run(self, stop: threading.Event) -> None:
         self._started()

@@ -102,13 +102,7 @@ class PolicyProjection(Projection):
         elif isinstance(e, Emergency.Event):
             self._apply_emergency(conn, emergency, e, version)
         else:
-            self._apply_policy(conn, policy, e, version)
-
-    @staticmethod
-    def _apply_policy(conn: Connection, policy: Table, e: Any, version: int) -> None:
-        conn.execute(
-            update(policy).where(policy.c.policy_id == e.originator_id).values(**_policy_values(e))
-        )
+            self._flush(conn, {e.originator_id: _policy_values(e)})
 
     @staticmethod
     def _apply_emergency(conn: Connection, emergency: Table, e: Any, version: int) -> None:
