@@ -169,7 +169,22 @@ def order_from_ccxt(
         stop_price=stop_price or (sent.stop_price if sent else None),
         position_side=position_side or (sent.position_side if sent else None),
         conditional=conditional,
+        fee=_fee(raw),
     )
+
+
+def _fee(raw: Mapping[str, Any]) -> Decimal:
+    """The order's fee in the settlement currency when the venue reports one; a fee paid in
+    another currency (a BNB discount) is not convertible here and counts as unknown (0)."""
+    fee = raw.get("fee")
+    if not isinstance(fee, Mapping):
+        return Decimal(0)
+    symbol = str(raw.get("symbol") or "")
+    settle = symbol.partition(":")[2]
+    cost = dec(fee.get("cost"))
+    if cost is None or (settle and fee.get("currency") not in (None, settle)):
+        return Decimal(0)
+    return abs(cost)
 
 
 def _order_type(unified: object, conditional: bool, sent: OrderRequest | None) -> str:

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from uuid import UUID
 
 import psycopg
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from adapters.database import DatabaseAddress
 
@@ -43,3 +45,30 @@ def advisory_lock(
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.close()  # releases the lock
+
+
+@contextmanager
+def order_flow_lock(
+    engine: Engine, name: UUID, *, exclusive: bool, timeout: float
+) -> Iterator[bool]:
+    """A reader-writer lock held for the block's transaction; yields False on ``timeout``.
+
+    Order senders hold it shared from their gate check until their order is answered; the
+    flattener takes it exclusively (a barrier) before it sweeps. Postgres queues a new shared
+    request behind a waiting exclusive one, so a stream of senders cannot starve the barrier.
+    Transaction-scoped: it goes with the transaction, whatever happens to the holder.
+    """
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with engine.connect() as conn, conn.begin():
+        conn.execute(
+            text("SELECT set_config('lock_timeout', :ms, true)"),
+            {"ms": f"{max(1, int(timeout * 1000))}ms"},
+        )
+        try:
+            conn.execute(text(f"SELECT {function}(:key)"), {"key": lock_key(name)})
+            acquired = True
+        except OperationalError as e:
+            if not isinstance(e.orig, psycopg.errors.LockNotAvailable):
+                raise
+            acquired = False
+        yield acquired

@@ -18,19 +18,23 @@ from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
-from adapters.locks import advisory_lock
+from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
 from app.clock import utc_now
 from app.config import Settings
+from app.emergency_trades import EmergencyTradeCloser
+from app.executor import Executor
 from app.flattener import Flattener
 from app.gate import PolicyGate
+from app.reconcile import Reconciler
 from app.services import SafetyCommands
 from app.venues import build_venue
+from domain.ids import ORDER_FLOW_LOCK
 from domain.venue import ExchangePort
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
-from projections.trade_store import TradeProjection
+from projections.trade_store import TradeProjection, TradeStateStore
 
 
 class Schema(Enum):
@@ -79,6 +83,12 @@ class Core:
         def lock(name: UUID, timeout: float) -> AbstractContextManager[bool]:
             return advisory_lock(address, name, timeout=timeout)
 
+        def barrier(timeout: float) -> bool:
+            with order_flow_lock(
+                self.engine, ORDER_FLOW_LOCK, exclusive=True, timeout=timeout
+            ) as held:
+                return held
+
         return Flattener(
             self.store,
             self.venue(),
@@ -86,7 +96,29 @@ class Core:
             lock,
             deadline=self.settings.flatten_deadline,
             progress=progress,
+            barrier=barrier,
+            on_flat=EmergencyTradeCloser(self.store, self.venue(), self.clock, self.open_trade_ids),
         )
+
+    def executor(self) -> Executor:
+        def order_flow(timeout: float) -> AbstractContextManager[bool]:
+            return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=False, timeout=timeout)
+
+        return Executor(self.store, self.gate, self.venue(), self.clock, order_flow)
+
+    def reconciler(self) -> Reconciler:
+        def exclusive_flow(timeout: float) -> AbstractContextManager[bool]:
+            return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=True, timeout=timeout)
+
+        return Reconciler(self.store, self.venue(), self.clock, self.open_trade_ids, exclusive_flow)
+
+    def trade_store(self) -> TradeStateStore:
+        return TradeStateStore(self.engine)
+
+    def open_trade_ids(self) -> list[UUID]:
+        """Open trades as of the log's head (the trade store caught up first)."""
+        self.runner.catch_up_projection(self.runner.projection(TradeProjection.default_name))
+        return [t.trade_id for t in self.trade_store().list_open_trades()]
 
     def waiter(self) -> NotificationWaiter:
         waiter = NotificationWaiter(self.address)

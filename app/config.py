@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     flatten_deadline: float = Field(
         default=30.0, gt=0, description="seconds the flattener tries before FlattenIncomplete"
     )
+    reconcile_interval: float = Field(
+        default=60.0, gt=0, description="seconds between the worker's reconciliations"
+    )
 
     @property
     def embedded(self) -> bool:

@@ -89,6 +89,9 @@ class Flattener:
         max_backoff: float = 1.0,
         progress: Callable[[str], None] = lambda _: None,
         sleep: Callable[[float], None] = time.sleep,
+        barrier: Callable[[float], bool] = lambda _: True,
+        on_flat: Callable[[Emergency], object] = lambda _: None,
+        barrier_timeout: float = 10.0,
     ) -> None:
         self.store = store
         self.venue = venue
@@ -99,6 +102,9 @@ class Flattener:
         self.max_backoff = max_backoff
         self.progress = progress
         self.sleep = sleep
+        self.barrier = barrier
+        self.on_flat = on_flat
+        self.barrier_timeout = barrier_timeout
 
     def run(self) -> FlattenReport | None:
         """Flatten for the active emergency; None when no emergency is active.
@@ -113,6 +119,13 @@ class Flattener:
             if not acquired:
                 self.progress("another flattener is still working on this activation")
                 return self._report(self._load(), flat=False, progress=_Progress())
+            # Wait for orders already past the gate to be answered: after this, every
+            # opening order is either swept below or refused by the gate.
+            if not self.barrier(self.barrier_timeout):
+                log.error(
+                    "order senders still hold the order flow after %.0fs; sweeping anyway",
+                    self.barrier_timeout,
+                )
             return self._flatten(started)
 
     # -- internals ---------------------------------------------------------------------------
@@ -242,6 +255,10 @@ class Flattener:
             )
             self._save(emergency)
             emergency = self._load() or emergency
+        try:
+            self.on_flat(emergency)
+        except Exception:  # bookkeeping; the account is flat regardless
+            log.exception("closing the trades after the flatten failed; retried on next check")
         report = self._report(emergency, flat=True, progress=seen)
         self.progress(
             f"account flat: {report.positions_closed} position(s) closed, "

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import Engine
@@ -43,6 +44,9 @@ class GateDecision:
     policy_version: int | None
     source: str  # "view", "aggregate" or "none"
     position: int | None  # the log position the decision reflects
+    # The caps of the same policy version, so a sizing check and the decision cannot disagree.
+    max_leverage: Decimal | None = None
+    max_position_notional: Decimal | None = None
 
 
 class PolicyGate:
@@ -69,14 +73,11 @@ class PolicyGate:
         if not reduce_only:
             return self._decide()
         decision = self._decide()
-        return GateDecision(
-            True,
-            GateCode.REDUCE_ONLY,
-            f"reduce-only orders are always allowed ({decision.reason})",
-            decision.emergency_mode,
-            decision.policy_version,
-            decision.source,
-            decision.position,
+        return replace(
+            decision,
+            allowed=True,
+            code=GateCode.REDUCE_ONLY,
+            reason=f"reduce-only orders are always allowed ({decision.reason})",
         )
 
     def is_emergency_mode(self) -> GateDecision:
@@ -112,6 +113,7 @@ class PolicyGate:
                 p.updated_by,
                 source="view",
                 position=head,
+                limits=(p.max_leverage, p.max_position_notional),
             )
         # The view is (slightly) behind: the aggregate is the committed truth.
         try:
@@ -128,6 +130,7 @@ class PolicyGate:
             policy.updated_by,
             source="aggregate",
             position=None,
+            limits=(policy.limits.max_leverage, policy.limits.max_position_notional),
         )
 
 
@@ -140,6 +143,7 @@ def _from_policy(
     *,
     source: str,
     position: int | None,
+    limits: tuple[Decimal, Decimal],
 ) -> GateDecision:
     if emergency_mode:
         code, allowed = GateCode.EMERGENCY, False
@@ -150,7 +154,9 @@ def _from_policy(
     else:
         code, allowed = GateCode.OK, True
         reason = f"allowed by policy v{version}"
-    return GateDecision(allowed, code, reason, emergency_mode, version, source, position)
+    return GateDecision(
+        allowed, code, reason, emergency_mode, version, source, position, limits[0], limits[1]
+    )
 
 
 def _closed(code: GateCode, reason: str) -> GateDecision:

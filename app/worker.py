@@ -25,6 +25,8 @@ from sqlalchemy.dialects.postgresql import insert
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import FlattenReport
+from app.reconcile import Reconciler
+from domain.venue import VenueError
 from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Worker:
         self.verify_interval = verify_interval
         self.heartbeat_interval = heartbeat_interval
         self._last_flatten = float("-inf")
+        self._last_reconcile = float("-inf")
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
         self._outage_at: datetime | None = None
@@ -53,6 +56,7 @@ class Worker:
         self._started()
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
+        reconciler = self.core.reconciler()
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -61,6 +65,7 @@ class Worker:
                 if self._outage_started is not None:
                     self._recovered(applied, time.monotonic() - began)
                 self._supervise_emergency(flattener.run)
+                self._reconcile_if_due(reconciler)
                 self._heartbeat()
                 backoff = self.core.settings.poll_interval
             except Exception as error:  # noqa: BLE001 - a worker logs, backs off, carries on
@@ -89,6 +94,27 @@ class Worker:
                     report.remaining_orders,
                     self.retry_interval,
                 )
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    def _reconcile_if_due(self, reconciler: Reconciler) -> None:
+        """On start, then every ``reconcile_interval``. A venue that cannot be read is a
+        missed round, not a worker failure."""
+        if time.monotonic() - self._last_reconcile < self.core.settings.reconcile_interval:
+            return
+        self._last_reconcile = time.monotonic()
+        try:
+            report = reconciler.run()
+        except VenueError as e:
+            log.warning("reconciliation skipped, venue unavailable: %s", e)
+            return
+        if report.adopted or report.closed_external or report.orders_resolved:
+            log.warning(
+                "reconciliation: %d adopted, %d closed as external, %d order(s) resolved",
+                len(report.adopted),
+                len(report.closed_external),
+                report.orders_resolved,
+            )
 
     # -- outages and liveness --------------------------------------------------------------------
 

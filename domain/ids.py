@@ -11,3 +11,6 @@ NAMESPACE = UUID("6f1c3c2e-6a55-4f0e-9d43-4b1f0f5f7a10")
 
 POLICY_ID = uuid5(NAMESPACE, "tradecore/policy")
 EMERGENCY_ID = uuid5(NAMESPACE, "tradecore/emergency")
+# The lock between order senders (shared) and the emergency flattener's sweep (exclusive).
+ORDER_FLOW_LOCK = uuid5(NAMESPACE, "tradecore/order-flow")
+RECONCILE_LOCK = uuid5(NAMESPACE, "tradecore/reconcile")

@@ -18,10 +18,14 @@ from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.venue import Side
 
 TradeSide = Literal["long", "short"]
-CLOSE_REASONS = ("signal", "stop", "take_profit", "emergency", "external", "manual")
+CLOSE_REASONS = ("signal", "stop", "take_profit", "emergency", "external", "manual", "unfilled")
 SOURCES = ("executor", "import", "external")
+# How an order of the trade ended, as the venue said (or "not_found": it never arrived).
+ORDER_OUTCOMES = ("filled", "partially_filled", "canceled", "expired", "rejected", "not_found")
+EXIT_PRICE_SOURCES = ("fill", "mark", "entry")
 TRADES_NAMESPACE = UUID("2f4c1d0e-8b7a-4e55-9c31-6a0f2d9b7e41")
 
 
@@ -39,6 +43,16 @@ def trade_id_for(source_key: str) -> UUID:
 
 
 class Trade(TradecoreAggregate):
+    # Version 2 of the aggregate (as held in snapshots) knows whether each order is resolved.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        for order in state.get("orders", {}).values():
+            order.setdefault("resolved", None)
+            order.setdefault("cost", Decimal(0))
+            order.setdefault("fee", Decimal(0))
+
     class Opened(TradecoreAggregate.Created):
         trade_id: UUID  # equal to originator_id; kept so create_id can take it
         symbol: str
@@ -69,6 +83,31 @@ class Trade(TradecoreAggregate):
         kind: str  # stop_loss | take_profit
         price: Decimal
         actor: str
+
+    class OrderResolved(TradecoreAggregate.Event):
+        client_order_id: str
+        outcome: str
+        detail: str
+
+    class ExitRecorded(TradecoreAggregate.Event):
+        quantity: Decimal
+        price: Decimal
+        price_source: str
+        detail: str
+
+    class ExternalPositionDetected(TradecoreAggregate.Event):
+        quantity: Decimal
+        entry_price: Decimal
+        detail: str
+
+    class Imported(TradecoreAggregate.Event):
+        legacy_id: str
+        source_file: str
+        quantity: Decimal
+        entry_price: Decimal
+        original_opened_at: datetime
+        original_closed_at: datetime | None
+        legacy_state: dict[str, Any]  # the old store's fields as read, for the audit
 
     class Closed(TradecoreAggregate.Event):
         close_reason: str
@@ -169,7 +208,7 @@ class Trade(TradecoreAggregate):
         return self.entry_cost / self.entry_quantity if self.entry_quantity else None
 
     @property
-    def entry_side(self) -> str:
+    def entry_side(self) -> Side:
         return "buy" if self.side == "long" else "sell"
 
     def client_order_id(self, step: int) -> str:
@@ -221,6 +260,9 @@ class Trade(TradecoreAggregate):
             "quantity": quantity,
             "filled": Decimal(0),
             "reduce_only": reduce_only,
+            "resolved": None,
+            "cost": Decimal(0),
+            "fee": Decimal(0),
         }
 
     def record_fill(
@@ -237,6 +279,8 @@ class Trade(TradecoreAggregate):
         order = self.orders.get(client_order_id)
         if order is None:
             raise TradeError(f"no order {client_order_id} on this trade")
+        if order["resolved"]:
+            raise TradeError(f"order {client_order_id} is resolved ({order['resolved']})")
         qty = _positive(quantity, "quantity")
         if order["filled"] + qty > order["quantity"]:
             raise TradeError(
@@ -266,6 +310,8 @@ class Trade(TradecoreAggregate):
     ) -> None:
         order = self.orders[client_order_id]
         order["filled"] += quantity
+        order["cost"] += quantity * price
+        order["fee"] += fee
         if order["reduce_only"]:
             self.exit_quantity += quantity
             self.exit_proceeds += quantity * price
@@ -273,6 +319,191 @@ class Trade(TradecoreAggregate):
             self.entry_quantity += quantity
             self.entry_cost += quantity * price
         self.fees += fee
+
+    def resolve_order(
+        self, *, client_order_id: str, outcome: str, detail: str, timestamp: datetime
+    ) -> None:
+        """The venue's final word on an order: nothing more will fill. A timeout is resolved
+        here once the venue has been asked (``not_found``: the order never arrived)."""
+        self._require_open()
+        order = self.orders.get(client_order_id)
+        if order is None:
+            raise TradeError(f"no order {client_order_id} on this trade")
+        if order["resolved"]:
+            raise TradeError(f"order {client_order_id} is already resolved")
+        if outcome not in ORDER_OUTCOMES:
+            raise TradeError(f"order outcome must be one of {', '.join(ORDER_OUTCOMES)}")
+        self._order_resolved(
+            client_order_id=client_order_id,
+            outcome=outcome,
+            detail=detail.strip()[:500],
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(OrderResolved)
+    def _order_resolved(
+        self, *, client_order_id: str, outcome: str, detail: str, timestamp: datetime
+    ) -> None:
+        self.orders[client_order_id]["resolved"] = outcome
+
+    def apply_venue_order(
+        self,
+        *,
+        client_order_id: str,
+        filled: Decimal,
+        average_price: Decimal | None,
+        fee: Decimal,
+        status: str,
+        timestamp: datetime,
+    ) -> None:
+        """Bring one of this trade's orders up to the venue's account of it (cumulative
+        ``filled``, its ``average_price`` and ``fee``): record the fill not yet recorded, and
+        the outcome once the order is final. Applying the same account twice changes nothing,
+        so the executor and reconciliation may both apply it."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            raise TradeError(f"no order {client_order_id} on this trade")
+        if order["resolved"]:
+            return
+        new = filled - order["filled"]
+        if new > 0:
+            if average_price is None:
+                raise TradeError(f"order {client_order_id} filled {filled} without a price")
+            # The venue reports the average over every fill; the new part's price follows.
+            price = (average_price * filled - order["cost"]) / new
+            self.record_fill(
+                client_order_id=client_order_id,
+                quantity=new,
+                price=price if price > 0 else average_price,
+                fee=max(fee - order["fee"], Decimal(0)),
+                timestamp=timestamp,
+            )
+        if status in ("open",):
+            return
+        outcome = {"closed": "filled", "rejected": "rejected"}.get(status)
+        if outcome is None:
+            outcome = "partially_filled" if filled > 0 else status  # canceled | expired
+        self.resolve_order(
+            client_order_id=client_order_id,
+            outcome=outcome,
+            detail=f"venue status {status}, filled {filled}",
+            timestamp=timestamp,
+        )
+
+    @property
+    def unresolved_orders(self) -> list[str]:
+        """Orders recorded as submitted whose outcome the venue has not yet confirmed."""
+        return [cid for cid, o in self.orders.items() if not o["resolved"]]
+
+    def record_exit(
+        self,
+        *,
+        quantity: Decimal | str,
+        price: Decimal | str,
+        price_source: str,
+        detail: str,
+        timestamp: datetime,
+    ) -> None:
+        """An exit made by an order that is not the trade's own: the emergency flattener's
+        close of the whole position, or a close outside tradecore. ``price_source`` says how
+        the price is known (a fill, the mark when it vanished, or the entry when nothing
+        better is known, which realizes no price PnL)."""
+        self._require_open()
+        qty = _positive(quantity, "quantity")
+        if qty > self.quantity:
+            raise TradeError(f"exit of {qty} exceeds what the trade holds ({self.quantity})")
+        if price_source not in EXIT_PRICE_SOURCES:
+            raise TradeError(f"price source must be one of {', '.join(EXIT_PRICE_SOURCES)}")
+        self._exit_recorded(
+            quantity=qty,
+            price=_positive(price, "price"),
+            price_source=price_source,
+            detail=require_text(detail, "detail"),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(ExitRecorded)
+    def _exit_recorded(
+        self,
+        *,
+        quantity: Decimal,
+        price: Decimal,
+        price_source: str,
+        detail: str,
+        timestamp: datetime,
+    ) -> None:
+        self.exit_quantity += quantity
+        self.exit_proceeds += quantity * price
+
+    def adopt_external(
+        self,
+        *,
+        quantity: Decimal | str,
+        entry_price: Decimal | str,
+        detail: str,
+        timestamp: datetime,
+    ) -> None:
+        """A venue position tradecore did not open, adopted so every safeguard covers it."""
+        if self.source != "external" or self.entry_quantity:
+            raise TradeError("only a new trade of source 'external' adopts a venue position")
+        self._external_detected(
+            quantity=_positive(quantity, "quantity"),
+            entry_price=_positive(entry_price, "entry price"),
+            detail=require_text(detail, "detail"),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(ExternalPositionDetected)
+    def _external_detected(
+        self, *, quantity: Decimal, entry_price: Decimal, detail: str, timestamp: datetime
+    ) -> None:
+        self.entry_quantity += quantity
+        self.entry_cost += quantity * entry_price
+
+    def record_import(
+        self,
+        *,
+        legacy_id: str,
+        source_file: str,
+        quantity: Decimal | str,
+        entry_price: Decimal | str,
+        original_opened_at: datetime,
+        timestamp: datetime,
+        original_closed_at: datetime | None = None,
+        legacy_state: dict[str, Any] | None = None,
+    ) -> None:
+        """The legacy store's state of this trade, taken over as its entry."""
+        if self.source != "import" or self.entry_quantity:
+            raise TradeError("only a new trade of source 'import' takes a legacy entry")
+        self._imported(
+            legacy_id=require_text(legacy_id, "legacy id"),
+            source_file=require_text(source_file, "source file"),
+            quantity=_positive(quantity, "quantity"),
+            entry_price=_positive(entry_price, "entry price"),
+            original_opened_at=require_aware(original_opened_at),
+            original_closed_at=(
+                require_aware(original_closed_at) if original_closed_at is not None else None
+            ),
+            legacy_state=dict(legacy_state or {}),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(Imported)
+    def _imported(
+        self,
+        *,
+        legacy_id: str,
+        source_file: str,
+        quantity: Decimal,
+        entry_price: Decimal,
+        original_opened_at: datetime,
+        original_closed_at: datetime | None,
+        legacy_state: dict[str, Any],
+        timestamp: datetime,
+    ) -> None:
+        self.entry_quantity += quantity
+        self.entry_cost += quantity * entry_price
+        self.opened_at = original_opened_at
 
     def set_stop(self, *, kind: str, price: Decimal | str, actor: str, timestamp: datetime) -> None:
         """Set or move the stop loss or the take profit."""

@@ -83,6 +83,7 @@ class Order:
     stop_price: Decimal | None = None
     position_side: PositionSide | None = None  # set in hedge mode
     conditional: bool = False  # a stop/trigger order, which some venues list separately
+    fee: Decimal = Decimal(0)  # in the settlement currency, for what has filled so far
 
     @property
     def remaining(self) -> Decimal:

@@ -130,6 +130,13 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.clock = clock
 
+    def projection(self, name: str) -> Projection:
+        """The projection called ``name``; KeyError if the runner has none."""
+        for projection in self.projections:
+            if projection.name == name:
+                return projection
+        raise KeyError(name)
+
     def catch_up(self) -> int:
         """Apply every committed event each projection has not processed. Returns the count."""
         return sum(self.catch_up_projection(p) for p in self.projections)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    text,
 )
 
 READ_MODEL_SCHEMA = "readmodel"
@@ -131,6 +132,7 @@ trades = Table(
     Column("close_reason", Text, nullable=True),
     Column("realized_pnl", Numeric, nullable=True),
     Column("version", Integer, nullable=False),
+    Column("legacy_id", Text, nullable=True),  # the old store's id, for imported trades
     Index("ix_trades_symbol_opened", "symbol", "opened_at"),
     Index("ix_trades_status", "status"),
 )
@@ -144,5 +146,11 @@ trade_orders = Table(
     Column("quantity", Numeric, nullable=False),
     Column("filled", Numeric, nullable=False),
     Column("reduce_only", Boolean, nullable=False),
+    Column("outcome", Text, nullable=True),  # NULL: the venue has not confirmed it final
     Index("ix_trade_orders_trade", "trade_id"),
+    Index(
+        "ix_trade_orders_unresolved",
+        "trade_id",
+        postgresql_where=text("outcome IS NULL"),
+    ),
 )

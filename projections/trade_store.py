@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from domain.trade import Trade
 from projections.runner import Projection
@@ -20,7 +20,17 @@ from projections.tables import trade_orders, trades
 
 class TradeProjection(Projection):
     default_name = "trades"
-    handles = (Trade.Opened, Trade.OrderSubmitted, Trade.Filled, Trade.StopSet, Trade.Closed)
+    handles = (
+        Trade.Opened,
+        Trade.OrderSubmitted,
+        Trade.Filled,
+        Trade.OrderResolved,
+        Trade.ExitRecorded,
+        Trade.ExternalPositionDetected,
+        Trade.Imported,
+        Trade.StopSet,
+        Trade.Closed,
+    )
 
     @classmethod
     def default_tables(cls) -> dict[str, Table]:
@@ -75,12 +85,31 @@ class TradeProjection(Projection):
                 values["entry_quantity"] = rows.c.entry_quantity + e.quantity
                 values["entry_cost"] = rows.c.entry_cost + e.quantity * e.price
                 values["status"] = "open"
+        elif isinstance(e, Trade.OrderResolved):
+            conn.execute(
+                update(orders)
+                .where(orders.c.client_order_id == e.client_order_id)
+                .values(outcome=e.outcome)
+            )
+        elif isinstance(e, Trade.ExitRecorded):
+            values["exit_quantity"] = rows.c.exit_quantity + e.quantity
+        elif isinstance(e, (Trade.ExternalPositionDetected, Trade.Imported)):
+            values.update(
+                entry_quantity=rows.c.entry_quantity + e.quantity,
+                entry_cost=rows.c.entry_cost + e.quantity * e.entry_price,
+                status="open",
+            )
+            if isinstance(e, Trade.Imported):
+                values.update(opened_at=e.original_opened_at, legacy_id=e.legacy_id)
+                if e.original_closed_at is not None:
+                    values["closed_at"] = e.original_closed_at
         elif isinstance(e, Trade.StopSet):
             values[e.kind] = e.price
         elif isinstance(e, Trade.Closed):
             values.update(
                 status="closed",
-                closed_at=e.timestamp,
+                # An imported trade keeps the time the old store says it closed.
+                closed_at=func.coalesce(rows.c.closed_at, e.timestamp),
                 close_reason=e.close_reason,
                 realized_pnl=e.realized_pnl,
             )
@@ -93,7 +122,8 @@ class TradeRow:
     symbol: str
     side: str
     status: str
-    quantity: Decimal
+    quantity: Decimal  # held now: entries filled minus exits
+    entry_quantity: Decimal  # filled on entry
     entry_price: Decimal | None
     leverage: Decimal
     stop_loss: Decimal | None
@@ -144,6 +174,7 @@ class TradeStateStore:
                     side=r.side,
                     status=r.status,
                     quantity=r.entry_quantity - r.exit_quantity,
+                    entry_quantity=r.entry_quantity,
                     entry_price=(r.entry_cost / r.entry_quantity) if r.entry_quantity else None,
                     leverage=r.leverage,
                     stop_loss=r.stop_loss,

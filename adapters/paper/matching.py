@@ -7,11 +7,12 @@ so a request is applied whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -20,6 +21,11 @@ from domain.errors import InvalidCommand
 from domain.venue import DuplicateClientOrderId, Order, OrderRejected, OrderRequest, Position
 
 ACCOUNT = "default"
+OPENING_MARKS = {
+    "BTC/USDT:USDT": Decimal(60000),
+    "ETH/USDT:USDT": Decimal(3000),
+    "SOL/USDT:USDT": Decimal(150),
+}
 QTY = Decimal("0.00000001")
 DEFAULTS: dict[str, Any] = {
     "currency": "USDT",
@@ -37,11 +43,25 @@ class Matching:
 
     def account(self, conn: Connection) -> Row[Any]:
         """The account row, created on first use, locked for the rest of the transaction."""
-        conn.execute(
+        created = conn.execute(
             insert(t.account)
             .values(id=ACCOUNT, updated_at=self.clock(), **DEFAULTS)
             .on_conflict_do_nothing(index_elements=["id"])
-        )
+            .returning(t.account.c.id)
+        ).first()
+        if created is not None:
+            # A new venue lists a few markets at synthetic opening marks, so an order can be
+            # priced before any drill moves the market (`tradecore paper price`).
+            conn.execute(
+                insert(t.marks)
+                .values(
+                    [
+                        {"symbol": symbol, "price": price, "updated_at": self.clock()}
+                        for symbol, price in OPENING_MARKS.items()
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["symbol"])
+            )
         return conn.execute(
             select(t.account).where(t.account.c.id == ACCOUNT).with_for_update()
         ).one()
@@ -120,7 +140,15 @@ class Matching:
                 to_fill,
                 ioc=req.type == "market",
             )
-        return order_from_row(conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one())
+        return self.order(conn, order_id)
+
+    def order(self, conn: Connection, order_id: int) -> Order:
+        """One order as the port shows it, with the fees of its fills so far."""
+        row = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()
+        fee = conn.execute(
+            select(func.coalesce(func.sum(t.fills.c.fee), 0)).where(t.fills.c.order_id == order_id)
+        ).scalar_one()
+        return replace(order_from_row(row), fee=Decimal(fee))
 
     def closable(self, conn: Connection, req: OrderRequest, mode: str) -> Decimal:
         """How much of a position ``req`` (a reduce-only order) can close."""

@@ -83,12 +83,12 @@ class PaperVenue:
 
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         def find(conn: Connection, _: Draw) -> Order | None:
-            row = conn.execute(
-                select(t.orders).where(
+            order_id = conn.execute(
+                select(t.orders.c.id).where(
                     t.orders.c.client_order_id == client_order_id, t.orders.c.symbol == symbol
                 )
-            ).first()
-            return order_from_row(row) if row else None
+            ).scalar()
+            return self.book.order(conn, order_id) if order_id is not None else None
 
         return self._request(find, kind="read")
 

@@ -1,0 +1,337 @@
+"""The executor: the only path from a trade intent to an order that opens risk (P0-01, P0-04).
+
+For each intent it takes the order flow (shared; the emergency flattener's sweep takes it
+exclusively), asks the gate *then*, immediately before submission, records the trade and
+its order as submitted, and only then sends the order. So:
+
+- an intent the gate refuses never reaches the venue, and the refusal is recorded with the
+  gate's code and reason;
+- an order that was sent is always in the log first, with a client order id derived from
+  the trade, so a crash and replay cannot double it;
+- no opening order can leave after the flattener's sweep has begun: either it was answered
+  (and recorded) before the sweep, which then closes it, or its gate check came after the
+  activation committed and refused it.
+
+A timeout is an unknown outcome: the executor asks the venue for the client order id, and
+if the venue still cannot say, leaves the order unresolved for reconciliation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import IntegrityError
+
+from adapters.eventstore import TradecoreEventStore
+from app.gate import PolicyGate
+from app.trades import TradeCommands
+from app.venues import retry_transient
+from domain.base import require_text, to_decimal
+from domain.refusal import RefusedIntent
+from domain.trade import Trade, TradeError, trade_id_for
+from domain.venue import (
+    DuplicateClientOrderId,
+    ExchangePort,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    OutcomeUnknown,
+    VenueError,
+    VenueUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+OrderFlow = Callable[[float], AbstractContextManager[bool]]
+QUANTITY_STEP = Decimal("0.00000001")
+
+
+class Outcome(StrEnum):
+    FILLED = "FILLED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    UNFILLED = "UNFILLED"  # the venue took it and nothing filled (expired, canceled)
+    REJECTED = "REJECTED"  # the venue refused it, or was not reached: nothing was done
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"  # left for reconciliation
+    REFUSED = "REFUSED"  # by the gate or a cap: never sent
+    DUPLICATE = "DUPLICATE"  # this intent was executed before; nothing new was sent
+
+
+@dataclass(frozen=True)
+class TradeIntent:
+    """What a signal source (or an operator) wants: a position of ``notional`` in the
+    settlement currency. ``key`` makes it idempotent: the same key is one trade, ever."""
+
+    symbol: str
+    side: str
+    notional: Decimal
+    actor: str
+    reason: str
+    leverage: Decimal = Decimal(1)
+    confidence: Decimal | None = None
+    key: str | None = None
+    correlation_id: UUID | None = None
+
+    def validated(self) -> TradeIntent:
+        """Raises TradeError naming the invalid field."""
+        if self.side not in ("long", "short"):
+            raise TradeError(f"side must be long or short, got {self.side!r}")
+        for name, value in (("notional", self.notional), ("leverage", self.leverage)):
+            if to_decimal(value, name) <= 0:
+                raise TradeError(f"{name} must be positive, got {value}")
+        if self.confidence is not None and not 0 <= self.confidence <= 1:
+            raise TradeError(f"confidence must be between 0 and 1, got {self.confidence}")
+        base, _, settle = self.symbol.partition("/")
+        if not base or ":" not in settle:
+            raise TradeError(
+                f"symbol {self.symbol!r} is not a unified linear-perpetual symbol "
+                "such as BTC/USDT:USDT"
+            )
+        require_text(self.actor, "actor")
+        require_text(self.reason, "reason")
+        return self
+
+
+@dataclass(frozen=True)
+class Execution:
+    outcome: Outcome
+    reason: str
+    trade_id: UUID | None = None
+    code: str | None = None  # the gate's (or the cap's) code when refused
+    filled: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    client_order_id: str | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        gate: PolicyGate,
+        venue: ExchangePort,
+        clock: Callable[[], datetime],
+        order_flow: OrderFlow,
+        *,
+        lock_timeout: float = 5.0,
+        lookups: int = 5,
+        lookup_interval: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.trades = TradeCommands(store)
+        self.gate = gate
+        self.venue = venue
+        self.clock = clock
+        self.order_flow = order_flow
+        self.lock_timeout = lock_timeout
+        self.lookups = lookups
+        self.lookup_interval = lookup_interval
+        self.sleep = sleep
+
+    def open(self, intent: TradeIntent) -> Execution:
+        """Open a trade for ``intent`` through the gate. Raises TradeError for an invalid
+        intent and VenueError when the venue cannot price the symbol; every other outcome,
+        refusals included, is an Execution."""
+        intent = intent.validated()
+        trade_id = trade_id_for(f"intent:{intent.key}") if intent.key else uuid4()
+        if intent.key and self._exists(trade_id):
+            return Execution(
+                Outcome.DUPLICATE, f"intent {intent.key} was executed before", trade_id
+            )
+        mark = retry_transient(lambda: self.venue.fetch_mark_price(intent.symbol))
+        quantity = (intent.notional / mark).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        if quantity <= 0:
+            raise TradeError(f"notional {intent.notional} buys nothing at {mark}")
+        with self.order_flow(self.lock_timeout) as held:
+            if not held:
+                return self._refuse(
+                    intent, "ORDER_FLOW_HELD", "the emergency flattener holds the order flow", None
+                )
+            decision = self.gate.check_order(reduce_only=False)
+            if not decision.allowed:
+                return self._refuse(
+                    intent, decision.code.value, decision.reason, decision.policy_version
+                )
+            cap = _cap_exceeded(intent, decision.max_leverage, decision.max_position_notional)
+            if cap is not None:
+                return self._refuse(intent, cap[0], cap[1], decision.policy_version)
+            trade = Trade.open(
+                trade_id=trade_id,
+                symbol=intent.symbol,
+                side=intent.side,
+                quantity=quantity,
+                leverage=intent.leverage,
+                actor=intent.actor,
+                reason=intent.reason,
+                timestamp=self.clock(),
+                sizing={
+                    "method": "notional / mark",
+                    "notional": intent.notional,
+                    "mark": mark,
+                    "confidence": intent.confidence,
+                    "gate_code": decision.code.value,
+                    "gate_position": decision.position,
+                },
+                policy_version=decision.policy_version,
+                correlation_id=intent.correlation_id,
+            )
+            client_order_id = trade.submit_order(
+                order_side=trade.entry_side,
+                quantity=quantity,
+                reduce_only=False,
+                timestamp=self.clock(),
+            )
+            try:
+                self.store.save(trade)  # in the log before it leaves
+            except IntegrityError:
+                return Execution(Outcome.DUPLICATE, "executed concurrently", trade_id)
+            request = OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id)
+            return self._settle(trade_id, request, self._send(request))
+
+    # -- sending and resolving -----------------------------------------------------------------
+
+    def _send(self, request: OrderRequest) -> Order | str | None:
+        """The venue's order; a string when nothing was done (the reason); None: unknown."""
+        try:
+            order = self.venue.create_order(request)
+        except (DuplicateClientOrderId, OutcomeUnknown) as e:
+            # It may be there (a timeout) or is (a retry after a crash): ask, never assume.
+            log.warning("order %s: %s; asking the venue", request.client_order_id, e)
+            return self._look_up(request)
+        except OrderRejected as e:
+            return f"rejected by the venue: {e}"
+        except VenueUnavailable as e:
+            return f"not sent, the venue is unavailable: {e}"
+        except VenueError as e:
+            return f"not sent: {type(e).__name__}: {e}"
+        if order.status == "open" and order.filled <= 0:
+            return self._look_up(request) or order  # an acknowledgement only: ask for the fill
+        return order
+
+    def _look_up(self, request: OrderRequest) -> Order | str | None:
+        for attempt in range(self.lookups):
+            try:
+                found = self.venue.fetch_order_by_client_id(request.client_order_id, request.symbol)
+            except VenueError as e:
+                log.warning("look-up of %s failed: %s", request.client_order_id, e)
+                found = None
+            else:
+                if found is None:
+                    # Asked and answered: the venue has no such order; it never arrived.
+                    return "not found at the venue: the order never arrived"
+                if found.status != "open" or found.filled > 0:
+                    return found
+            if attempt + 1 < self.lookups:
+                self.sleep(self.lookup_interval)
+        return None
+
+    def _settle(
+        self, trade_id: UUID, request: OrderRequest, answer: Order | str | None
+    ) -> Execution:
+        cid = request.client_order_id
+        if answer is None:
+            log.error("order %s: outcome unknown; reconciliation will resolve it", cid)
+            return Execution(
+                Outcome.OUTCOME_UNKNOWN,
+                "the venue did not confirm the order; reconciliation will resolve it",
+                trade_id,
+                client_order_id=cid,
+            )
+        now = self.clock()
+        if isinstance(answer, str):
+            outcome = "not_found" if answer.startswith("not found") else "rejected"
+
+            def refused(trade: Trade) -> None:
+                trade.resolve_order(
+                    client_order_id=cid, outcome=outcome, detail=answer, timestamp=now
+                )
+                trade.close(reason="unfilled", actor="executor", timestamp=now)
+
+            self.trades.update(trade_id, refused)
+            return Execution(Outcome.REJECTED, answer, trade_id, client_order_id=cid)
+
+        order = answer
+
+        def applied(trade: Trade) -> bool:
+            trade.apply_venue_order(
+                client_order_id=cid,
+                filled=order.filled,
+                average_price=order.average_price,
+                fee=order.fee,
+                status=order.status,
+                timestamp=now,
+            )
+            if trade.orders[cid]["resolved"] and trade.quantity <= 0:
+                trade.close(reason="unfilled", actor="executor", timestamp=now)
+                return False
+            return True
+
+        self.trades.update(trade_id, applied)
+        if order.filled <= 0:
+            done = order.status != "open"
+            outcome = Outcome.UNFILLED if done else Outcome.OUTCOME_UNKNOWN
+            return Execution(
+                outcome,
+                f"venue status {order.status}, nothing filled",
+                trade_id,
+                client_order_id=cid,
+            )
+        outcome = Outcome.FILLED if order.filled >= request.quantity else Outcome.PARTIALLY_FILLED
+        return Execution(
+            outcome,
+            f"filled {order.filled} of {request.quantity} at {order.average_price}",
+            trade_id,
+            filled=order.filled,
+            average_price=order.average_price,
+            client_order_id=cid,
+        )
+
+    # -- refusals ------------------------------------------------------------------------------
+
+    def _refuse(
+        self, intent: TradeIntent, code: str, reason: str, policy_version: int | None
+    ) -> Execution:
+        log.warning("intent refused (%s): %s", code, reason)
+        refusal = RefusedIntent.record(
+            refusal_id=uuid4(),
+            symbol=intent.symbol,
+            side=intent.side,
+            notional=intent.notional,
+            leverage=intent.leverage,
+            confidence=intent.confidence,
+            code=code,
+            gate_reason=reason,
+            policy_version=policy_version,
+            actor=intent.actor,
+            reason=intent.reason,
+            timestamp=self.clock(),
+            correlation_id=intent.correlation_id,
+        )
+        try:
+            self.store.save(refusal)
+        except Exception:  # the refusal stands even if it cannot be recorded
+            log.exception("could not record the refusal (%s)", code)
+        return Execution(Outcome.REFUSED, reason, code=code)
+
+    def _exists(self, trade_id: UUID) -> bool:
+        return bool(list(self.store.events.get(trade_id, lte=1)))
+
+
+def _cap_exceeded(
+    intent: TradeIntent, max_leverage: Decimal | None, max_notional: Decimal | None
+) -> tuple[str, str] | None:
+    if max_leverage is not None and intent.leverage > max_leverage:
+        return "LEVERAGE_CAP", f"leverage {intent.leverage} exceeds the policy cap {max_leverage}"
+    if max_notional is not None and intent.notional > max_notional:
+        return (
+            "NOTIONAL_CAP",
+            f"notional {intent.notional} exceeds the policy cap {max_notional}",
+        )
+    return None
