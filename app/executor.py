@@ -44,6 +44,7 @@ from domain.venue import (
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
+    Side,
     VenueError,
     VenueUnavailable,
 )
@@ -233,8 +234,16 @@ class Executor:
         return None
 
     def _settle(
-        self, trade_id: UUID, request: OrderRequest, answer: Order | str | None
+        self,
+        trade_id: UUID,
+        request: OrderRequest,
+        answer: Order | str | None,
+        *,
+        exit_reason: str | None = None,
     ) -> Execution:
+        """Record the venue's answer on the trade. An entry that never filled closes the
+        trade as ``unfilled``; an exit that leaves nothing held closes it with
+        ``exit_reason``."""
         cid = request.client_order_id
         if answer is None:
             log.error("order %s: outcome unknown; reconciliation will resolve it", cid)
@@ -245,53 +254,68 @@ class Executor:
                 client_order_id=cid,
             )
         now = self.clock()
-        if isinstance(answer, str):
-            outcome = "not_found" if answer.startswith("not found") else "rejected"
 
-            def refused(trade: Trade) -> None:
+        def settle(trade: Trade) -> None:
+            if isinstance(answer, str):
+                outcome = "not_found" if answer.startswith("not found") else "rejected"
                 trade.resolve_order(
                     client_order_id=cid, outcome=outcome, detail=answer, timestamp=now
                 )
+            else:
+                trade.apply_venue_order(
+                    client_order_id=cid,
+                    filled=answer.filled,
+                    average_price=answer.average_price,
+                    fee=answer.fee,
+                    status=answer.status,
+                    timestamp=now,
+                )
+            if not trade.orders[cid]["resolved"] or trade.unresolved_orders:
+                return
+            if trade.entry_quantity <= 0:
                 trade.close(reason="unfilled", actor="executor", timestamp=now)
+            elif exit_reason is not None and trade.quantity <= 0:
+                trade.close(reason=exit_reason, actor="executor", timestamp=now)
 
-            self.trades.update(trade_id, refused)
+        self.trades.update(trade_id, settle)
+        if isinstance(answer, str):
             return Execution(Outcome.REJECTED, answer, trade_id, client_order_id=cid)
-
-        order = answer
-
-        def applied(trade: Trade) -> bool:
-            trade.apply_venue_order(
-                client_order_id=cid,
-                filled=order.filled,
-                average_price=order.average_price,
-                fee=order.fee,
-                status=order.status,
-                timestamp=now,
-            )
-            if trade.orders[cid]["resolved"] and trade.quantity <= 0:
-                trade.close(reason="unfilled", actor="executor", timestamp=now)
-                return False
-            return True
-
-        self.trades.update(trade_id, applied)
-        if order.filled <= 0:
-            done = order.status != "open"
-            outcome = Outcome.UNFILLED if done else Outcome.OUTCOME_UNKNOWN
+        if answer.filled <= 0:
+            done = answer.status != "open"
             return Execution(
-                outcome,
-                f"venue status {order.status}, nothing filled",
+                Outcome.UNFILLED if done else Outcome.OUTCOME_UNKNOWN,
+                f"venue status {answer.status}, nothing filled",
                 trade_id,
                 client_order_id=cid,
             )
-        outcome = Outcome.FILLED if order.filled >= request.quantity else Outcome.PARTIALLY_FILLED
+        full = answer.filled >= request.quantity
         return Execution(
-            outcome,
-            f"filled {order.filled} of {request.quantity} at {order.average_price}",
+            Outcome.FILLED if full else Outcome.PARTIALLY_FILLED,
+            f"filled {answer.filled} of {request.quantity} at {answer.average_price}",
             trade_id,
-            filled=order.filled,
-            average_price=order.average_price,
+            filled=answer.filled,
+            average_price=answer.average_price,
             client_order_id=cid,
         )
+
+    def close(self, trade_id: UUID, *, reason: str, actor: str) -> Execution:
+        """Exit the whole trade with one reduce-only market order (a halt never blocks an
+        exit), then close it with ``reason`` once nothing is held. Raises TradeNotFound,
+        TradeClosed."""
+        decision = self.gate.check_order(reduce_only=True)
+
+        def submit(t: Trade) -> OrderRequest:
+            if t.quantity <= 0:
+                raise TradeError(f"trade {trade_id} holds nothing to close")
+            side: Side = "sell" if t.side == "long" else "buy"
+            cid = t.submit_order(
+                order_side=side, quantity=t.quantity, reduce_only=True, timestamp=self.clock()
+            )
+            return OrderRequest(t.symbol, side, t.quantity, cid, reduce_only=True)
+
+        request = self.trades.update(trade_id, submit)  # in the log before it leaves
+        log.info("closing trade %s (%s): %s", trade_id, reason, decision.reason)
+        return self._settle(trade_id, request, self._send(request), exit_reason=reason)
 
     # -- refusals ------------------------------------------------------------------------------
 

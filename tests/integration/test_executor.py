@@ -263,3 +263,22 @@ def executor(core: Core, venue: Any) -> Executor:
 def all_events(core: Core) -> list[Any]:
     notifications = core.store.recorder.select_notifications(start=1, limit=100_000)
     return [core.store.mapper.to_domain_event(n) for n in notifications]
+
+
+def test_closing_a_trade_exits_with_a_reduce_only_order_even_during_a_halt(core: Core) -> None:
+    venue = funded(core)
+    opened = core.executor().open(intent())
+    assert opened.trade_id is not None
+    venue.admin().set_price(BTC, Decimal(55_000))
+    core.commands.update_policy(actor="test", reason="halt", allow_new_trades=False)
+
+    closed = core.executor().close(opened.trade_id, reason="signal", actor="test")
+
+    assert closed.outcome is Outcome.FILLED
+    trade = core.store.repository.get(opened.trade_id)
+    assert isinstance(trade, Trade)
+    assert (trade.close_reason, trade.quantity) == ("signal", 0)
+    # 0.02 BTC from ~50,025 to ~54,972: about +99 less fees.
+    assert trade.realized_pnl is not None and Decimal(90) < trade.realized_pnl < Decimal(100)
+    assert venue.fetch_positions() == []
+    assert requests_at_venue(core, opening=True) == 1
