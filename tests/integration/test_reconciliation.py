@@ -3,12 +3,14 @@ closed at the venue by reconciliation itself."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from decimal import Decimal
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
 from app.executor import Outcome, TradeIntent
+from app.worker import Worker
 from domain.trade import Trade
 from domain.venue import OrderRequest, Side
 
@@ -105,3 +107,21 @@ def test_less_at_the_venue_than_the_trades_hold_is_reported_not_guessed(core: Co
     assert report.closed_external == [] and report.adopted == []
     assert len(report.mismatches) == 1 and "0.06" in report.mismatches[0]
     assert trade(core, opened.trade_id).is_open
+
+
+def test_the_worker_reconciles_on_start_so_an_external_position_is_covered(core: Core) -> None:
+    venue = paper(core)
+    by_hand(venue, ETH, "buy", "1")
+    stop = threading.Event()
+    worker = threading.Thread(target=Worker(core).run, args=(stop,))
+    worker.start()
+    try:
+        for _ in range(200):
+            if core.trade_store().list_open_trades():
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    (adopted,) = core.trade_store().list_open_trades()
+    assert (adopted.source, adopted.symbol, adopted.quantity) == ("external", ETH, Decimal(1))
