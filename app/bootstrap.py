@@ -28,6 +28,7 @@ from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
+from app.signal_engine import SignalEngine
 from app.venues import build_venue
 from domain.ids import ORDER_FLOW_LOCK
 from domain.venue import ExchangePort
@@ -111,6 +112,21 @@ class Core:
             return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=True, timeout=timeout)
 
         return Reconciler(self.store, self.venue(), self.clock, self.open_trade_ids, exclusive_flow)
+
+    def signal_engine(self) -> SignalEngine | None:
+        """The rule-based signal source, when symbols are configured for it."""
+        symbols = self.settings.signal_symbol_list
+        if not symbols:
+            return None
+        return SignalEngine(
+            self.venue(),
+            self.executor(),
+            self.trade_store(),
+            self.clock,
+            symbols=symbols,
+            notional=self.settings.signal_notional,
+            bar_seconds=self.settings.signal_bar_seconds,
+        )
 
     def trade_store(self) -> TradeStateStore:
         return TradeStateStore(self.engine)

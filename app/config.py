@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field
@@ -31,9 +32,21 @@ class Settings(BaseSettings):
     flatten_deadline: float = Field(
         default=30.0, gt=0, description="seconds the flattener tries before FlattenIncomplete"
     )
+    signal_symbols: str = Field(
+        default="",
+        description="comma-separated symbols the rule-based signal source trades; empty: off",
+    )
+    signal_notional: Decimal = Field(
+        default=Decimal(100), gt=0, description="notional of each signal's trade"
+    )
+    signal_bar_seconds: float = Field(default=60.0, gt=0, description="the signal's bar length")
     reconcile_interval: float = Field(
         default=60.0, gt=0, description="seconds between the worker's reconciliations"
     )
+
+    @property
+    def signal_symbol_list(self) -> list[str]:
+        return [s.strip() for s in self.signal_symbols.split(",") if s.strip()]
 
     @property
     def embedded(self) -> bool:

@@ -26,6 +26,8 @@ from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import FlattenReport
 from app.reconcile import Reconciler
+from app.signal_engine import SignalEngine
+from domain.errors import InvalidCommand
 from domain.venue import VenueError
 from projections.tables import worker_status
 
@@ -57,6 +59,7 @@ class Worker:
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
+        signals = self.core.signal_engine()
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -66,6 +69,8 @@ class Worker:
                     self._recovered(applied, time.monotonic() - began)
                 self._supervise_emergency(flattener.run)
                 self._reconcile_if_due(reconciler)
+                if signals is not None:
+                    self._trade_signals(signals)
                 self._heartbeat()
                 backoff = self.core.settings.poll_interval
             except Exception as error:  # noqa: BLE001 - a worker logs, backs off, carries on
@@ -115,6 +120,14 @@ class Worker:
                 len(report.closed_external),
                 report.orders_resolved,
             )
+
+    def _trade_signals(self, signals: SignalEngine) -> None:
+        """A venue that cannot be read, or a rule that refuses its input, skips a bar."""
+        try:
+            for execution in signals.step():
+                log.warning("signal trade %s: %s", execution.outcome.value, execution.reason)
+        except (VenueError, InvalidCommand) as e:
+            log.warning("signal bar skipped: %s", e)
 
     # -- outages and liveness --------------------------------------------------------------------
 

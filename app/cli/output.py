@@ -29,7 +29,8 @@ def plain(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, Decimal):
-        return str(value)
+        # Exact, without the trailing zeros of arithmetic (0E-8, 1.40019944000000).
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
