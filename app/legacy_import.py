@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.legacy_trades import LegacyTrade, parse_legacy_trades
-
 from adapters.eventstore import TradecoreEventStore
+from domain.legacy_trades import LegacyTrade, parse_legacy_trades
 from domain.trade import Trade, TradeError, trade_id_for
 
 

@@ -29,8 +29,7 @@ def plain(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, Decimal):
-        # Exact, without the trailing zeros of arithmetic (0E-8, 1.40019944000000).
-        return format(value.normalize(), "f") if value.is_finite() else str(value)
+        return _decimal_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
@@ -38,6 +37,20 @@ def plain(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+def _decimal_text(value: Decimal) -> str:
+    """Exact, as given ("1.0" stays "1.0"), except the artefacts of arithmetic: an exponent
+    (0E-8) or more than 8 decimals of trailing zeros (1.4001994400000000)."""
+    if not value.is_finite():
+        return str(value)
+    if value == 0:
+        return "0"
+    text = str(value)
+    exponent = value.as_tuple().exponent
+    if "E" in text or (isinstance(exponent, int) and exponent < -8):
+        return format(value.normalize(), "f")
+    return text
 
 
 def emit_json(data: Any) -> None:

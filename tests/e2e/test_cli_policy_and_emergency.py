@@ -19,7 +19,7 @@ def test_policy_show_prints_the_default_policy(cli: Cli) -> None:
     assert data["allow_new_trades"] is False  # fail closed until an operator opens trading
     assert data["emergency_reason"] is None and data["emergency_activated_at"] is None
     assert data["drawdown_soft_threshold"] == "-0.05"
-    assert data["drawdown_hard_threshold"] == "-0.1"
+    assert data["drawdown_hard_threshold"] == "-0.10"
     for key in ("max_leverage", "max_position_notional", "version", "updated_by", "updated_at"):
         assert key in data
 
