@@ -410,6 +410,12 @@ class CcxtVenue:
             raise VenueError(f"{self.name}: no mark price for {symbol}")
         return mark
 
+    def fetch_closes(self, symbol: str, limit: int) -> list[Decimal]:
+        self._market(symbol)
+        candles = self._read(lambda: self._exchange.fetch_ohlcv(symbol, "1m", limit=limit))
+        closes = [positive(c[4]) for c in candles if len(c) > 4]
+        return [c for c in closes if c is not None]
+
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         self._market(symbol)
         found = self._read(

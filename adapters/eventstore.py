@@ -150,6 +150,19 @@ class PostgresLogReader:
     _read = text(_select + "ORDER BY notification_id LIMIT :limit")
     _read_topics = text(_select + "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit")
 
+    _latest = text(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+        "WHERE topic = ANY(:topics) ORDER BY notification_id DESC LIMIT :limit"
+    )
+
+    def latest(
+        self, conn: Connection, *, topics: Sequence[str], limit: int
+    ) -> list[tuple[int, StoredEvent]]:
+        """The last ``limit`` events of these topics, newest first."""
+        rows = conn.execute(self._latest, {"topics": list(topics), "limit": limit}).all()
+        return [(r.notification_id, _stored(r)) for r in rows]
+
     def head(self, conn: Connection) -> int:
         return int(conn.execute(self._head).scalar_one())
 
@@ -167,15 +180,13 @@ class PostgresLogReader:
         if topics is not None:
             statement, params["topics"] = self._read_topics, list(topics)
         rows = conn.execute(statement, params).all()
-        return [
-            (
-                r.notification_id,
-                StoredEvent(
-                    originator_id=r.originator_id,
-                    originator_version=r.originator_version,
-                    topic=r.topic,
-                    state=bytes(r.state),
-                ),
-            )
-            for r in rows
-        ]
+        return [(r.notification_id, _stored(r)) for r in rows]
+
+
+def _stored(r: Any) -> StoredEvent:
+    return StoredEvent(
+        originator_id=r.originator_id,
+        originator_version=r.originator_version,
+        topic=r.topic,
+        state=bytes(r.state),
+    )

@@ -23,14 +23,18 @@ from adapters.notify import NotificationWaiter
 from app.clock import utc_now
 from app.config import Settings
 from app.emergency_trades import EmergencyTradeCloser
-from app.executor import Executor
+from app.executor import Executor, TradeIntent
 from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
 from app.signal_engine import SignalEngine
+from app.sizing import Sized, SizingService
+from app.sizing_learner import SizingLearner
 from app.venues import build_venue
 from domain.ids import ORDER_FLOW_LOCK
+from domain.regime import RegimeThresholds
+from domain.sizing_record import decision_id_for
 from domain.venue import ExchangePort
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
@@ -105,7 +109,32 @@ class Core:
         def order_flow(timeout: float) -> AbstractContextManager[bool]:
             return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=False, timeout=timeout)
 
-        return Executor(self.store, self.gate, self.venue(), self.clock, order_flow)
+        sizing = self.sizing()
+
+        def sizer(intent: TradeIntent, trade_id: UUID) -> Sized:
+            confidence = float(intent.confidence) if intent.confidence is not None else None
+            return sizing.size(
+                symbol=intent.symbol,
+                confidence=confidence,
+                base_notional=intent.notional,
+                decision_id=decision_id_for(trade_id),
+            )
+
+        return Executor(self.store, self.gate, self.venue(), self.clock, order_flow, sizer=sizer)
+
+    def sizing(self) -> SizingService:
+        return SizingService(
+            self.store,
+            self.venue(),
+            self.clock,
+            self.trade_store(),
+            self.commands.load_policy,
+            RegimeThresholds(
+                window=self.settings.regime_window,
+                low=self.settings.regime_low,
+                high=self.settings.regime_high,
+            ),
+        )
 
     def reconciler(self) -> Reconciler:
         def exclusive_flow(timeout: float) -> AbstractContextManager[bool]:
@@ -191,7 +220,7 @@ def bootstrap(
         engine,
         reader,
         store.mapper,
-        [PolicyProjection(), EventIndexProjection(), TradeProjection()],
+        [PolicyProjection(), EventIndexProjection(), TradeProjection(), SizingLearner(store)],
         clock=clock,
     )
     gate = PolicyGate(

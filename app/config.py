@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         default=Decimal(100), gt=0, description="notional of each signal's trade"
     )
     signal_bar_seconds: float = Field(default=60.0, gt=0, description="the signal's bar length")
+    regime_window: int = Field(
+        default=20, ge=5, description="prices the volatility regime is measured over"
+    )
+    regime_low: float = Field(
+        default=0.002, gt=0, description="realized volatility (per sample) below which: LOW"
+    )
+    regime_high: float = Field(
+        default=0.01, gt=0, description="realized volatility (per sample) above which: HIGH"
+    )
     reconcile_interval: float = Field(
         default=60.0, gt=0, description="seconds between the worker's reconciliations"
     )

@@ -22,16 +22,18 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
 from adapters.eventstore import TradecoreEventStore
 from app.gate import PolicyGate
+from app.sizing import Sized
 from app.trades import TradeCommands
 from app.venues import retry_transient
 from domain.base import require_text, to_decimal
@@ -52,6 +54,7 @@ from domain.venue import (
 log = logging.getLogger(__name__)
 
 OrderFlow = Callable[[float], AbstractContextManager[bool]]
+Sizer = Callable[["TradeIntent", UUID], Sized]
 QUANTITY_STEP = Decimal("0.00000001")
 
 
@@ -75,7 +78,7 @@ class TradeIntent:
     notional: Decimal
     actor: str
     reason: str
-    leverage: Decimal = Decimal(1)
+    leverage: Decimal | None = None  # None: as sized (else the most the operator allows)
     confidence: Decimal | None = None
     key: str | None = None
     correlation_id: UUID | None = None
@@ -85,7 +88,7 @@ class TradeIntent:
         if self.side not in ("long", "short"):
             raise TradeError(f"side must be long or short, got {self.side!r}")
         for name, value in (("notional", self.notional), ("leverage", self.leverage)):
-            if to_decimal(value, name) <= 0:
+            if value is not None and to_decimal(value, name) <= 0:
                 raise TradeError(f"{name} must be positive, got {value}")
         if self.confidence is not None and not 0 <= self.confidence <= 1:
             raise TradeError(f"confidence must be between 0 and 1, got {self.confidence}")
@@ -120,6 +123,7 @@ class Executor:
         clock: Callable[[], datetime],
         order_flow: OrderFlow,
         *,
+        sizer: Sizer | None = None,
         lock_timeout: float = 5.0,
         lookups: int = 5,
         lookup_interval: float = 0.2,
@@ -131,6 +135,7 @@ class Executor:
         self.venue = venue
         self.clock = clock
         self.order_flow = order_flow
+        self.sizer = sizer
         self.lock_timeout = lock_timeout
         self.lookups = lookups
         self.lookup_interval = lookup_interval
@@ -146,6 +151,7 @@ class Executor:
             return Execution(
                 Outcome.DUPLICATE, f"intent {intent.key} was executed before", trade_id
             )
+        intent, sizing = self._size(intent, trade_id)
         mark = retry_transient(lambda: self.venue.fetch_mark_price(intent.symbol))
         quantity = (intent.notional / mark).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
         if quantity <= 0:
@@ -168,12 +174,12 @@ class Executor:
                 symbol=intent.symbol,
                 side=intent.side,
                 quantity=quantity,
-                leverage=intent.leverage,
+                leverage=intent.leverage or Decimal(1),
                 actor=intent.actor,
                 reason=intent.reason,
                 timestamp=self.clock(),
-                sizing={
-                    "method": "notional / mark",
+                sizing=sizing
+                | {
                     "notional": intent.notional,
                     "mark": mark,
                     "confidence": intent.confidence,
@@ -195,6 +201,24 @@ class Executor:
                 return Execution(Outcome.DUPLICATE, "executed concurrently", trade_id)
             request = OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id)
             return self._settle(trade_id, request, self._send(request))
+
+    def _size(self, intent: TradeIntent, trade_id: UUID) -> tuple[TradeIntent, dict[str, Any]]:
+        """The intent as the sizing agent sizes it (decision recorded under the trade's id)."""
+        if self.sizer is None:
+            return replace(intent, leverage=intent.leverage or Decimal(1)), {"method": "as asked"}
+        sized = self.sizer(intent, trade_id)
+        d = sized.decision
+        leverage = d.leverage if intent.leverage is None else min(d.leverage, intent.leverage)
+        return replace(intent, notional=d.notional, leverage=leverage), {
+            "method": "sizing agent",
+            "decision_id": sized.decision_id,
+            "state_key": d.state.key,
+            "action_index": d.action_index,
+            "size_multiplier": d.size_multiplier,
+            "base_notional": sized.base_notional,
+            "fallback": d.fallback,
+            "regime": sized.regime.regime,
+        }
 
     # -- sending and resolving -----------------------------------------------------------------
 
@@ -328,7 +352,7 @@ class Executor:
             symbol=intent.symbol,
             side=intent.side,
             notional=intent.notional,
-            leverage=intent.leverage,
+            leverage=intent.leverage or Decimal(1),
             confidence=intent.confidence,
             code=code,
             gate_reason=reason,
@@ -351,7 +375,7 @@ class Executor:
 def _cap_exceeded(
     intent: TradeIntent, max_leverage: Decimal | None, max_notional: Decimal | None
 ) -> tuple[str, str] | None:
-    if max_leverage is not None and intent.leverage > max_leverage:
+    if max_leverage is not None and intent.leverage and intent.leverage > max_leverage:
         return "LEVERAGE_CAP", f"leverage {intent.leverage} exceeds the policy cap {max_leverage}"
     if max_notional is not None and intent.notional > max_notional:
         return (

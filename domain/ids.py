@@ -14,3 +14,10 @@ EMERGENCY_ID = uuid5(NAMESPACE, "tradecore/emergency")
 # The lock between order senders (shared) and the emergency flattener's sweep (exclusive).
 ORDER_FLOW_LOCK = uuid5(NAMESPACE, "tradecore/order-flow")
 RECONCILE_LOCK = uuid5(NAMESPACE, "tradecore/reconcile")
+# One position-sizing agent (its Q-table) per installation.
+SIZING_AGENT_ID = uuid5(NAMESPACE, "tradecore/sizing-agent")
+
+
+def market_regime_id(symbol: str) -> UUID:
+    """The regime aggregate of one symbol."""
+    return uuid5(NAMESPACE, f"tradecore/regime/{symbol}")

@@ -48,6 +48,7 @@ class Trade(TradecoreAggregate):
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.setdefault("sizing", None)
         for order in state.get("orders", {}).values():
             order.setdefault("resolved", None)
             order.setdefault("cost", Decimal(0))
@@ -179,6 +180,7 @@ class Trade(TradecoreAggregate):
         self.symbol, self.side = symbol, side
         self.intended_quantity, self.leverage = intended_quantity, leverage
         self.source = source
+        self.sizing = sizing
         self.opened_at = timestamp
         self.orders: dict[str, dict[str, Any]] = {}
         self.entry_quantity = Decimal(0)

@@ -131,6 +131,11 @@ class ExchangePort(Protocol):
 
     def fetch_mark_price(self, symbol: str) -> Decimal: ...
 
+    def fetch_closes(self, symbol: str, limit: int) -> list[Decimal]:
+        """Up to ``limit`` recent closing prices of ``symbol``, oldest first (one-minute
+        candles where the venue has them)."""
+        ...
+
     def create_order(self, request: OrderRequest) -> Order:
         """Send an order. The answer may be an acknowledgement only (status open, nothing
         filled yet): ask ``fetch_order_by_client_id`` for the fill. Raises OrderRejected

@@ -62,6 +62,14 @@ class Matching:
                 )
                 .on_conflict_do_nothing(index_elements=["symbol"])
             )
+            conn.execute(
+                t.mark_history.insert().values(
+                    [
+                        {"symbol": symbol, "price": price, "at": self.clock()}
+                        for symbol, price in OPENING_MARKS.items()
+                    ]
+                )
+            )
         return conn.execute(
             select(t.account).where(t.account.c.id == ACCOUNT).with_for_update()
         ).one()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     MetaData,
     Numeric,
     Table,
@@ -116,4 +117,16 @@ faults = Table(
     Column("seed", BigInteger, nullable=False),
     Column("draws", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every mark the venue has had, oldest first: the price history a candle feed would give
+# (what the volatility regime is measured on).
+mark_history = Table(
+    "mark_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("symbol", Text, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_mark_history_symbol_id", "symbol", "id"),
 )

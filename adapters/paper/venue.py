@@ -81,6 +81,16 @@ class PaperVenue:
     def fetch_mark_price(self, symbol: str) -> Decimal:
         return self._request(lambda conn, _: self.book.mark(conn, symbol), kind="read")
 
+    def fetch_closes(self, symbol: str, limit: int) -> list[Decimal]:
+        def closes(conn: Connection, _: Draw) -> list[Decimal]:
+            h = t.mark_history
+            rows = conn.execute(
+                select(h.c.price).where(h.c.symbol == symbol).order_by(h.c.id.desc()).limit(limit)
+            ).scalars()
+            return [Decimal(p) for p in reversed(list(rows))]
+
+        return self._request(closes, kind="read")
+
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         def find(conn: Connection, _: Draw) -> Order | None:
             order_id = conn.execute(
@@ -149,6 +159,7 @@ class PaperVenue:
                     index_elements=["symbol"], set_={"price": price, "updated_at": now}
                 )
             )
+            conn.execute(t.mark_history.insert().values(symbol=symbol, price=price, at=now))
             return self.book.trigger_resting(conn, symbol, price)
 
     def set_position_mode(self, mode: str) -> None:

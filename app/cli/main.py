@@ -15,7 +15,17 @@ from typing import Annotated
 import typer
 
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
-from app.cli import db, emergency, paper, policy, projections, trades, venue, worker
+from app.cli import (
+    db,
+    emergency,
+    paper,
+    policy,
+    projections,
+    sizing,
+    trades,
+    venue,
+    worker,
+)
 from app.cli.context import CliState, state
 from app.cli.output import emit_json, err, out
 from app.queries import status_dict
@@ -39,6 +49,7 @@ cli.add_typer(paper.app, name="paper")
 cli.add_typer(projections.app, name="projections")
 cli.add_typer(trades.trade_app, name="trade")
 cli.add_typer(trades.app, name="trades")
+cli.add_typer(sizing.app, name="sizing")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("positions")(venue.positions)

@@ -36,7 +36,10 @@ def open_trade(
     symbol: Annotated[str, typer.Option("--symbol", help="e.g. BTC/USDT:USDT")],
     side: Annotated[str, typer.Option("--side", help="long or short")],
     notional: Annotated[str, typer.Option("--notional", help="size in the settlement currency")],
-    leverage: Annotated[str, typer.Option("--leverage", help="leverage to record")] = "1",
+    leverage: Annotated[
+        str | None,
+        typer.Option("--leverage", help="the most leverage to use (default: as sized)"),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="why (recorded)")] = "manual",
     actor: Actor = None,
     as_json: Json = False,
@@ -47,7 +50,7 @@ def open_trade(
         symbol=symbol,
         side=side,
         notional=_number(notional, "--notional"),
-        leverage=_number(leverage, "--leverage"),
+        leverage=_number(leverage, "--leverage") if leverage is not None else None,
         actor=actor or default_actor(),
         reason=reason,
     )

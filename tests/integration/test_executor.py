@@ -107,7 +107,8 @@ def test_an_intent_over_the_policy_leverage_cap_is_refused(core: Core) -> None:
     funded(core)
     core.commands.update_policy(actor="test", reason="cap", max_leverage=Decimal(3))
 
-    execution = core.executor().open(intent(leverage=Decimal(5)))
+    # Sizing caps leverage itself; this is the executor's own last line, unsized.
+    execution = executor(core, core.venue()).open(intent(leverage=Decimal(5)))
 
     assert execution.outcome is Outcome.REFUSED and execution.code == "LEVERAGE_CAP"
     assert requests_at_venue(core) == 0
@@ -267,7 +268,7 @@ def all_events(core: Core) -> list[Any]:
 
 def test_closing_a_trade_exits_with_a_reduce_only_order_even_during_a_halt(core: Core) -> None:
     venue = funded(core)
-    opened = core.executor().open(intent())
+    opened = executor(core, venue).open(intent())
     assert opened.trade_id is not None
     venue.admin().set_price(BTC, Decimal(55_000))
     core.commands.update_policy(actor="test", reason="halt", allow_new_trades=False)

@@ -1,0 +1,83 @@
+"""The process manager that teaches the sizing agent from closed trades (P0-05).
+
+It runs with the read models (tracked like them, so it resumes where it stopped and never
+skips a close) and writes ``SizingAgent.Learned`` events. The agent records which trades
+taught it, so a close handled twice (a crash between the event and the tracking) changes
+the table once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Self
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+from sqlalchemy import Connection, Table
+
+from adapters.eventstore import TradecoreEventStore
+from domain.ids import SIZING_AGENT_ID
+from domain.sizing import reward
+from domain.sizing_agent import SizingAgent
+from domain.trade import Trade
+from projections.runner import Projection
+
+log = logging.getLogger(__name__)
+
+
+class SizingLearner(Projection):
+    default_name = "sizing_learner"
+    handles = (Trade.Closed,)
+
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        tables: Mapping[str, Table] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(tables, name)
+        self.store = store
+
+    @classmethod
+    def default_tables(cls) -> dict[str, Table]:
+        return {}  # its effect is events, not rows
+
+    def renamed(self, suffix: str) -> Self:
+        return type(self)(self.store, {}, name=self.name + suffix)
+
+    def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
+        e: Any = event
+        trade: object = self.store.repository.get(e.originator_id, version=e.originator_version)
+        assert isinstance(trade, Trade)
+        sizing = trade.sizing or {}
+        action, state_key = sizing.get("action_index"), sizing.get("state_key")
+        exposure = trade.entry_cost
+        if action is None or state_key is None or exposure <= 0:
+            return  # not sized by the agent (a fallback, an import, external) or never filled
+        r = reward(e.realized_pnl, exposure)
+        for _ in range(20):
+            try:
+                agent: object = self.store.repository.get(SIZING_AGENT_ID)
+            except AggregateNotFoundError:
+                agent = SizingAgent.new(timestamp=e.timestamp)
+            assert isinstance(agent, SizingAgent)
+            if not agent.learn(
+                trade_id=trade.id,
+                state_key=str(state_key),
+                action_index=int(action),
+                reward=r,
+                timestamp=e.timestamp,
+            ):
+                return
+            try:
+                self.store.save(agent)
+            except IntegrityError:
+                continue  # another learner (a rebuild, a second worker) wrote first
+            log.info(
+                "sizing agent learned from trade %s: reward %.4f in %s", trade.id, r, state_key
+            )
+            return
+        raise RuntimeError(f"sizing agent: could not record the lesson of trade {trade.id}")
