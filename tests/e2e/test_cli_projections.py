@@ -13,7 +13,12 @@ def test_projections_status_rebuild_and_verify(cli: Cli) -> None:
     status = cli("projections", "status", "--json")
     assert status.code == 0, status.stderr
     consumers = status.json()
-    assert {c["name"] for c in consumers} == {"policy_view", "event_index", "trades"}
+    assert {c["name"] for c in consumers} == {
+        "policy_view",
+        "event_index",
+        "trades",
+        "sizing_learner",
+    }
     for consumer in consumers:
         assert consumer["lag_events"] == 0
         assert {"position", "head", "lag_seconds", "last_error", "replayed_since_start"} <= (
