@@ -29,7 +29,9 @@ from sqlalchemy import Connection, text
 
 from adapters.database import DatabaseAddress
 from domain.emergency import Emergency
+from domain.market_regime import MarketRegime
 from domain.policy import Policy, RiskLimits
+from domain.sizing_agent import SizingAgent
 from domain.trade import Trade
 
 APPLICATION_NAME = "TradeCore"
@@ -117,6 +119,8 @@ class TradecoreEventStore(Application[UUID]):
         Policy: 50,
         Emergency: 50,
         Trade: 50,
+        SizingAgent: 50,  # one lesson per closed trade: the table loads from a snapshot
+        MarketRegime: 50,
     }
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

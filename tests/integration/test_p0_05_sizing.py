@@ -128,3 +128,28 @@ def _agent_table(core: Core) -> dict[str, list[float]]:
     agent = core.sizing().agent()
     assert agent is not None
     return {k: list(v) for k, v in agent.table.items()}
+
+
+def test_a_long_trained_table_loads_from_a_snapshot_identical_to_its_replay(core: Core) -> None:
+    agent = SizingAgent.new(timestamp=core.clock())
+    core.store.save(agent)
+    for i in range(120):
+        agent.learn(
+            trade_id=uuid4(),
+            state_key=f"c{i % 4}|win|LOW",
+            action_index=i % 16,
+            reward=(i % 7 - 3) / 10,
+            timestamp=core.clock(),
+        )
+        core.store.save(agent)
+
+    snapshots = list(core.store.snapshots.get(SIZING_AGENT_ID)) if core.store.snapshots else []
+    loaded = core.store.repository.get(SIZING_AGENT_ID)
+    replayed = SizingAgent.__new__(SizingAgent)
+    for number, event in enumerate(core.store.events.get(SIZING_AGENT_ID)):
+        replayed = event.mutate(None if number == 0 else replayed)  # type: ignore[arg-type]
+
+    assert snapshots, "the agent should have been snapshotted"
+    assert isinstance(loaded, SizingAgent) and isinstance(replayed, SizingAgent)
+    assert loaded.table == replayed.table and loaded.learned == replayed.learned
+    assert loaded.version == 121
