@@ -35,7 +35,9 @@ states = st.builds(
     st.sampled_from(REGIMES),
 )
 q_values = st.lists(
-    st.floats(min_value=-10, max_value=10, allow_nan=False), min_size=16, max_size=16
+    st.floats(min_value=-10, max_value=10) | st.sampled_from([math.nan, math.inf, -math.inf]),
+    min_size=16,
+    max_size=16,
 )
 money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1e9"), places=2)
 leverages = st.decimals(min_value=Decimal("0.1"), max_value=Decimal(125), places=1)
@@ -45,9 +47,14 @@ leverages = st.decimals(min_value=Decimal("0.1"), max_value=Decimal(125), places
 def test_no_decision_exceeds_the_caps_whatever_the_q_values(
     state: SizingState, row: list[float], base: Decimal, max_lev: Decimal, max_notional: Decimal
 ) -> None:
-    d = decide(
-        {state.key: row}, state, base_notional=base, max_leverage=max_lev, max_notional=max_notional
-    )
+    table = {state.key: row}
+    if not all(math.isfinite(q) for q in row):
+        with pytest.raises(SizingInputInvalid):
+            decide(
+                table, state, base_notional=base, max_leverage=max_lev, max_notional=max_notional
+            )
+        return
+    d = decide(table, state, base_notional=base, max_leverage=max_lev, max_notional=max_notional)
     assert d.leverage <= max_lev and d.notional <= max_notional
     if state.regime == "HIGH":
         assert d.leverage <= HIGH_VOL_MAX_LEVERAGE
