@@ -14,18 +14,22 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from adapters import migrations
+from adapters.artifacts import ArtifactStore
 from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
+from adapters.signal_model import SignalModel
 from app.clock import utc_now
 from app.config import Settings
 from app.emergency_trades import EmergencyTradeCloser
 from app.executor import Executor, TradeIntent
 from app.flattener import Flattener
 from app.gate import PolicyGate
+from app.model_consumers import CONSUMERS, ConsumerRuntime
+from app.models import ModelService
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
 from app.signal_engine import SignalEngine
@@ -37,6 +41,7 @@ from domain.regime import RegimeThresholds
 from domain.sizing_record import decision_id_for
 from domain.venue import ExchangePort
 from projections.event_index import EventIndexProjection
+from projections.model_status import ModelStatusProjection
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
 from projections.trade_store import TradeProjection, TradeStateStore
@@ -157,6 +162,28 @@ class Core:
             bar_seconds=self.settings.signal_bar_seconds,
         )
 
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.settings.artifact_dir or self.settings.home / "artifacts")
+
+    def models(self) -> ModelService:
+        return ModelService(self.store, self.artifacts(), self.clock, self.engine, self.reader)
+
+    def model_consumers(self) -> list[ConsumerRuntime]:
+        """The modules that use the signal model, each following the registry."""
+        models, artifacts = self.models(), self.artifacts()
+        return [
+            ConsumerRuntime(
+                name,
+                self.settings.signal_model,
+                self.store,
+                models,
+                artifacts,
+                SignalModel.load,
+                self.clock,
+            )
+            for name in CONSUMERS
+        ]
+
     def trade_store(self) -> TradeStateStore:
         return TradeStateStore(self.engine)
 
@@ -220,7 +247,13 @@ def bootstrap(
         engine,
         reader,
         store.mapper,
-        [PolicyProjection(), EventIndexProjection(), TradeProjection(), SizingLearner(store)],
+        [
+            PolicyProjection(),
+            EventIndexProjection(),
+            TradeProjection(),
+            ModelStatusProjection(),
+            SizingLearner(store),
+        ],
         clock=clock,
     )
     gate = PolicyGate(

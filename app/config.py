@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     regime_high: float = Field(
         default=0.01, gt=0, description="realized volatility (per sample) above which: HIGH"
     )
+    artifact_dir: Path | None = Field(
+        default=None, description="where model artifacts live (default: <home>/artifacts)"
+    )
+    signal_model: str = Field(default="signal", description="the model name consumers follow")
     reconcile_interval: float = Field(
         default=60.0, gt=0, description="seconds between the worker's reconciliations"
     )

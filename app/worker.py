@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import FlattenReport
+from app.model_consumers import ConsumerRuntime
 from app.reconcile import Reconciler
 from app.signal_engine import SignalEngine
 from domain.errors import InvalidCommand
@@ -50,6 +51,7 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self._last_flatten = float("-inf")
         self._last_reconcile = float("-inf")
+        self.consumers: list[ConsumerRuntime] = []
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
         self._outage_at: datetime | None = None
@@ -60,6 +62,7 @@ class Worker:
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
         signals = self.core.signal_engine()
+        self.consumers = self.core.model_consumers()
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -68,6 +71,8 @@ class Worker:
                 if self._outage_started is not None:
                     self._recovered(applied, time.monotonic() - began)
                 self._supervise_emergency(flattener.run)
+                for consumer in self.consumers:
+                    consumer.sync()
                 self._reconcile_if_due(reconciler)
                 if signals is not None:
                     self._trade_signals(signals)

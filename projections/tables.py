@@ -154,3 +154,15 @@ trade_orders = Table(
         postgresql_where=text("outcome IS NULL"),
     ),
 )
+
+# Which model version each consumer runs (P0-06): a read model of the ModelConsumer events.
+model_consumers = Table(
+    "model_consumers",
+    metadata,
+    Column("consumer", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("version", Integer, nullable=True),
+    Column("loaded_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -18,6 +18,7 @@ from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 from app.cli import (
     db,
     emergency,
+    model,
     paper,
     policy,
     projections,
@@ -50,6 +51,7 @@ cli.add_typer(projections.app, name="projections")
 cli.add_typer(trades.trade_app, name="trade")
 cli.add_typer(trades.app, name="trades")
 cli.add_typer(sizing.app, name="sizing")
+cli.add_typer(model.app, name="model")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("positions")(venue.positions)

@@ -1,0 +1,125 @@
+"""Model consumers (P0-06): every module that uses a model follows the registry.
+
+Each loads the promoted version on start and again whenever a promotion or rollback changes
+it, and records ``ModelLoaded`` or ``ModelLoadFailed``. After a failure it keeps the model it
+had and says so; on a start where the promoted version cannot load, it falls back to the
+most recently promoted version that does, so once a model has been promoted a consumer never
+runs with none (while any promoted version can load).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from adapters.artifacts import ArtifactStore
+from adapters.eventstore import TradecoreEventStore
+from app.models import ModelService
+from domain.model_consumer import ModelConsumer, consumer_id
+
+log = logging.getLogger(__name__)
+
+CONSUMERS = ("signal_engine", "position_monitor", "insights_logger")
+
+Loader = Callable[[bytes], Any]
+
+
+class ConsumerRuntime:
+    def __init__(
+        self,
+        consumer: str,
+        model: str,
+        store: TradecoreEventStore,
+        models: ModelService,
+        artifacts: ArtifactStore,
+        loader: Loader,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.consumer, self.model = consumer, model
+        self.store, self.models, self.artifacts = store, models, artifacts
+        self.loader, self.clock = loader, clock
+        self.current: Any = None
+        self.version: int | None = None
+        self._failed: int | None = None  # a version that failed: not retried until it changes
+
+    def sync(self) -> bool:
+        """Follow the registry; True when the model in use changed."""
+        registry = self.models.registry(self.model)
+        target = registry.promoted if registry else None
+        if registry is None or target is None or target in (self.version, self._failed):
+            return False
+        try:
+            self.current = self.loader(self.artifacts.get(registry.sha256_of(target)))
+        except Exception as e:  # noqa: BLE001 - any failure leaves the old model in use
+            self._failed, error = target, f"{type(e).__name__}: {e}"
+            self._record(
+                lambda c: c.load_failed(version=target, error=error, timestamp=self.clock())
+            )
+            log.error(
+                "%s could not load %s v%s (%s); keeps %s",
+                self.consumer,
+                self.model,
+                target,
+                e,
+                f"v{self.version}" if self.version else "no model",
+            )
+            if self.current is None:
+                self._fall_back(target)
+            return False
+        self.version, self._failed = target, None
+        self._record(lambda c: c.loaded(version=target, timestamp=self.clock()))
+        log.warning("%s using %s v%s", self.consumer, self.model, target)
+        return True
+
+    def _fall_back(self, failed: int) -> None:
+        """With nothing loaded, run the most recently promoted version that does load."""
+        registry = self.models.registry(self.model)
+        candidates = [] if registry is None else list(dict.fromkeys(reversed(registry.promotions)))
+        for version in [v for v in candidates if v != failed]:
+            assert registry is not None
+            try:
+                self.current = self.loader(self.artifacts.get(registry.sha256_of(version)))
+            except Exception:  # noqa: BLE001, S112 - try the one before
+                continue
+            self.version = version
+            self._record(partial(_loaded, version=version, timestamp=self.clock()))
+            log.warning(
+                "%s using %s v%s (fallback: v%s cannot load)",
+                self.consumer,
+                self.model,
+                version,
+                failed,
+            )
+            return
+        log.error("%s has no loadable version of %s", self.consumer, self.model)
+
+    def _aggregate(self) -> ModelConsumer | None:
+        try:
+            found: object = self.store.repository.get(consumer_id(self.consumer, self.model))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(found, ModelConsumer)
+        return found
+
+    def _record(self, change: Callable[[ModelConsumer], None]) -> None:
+        for _ in range(20):
+            state = self._aggregate() or ModelConsumer.start(
+                consumer=self.consumer, model=self.model, timestamp=self.clock()
+            )
+            change(state)
+            try:
+                self.store.save(state)
+                return
+            except IntegrityError:
+                continue
+        log.error("%s: could not record its model state", self.consumer)
+
+
+def _loaded(consumer: ModelConsumer, *, version: int, timestamp: datetime) -> None:
+    consumer.loaded(version=version, timestamp=timestamp)

@@ -1,0 +1,144 @@
+"""OHLCV candles, their CSV form, and the signal model's features (pure, numpy).
+
+Features, one row per candle (NaN until enough history):
+
+- ``ret_1``, ``ret_3``, ``ret_12``: log return of the close over 1, 3 and 12 bars;
+- ``vol_12``: realized volatility, the standard deviation of 1-bar log returns over 12 bars;
+- ``range``: (high - low) / close of the bar;
+- ``volume_z``: the bar's volume as a z-score over the last 20 bars (NaN when flat).
+
+The label is 1 when the next close is above this one, else 0 (NaN on the last bar).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from domain.errors import InvalidCommand
+
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+FEATURE_NAMES = ("ret_1", "ret_3", "ret_12", "vol_12", "range", "volume_z")
+MIN_CANDLES = 50
+
+
+class CandleDataInvalid(InvalidCommand):
+    """An OHLCV file or series that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Candles:
+    timestamps: tuple[datetime, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def first(self) -> datetime:
+        return self.timestamps[0]
+
+    @property
+    def last(self) -> datetime:
+        return self.timestamps[-1]
+
+
+def parse_ohlcv_csv(text: str, *, source: str) -> Candles:
+    """Candles from a CSV with a header naming timestamp, open, high, low, close, volume (any
+    order, any case; other columns ignored). Raises CandleDataInvalid naming the line."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise CandleDataInvalid(f"{source}: line 1: missing column(s) {', '.join(missing)}")
+    index = {c: header.index(c) for c in COLUMNS}
+    times: list[datetime] = []
+    rows: list[tuple[float, ...]] = []
+    for number, fields in enumerate(reader, start=2):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        where = f"{source}: line {number}"
+        if len(fields) < len(header):
+            raise CandleDataInvalid(
+                f"{where}: {len(fields)} field(s), the header has {len(header)}"
+            )
+        when = _time(fields[index["timestamp"]].strip(), where)
+        values = tuple(_number(fields[index[c]].strip(), c, where) for c in COLUMNS[1:])
+        o, h, low, c, v = values
+        if min(o, h, low, c) <= 0 or v < 0:
+            raise CandleDataInvalid(f"{where}: prices must be positive and volume not negative")
+        if h < max(o, c) or low > min(o, c):
+            raise CandleDataInvalid(f"{where}: high/low do not contain open and close")
+        if times and when <= times[-1]:
+            raise CandleDataInvalid(f"{where}: timestamp {when.isoformat()} is not after the last")
+        times.append(when)
+        rows.append(values)
+    if len(rows) < MIN_CANDLES:
+        raise CandleDataInvalid(f"{source}: too few candles ({len(rows)}; {MIN_CANDLES} needed)")
+    data = np.array(rows, dtype=np.float64)
+    return Candles(tuple(times), data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4])
+
+
+def features(c: Candles) -> np.ndarray:
+    """The feature matrix, shape (len(c), len(FEATURE_NAMES)), rows aligned with candles."""
+    log_close = np.log(c.close)
+    n = len(c)
+    out = np.full((n, len(FEATURE_NAMES)), np.nan)
+    for column, lag in enumerate((1, 3, 12)):
+        out[lag:, column] = log_close[lag:] - log_close[:-lag]
+    one = out[:, 0]
+    for i in range(12, n):
+        out[i, 3] = float(np.std(one[i - 11 : i + 1], ddof=1))
+    out[:, 4] = (c.high - c.low) / c.close
+    for i in range(19, n):
+        window = c.volume[i - 19 : i + 1]
+        spread = float(np.std(window))
+        out[i, 5] = (c.volume[i] - float(np.mean(window))) / spread if spread > 0 else np.nan
+    return out
+
+
+def labels(c: Candles) -> np.ndarray:
+    """1.0 when the next close is higher, else 0.0; NaN on the last candle."""
+    out = np.full(len(c), np.nan)
+    out[:-1] = (c.close[1:] > c.close[:-1]).astype(np.float64)
+    return out
+
+
+def training_rows(c: Candles) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels) of the candles that have full history and a next bar."""
+    x, y = features(c), labels(c)
+    keep = ~np.isnan(x[:, :5]).any(axis=1) & ~np.isnan(y)
+    return x[keep], y[keep]
+
+
+def _number(text: str, column: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CandleDataInvalid(f"{where}: {column}: not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise CandleDataInvalid(f"{where}: {column}: must be finite, got {text!r}")
+    return value
+
+
+def _time(text: str, where: str) -> datetime:
+    try:
+        number = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise CandleDataInvalid(f"{where}: timestamp: not a time: {text!r}") from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not math.isfinite(number) or number <= 0:
+        raise CandleDataInvalid(f"{where}: timestamp: not a time: {text!r}")
+    return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
