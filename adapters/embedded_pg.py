@@ -98,6 +98,9 @@ class EmbeddedPostgres:
             return self.address
         self._prepare_home()
         with self._locked():
+            # Under the lock: a second process starting at the same moment must not look at
+            # a data folder the first has made but not yet handed to the server's user.
+            self._private_folders()
             if not self.is_running():
                 if not (self.pgdata / "PG_VERSION").exists():
                     self._initdb()
@@ -131,8 +134,6 @@ class EmbeddedPostgres:
                 self._prepare_home_as_root()
             else:
                 self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-                for folder in (self.pgdata, self.socket_dir):
-                    _private_folder(folder, os.getuid(), os.getgid())
         except OSError as e:
             raise EmbeddedServerRefused(
                 f"cannot use {self.home} as TRADECORE_HOME: {e.strerror or e}"
@@ -160,9 +161,17 @@ class EmbeddedPostgres:
             except FileExistsError:
                 continue  # another tradecore process, starting at the same moment, made it
             folder.chmod(0o755)  # whatever the umask: the server user must enter it
-        uid, gid = self._system_user()
-        for folder in (self.pgdata, self.socket_dir):
-            _private_folder(folder, uid, gid)
+
+    def _private_folders(self) -> None:
+        """The data and socket folders, owned by the server's user, mode 0700."""
+        try:
+            uid, gid = self._system_user() if is_root() else (os.getuid(), os.getgid())
+            for folder in (self.pgdata, self.socket_dir):
+                _private_folder(folder, uid, gid)
+        except OSError as e:
+            raise EmbeddedServerRefused(
+                f"cannot use {self.home} as TRADECORE_HOME: {e.strerror or e}"
+            ) from None
 
     def _system_user(self) -> tuple[int, int]:
         try:

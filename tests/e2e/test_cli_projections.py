@@ -17,6 +17,7 @@ def test_projections_status_rebuild_and_verify(cli: Cli) -> None:
         "policy_view",
         "event_index",
         "trades",
+        "model_status",
         "sizing_learner",
     }
     for consumer in consumers:
