@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,6 +52,7 @@ from adapters.ccxt_mapping import (
     read_error,
     venue_error_code,
 )
+from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
     Balance,
     Order,
@@ -415,6 +417,23 @@ class CcxtVenue:
         candles = self._read(lambda: self._exchange.fetch_ohlcv(symbol, "1m", limit=limit))
         closes = [positive(c[4]) for c in candles if len(c) > 4]
         return [c for c in closes if c is not None]
+
+    def fetch_candles(self, symbol: str, limit: int) -> Candles:
+        self._market(symbol)
+        raw = self._read(lambda: self._exchange.fetch_ohlcv(symbol, "1m", limit=limit))
+        rows = [
+            (
+                datetime.fromtimestamp(c[0] / 1000, UTC),
+                float(c[1]),
+                float(c[2]),
+                float(c[3]),
+                float(c[4]),
+                float(c[5] or 0),
+            )
+            for c in raw
+            if len(c) > 5 and all(v is not None for v in c[:5])
+        ]
+        return candles_from_rows(rows)
 
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         self._market(symbol)

@@ -123,3 +123,63 @@ class ConsumerRuntime:
 
 def _loaded(consumer: ModelConsumer, *, version: int, timestamp: datetime) -> None:
     consumer.loaded(version=version, timestamp=timestamp)
+
+
+CANDLES = 100  # enough history for every feature
+
+
+def model_confidence(runtime: ConsumerRuntime, venue: Any, symbol: str) -> float | None:
+    """P(the next close is up) for ``symbol`` from the consumer's model, or None when it
+    has no model yet or the venue cannot give candles."""
+    if runtime.current is None:
+        return None
+    try:
+        candles = venue.fetch_candles(symbol, CANDLES)
+    except Exception:
+        log.warning("%s: no candles for %s", runtime.consumer, symbol, exc_info=True)
+        return None
+    if len(candles) == 0:
+        return None
+    return float(runtime.current.confidence(candles))
+
+
+class ModelWatch:
+    """The position monitor and the insights logger: at an interval, score every open
+    trade (and every traded symbol) with the model each runs, and log it."""
+
+    def __init__(
+        self,
+        monitor: ConsumerRuntime,
+        insights: ConsumerRuntime,
+        venue: Any,
+        open_trades: Callable[[], list[Any]],
+        symbols: list[str],
+    ) -> None:
+        self.monitor, self.insights = monitor, insights
+        self.venue, self.open_trades, self.symbols = venue, open_trades, symbols
+
+    def run_once(self) -> None:
+        trades = self.open_trades()
+        for trade in trades:
+            p = model_confidence(self.monitor, self.venue, trade.symbol)
+            if p is not None:
+                favour = p if trade.side == "long" else 1 - p
+                log.info(
+                    "position_monitor: trade %s %s %s scored %.3f by %s v%s",
+                    trade.trade_id,
+                    trade.side,
+                    trade.symbol,
+                    favour,
+                    self.monitor.model,
+                    self.monitor.version,
+                )
+        for symbol in sorted({*self.symbols, *(t.symbol for t in trades)}):
+            p = model_confidence(self.insights, self.venue, symbol)
+            if p is not None:
+                log.info(
+                    "insights_logger: %s P(up next bar) %.3f (%s v%s)",
+                    symbol,
+                    p,
+                    self.insights.model,
+                    self.insights.version,
+                )

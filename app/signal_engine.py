@@ -49,6 +49,8 @@ class SignalEngine:
             s: deque(maxlen=self.rule.slow + 1) for s in self.symbols
         }
         self._last_bar: int | None = None
+        # P(up) from the promoted signal model, when one runs (app.model_consumers).
+        self.model_confidence: Callable[[str], float | None] = lambda _: None
 
     def step(self) -> list[Execution]:
         """Sample once per bar; returns what the executor did for the signals of this bar."""

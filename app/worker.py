@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import FlattenReport
-from app.model_consumers import ConsumerRuntime
+from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
 from app.reconcile import Reconciler
 from app.signal_engine import SignalEngine
 from domain.errors import InvalidCommand
@@ -52,6 +52,8 @@ class Worker:
         self._last_flatten = float("-inf")
         self._last_reconcile = float("-inf")
         self.consumers: list[ConsumerRuntime] = []
+        self.watch_interval = 30.0
+        self._last_watch = float("-inf")
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
         self._outage_at: datetime | None = None
@@ -63,6 +65,17 @@ class Worker:
         reconciler = self.core.reconciler()
         signals = self.core.signal_engine()
         self.consumers = self.core.model_consumers()
+        engine_model, monitor, insights = self.consumers
+        if signals is not None:
+            venue = self.core.venue()
+            signals.model_confidence = lambda s: model_confidence(engine_model, venue, s)
+        watch = ModelWatch(
+            monitor,
+            insights,
+            self.core.venue(),
+            self.core.trade_store().list_open_trades,
+            self.core.settings.signal_symbol_list,
+        )
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -73,6 +86,7 @@ class Worker:
                 self._supervise_emergency(flattener.run)
                 for consumer in self.consumers:
                     consumer.sync()
+                self._watch_if_due(watch)
                 self._reconcile_if_due(reconciler)
                 if signals is not None:
                     self._trade_signals(signals)
@@ -104,6 +118,15 @@ class Worker:
                     report.remaining_orders,
                     self.retry_interval,
                 )
+
+    def _watch_if_due(self, watch: ModelWatch) -> None:
+        if time.monotonic() - self._last_watch < self.watch_interval:
+            return
+        self._last_watch = time.monotonic()
+        try:
+            watch.run_once()
+        except Exception:
+            log.warning("model watch failed", exc_info=True)
 
     # -- reconciliation -------------------------------------------------------------------------
 

@@ -52,6 +52,14 @@ class Candles:
         return self.timestamps[-1]
 
 
+def candles_from_rows(rows: list[tuple[datetime, float, float, float, float, float]]) -> Candles:
+    """Candles from (time, open, high, low, close, volume) rows, oldest first."""
+    data = np.array([r[1:] for r in rows], dtype=np.float64).reshape(len(rows), 5)
+    return Candles(
+        tuple(r[0] for r in rows), data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4]
+    )
+
+
 def parse_ohlcv_csv(text: str, *, source: str) -> Candles:
     """Candles from a CSV with a header naming timestamp, open, high, low, close, volume (any
     order, any case; other columns ignored). Raises CandleDataInvalid naming the line."""

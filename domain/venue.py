@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from domain.market_data import Candles
+
 Side = Literal["buy", "sell"]
 PositionSide = Literal["long", "short"]
 OrderType = Literal["market", "limit", "stop"]
@@ -134,6 +136,11 @@ class ExchangePort(Protocol):
     def fetch_closes(self, symbol: str, limit: int) -> list[Decimal]:
         """Up to ``limit`` recent closing prices of ``symbol``, oldest first (one-minute
         candles where the venue has them)."""
+        ...
+
+    def fetch_candles(self, symbol: str, limit: int) -> Candles:
+        """Up to ``limit`` recent one-minute OHLCV candles of ``symbol``, oldest first (the
+        paper venue makes one from each mark move, with no volume)."""
         ...
 
     def create_order(self, request: OrderRequest) -> Order:

@@ -12,6 +12,7 @@ through the port; the back-office calls used by drills (``admin()``) are never f
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from adapters.paper import tables as t
 from adapters.paper.faults import Draw, Fault, FaultSettings, draw
 from adapters.paper.matching import ACCOUNT, Matching, check_symbol, order_from_row
 from domain.errors import InvalidCommand
+from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
     Balance,
     Order,
@@ -90,6 +92,26 @@ class PaperVenue:
             return [Decimal(p) for p in reversed(list(rows))]
 
         return self._request(closes, kind="read")
+
+    def fetch_candles(self, symbol: str, limit: int) -> Candles:
+        def candles(conn: Connection, _: Draw) -> Candles:
+            h = t.mark_history
+            found = conn.execute(
+                select(h.c.price, h.c.at)
+                .where(h.c.symbol == symbol)
+                .order_by(h.c.id.desc())
+                .limit(limit + 1)
+            ).all()
+            marks = [(float(r.price), r.at) for r in reversed(found)]
+            # One candle per mark move: from the previous mark to this one, no volume.
+            return candles_from_rows(
+                [
+                    (at, before, max(before, price), min(before, price), price, 0.0)
+                    for (before, _), (price, at) in pairwise(marks)
+                ]
+            )
+
+        return self._request(candles, kind="read")
 
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         def find(conn: Connection, _: Draw) -> Order | None:

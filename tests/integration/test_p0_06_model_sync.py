@@ -3,17 +3,21 @@ working one; restarts and rollbacks are followed too. Real LightGBM models throu
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from decimal import Decimal
 from functools import cache
 
 import pytest
 from sqlalchemy import select
 
 from adapters.data import sample_path
-from adapters.signal_model import TrainedModel, train
+from adapters.paper.venue import PaperVenue
+from adapters.signal_model import SignalModel, TrainedModel, train
 from app.bootstrap import Core
-from app.model_consumers import CONSUMERS
+from app.executor import TradeIntent
+from app.model_consumers import CONSUMERS, ModelWatch, model_confidence
 from app.worker import Worker
 from domain.market_data import parse_ohlcv_csv
 from domain.model_consumer import ModelConsumer, consumer_id
@@ -162,3 +166,37 @@ def test_a_rollback_is_followed_by_every_consumer(core: Core) -> None:
     assert versions_in_use(core) == dict.fromkeys(CONSUMERS, 1)
     with pytest.raises(NothingToRollBack):
         core.models().roll_back(NAME, actor="test", reason="no earlier one")
+
+
+def test_the_consumers_score_with_the_promoted_model(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    register(core, 7)
+    core.models().promote(NAME, 1, actor="test", reason="first")
+    engine, monitor, insights = core.model_consumers()
+    for consumer in (engine, monitor, insights):
+        consumer.sync()
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    venue.admin().deposit(Decimal(100_000))
+    for price in (60000, 60100, 59900, 60300, 60250, 60400):
+        venue.admin().set_price("BTC/USDT:USDT", Decimal(price))
+
+    p_up = model_confidence(engine, venue, "BTC/USDT:USDT")
+
+    expected = SignalModel.load(trained(7).artifact).confidence(
+        venue.fetch_candles("BTC/USDT:USDT", 100)
+    )
+    assert p_up is not None and 0 <= p_up <= 1 and p_up == expected
+    core.executor().open(
+        TradeIntent(
+            symbol="BTC/USDT:USDT", side="long", notional=Decimal(500), actor="t", reason="t"
+        )
+    )
+    core.runner.catch_up()
+    watch = ModelWatch(monitor, insights, venue, core.trade_store().list_open_trades, [])
+    with caplog.at_level(logging.INFO, logger="app.model_consumers"):
+        watch.run_once()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("position_monitor: trade") and "signal v1" in m for m in messages)
+    assert any(m.startswith("insights_logger: BTC/USDT:USDT") for m in messages)
