@@ -12,9 +12,9 @@ through the port; the back-office calls used by drills (``admin()``) are never f
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import pairwise
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, select, update
