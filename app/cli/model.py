@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from adapters.signal_model import train
 from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, out
 from domain.errors import InvalidCommand
@@ -40,6 +39,8 @@ def train_model(
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidCommand(f"cannot read {data}: {e}") from None
     candles = parse_ohlcv_csv(text, source=data.name)
+    from adapters.signal_model import train  # noqa: PLC0415 - LightGBM only when training
+
     trained = train(candles, seed=seed)
     registered = (
         state(ctx)
