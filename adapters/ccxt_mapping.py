@@ -211,14 +211,21 @@ def balance_from_rows(
     wallet_key: str,
     unrealized_key: str,
 ) -> Balance:
-    """The settlement currency's row of a venue's raw balance answer."""
+    """The settlement currency's row of a venue's raw balance answer.
+
+    A row whose figures are missing or not numbers is a failed read (VenueUnavailable), never
+    a balance of 0: the drawdown breaker would take a made-up zero for a crash. An account
+    with no row for the currency holds none of it, which is a true 0.
+    """
     for row in rows:
         if row.get(currency_key) == currency:
-            return Balance(
-                currency=currency,
-                wallet=dec(row.get(wallet_key)) or Decimal(0),
-                unrealized_pnl=dec(row.get(unrealized_key)) or Decimal(0),
-            )
+            wallet, unrealized = dec(row.get(wallet_key)), dec(row.get(unrealized_key))
+            if wallet is None or unrealized is None:
+                raise VenueUnavailable(
+                    f"balance answer for {currency} lacks a number in {wallet_key!r} or "
+                    f"{unrealized_key!r}: {dict(row)!r}"[:300]
+                )
+            return Balance(currency=currency, wallet=wallet, unrealized_pnl=unrealized)
     return Balance(currency=currency, wallet=Decimal(0), unrealized_pnl=Decimal(0))
 
 

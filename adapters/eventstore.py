@@ -28,6 +28,7 @@ from eventsourcing.utils import Environment, EnvType, retry
 from sqlalchemy import Connection, text
 
 from adapters.database import DatabaseAddress
+from domain.account import Account
 from domain.emergency import Emergency
 from domain.market_regime import MarketRegime
 from domain.policy import Policy, RiskLimits
@@ -121,6 +122,7 @@ class TradecoreEventStore(Application[UUID]):
         Trade: 50,
         SizingAgent: 50,  # one lesson per closed trade: the table loads from a snapshot
         MarketRegime: 50,
+        Account: 200,  # a reading a second: the breaker loads from a recent snapshot
     }
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:

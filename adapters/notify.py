@@ -21,28 +21,41 @@ log = logging.getLogger(__name__)
 
 
 class NotificationWaiter:
-    def __init__(self, address: DatabaseAddress, channel: str = NOTIFY_CHANNEL) -> None:
+    def __init__(
+        self,
+        address: DatabaseAddress,
+        channel: str = NOTIFY_CHANNEL,
+        *,
+        extra_channels: tuple[str, ...] = (),
+    ) -> None:
         self.address = address
-        self.channel = channel
+        self.channels = (channel, *extra_channels)
         self._conn: psycopg.Connection[Any] | None = None
 
-    def __call__(self, timeout: float) -> None:
-        """Return when a notification arrives or ``timeout`` seconds pass, whichever is first."""
+    def __call__(self, timeout: float) -> set[str]:
+        """Return when a notification arrives or ``timeout`` seconds pass, whichever is first,
+        with the channels heard from (every notification already queued is taken)."""
         deadline = time.monotonic() + timeout
+        heard: set[str] = set()
         try:
             conn = self._connection()
-            for _ in conn.notifies(timeout=timeout, stop_after=1):
-                break
+            for notify in conn.notifies(timeout=timeout, stop_after=1):
+                heard.add(notify.channel)
+            # Take whatever else is already queued, without waiting.
+            for notify in conn.notifies(timeout=0):
+                heard.add(notify.channel)
         except (psycopg.Error, OSError, StoreUnavailable):
             log.debug("notification listener lost its connection", exc_info=True)
             self.close()
             # Without a listener, sleep out the poll interval: the caller polls anyway.
             time.sleep(max(deadline - time.monotonic(), 0))
+        return heard
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             conn = self.address.connect(autocommit=True)
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            for channel in self.channels:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._conn = conn
         return self._conn
 

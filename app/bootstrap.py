@@ -21,8 +21,10 @@ from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
+from adapters.paper.tables import MARKS_CHANNEL
 from app.clock import utc_now
 from app.config import Settings
+from app.drawdown import BreakerSettings, DrawdownBreaker
 from app.emergency_trades import EmergencyTradeCloser
 from app.executor import Executor, TradeIntent
 from app.flattener import Flattener
@@ -109,6 +111,21 @@ class Core:
             on_flat=EmergencyTradeCloser(self.store, self.venue(), self.clock, self.open_trade_ids),
         )
 
+    def drawdown_breaker(self) -> DrawdownBreaker:
+        s = self.settings
+        return DrawdownBreaker(
+            self.store,
+            self.commands,
+            self.venue(),
+            self.clock,
+            BreakerSettings(
+                account=s.account,
+                hysteresis=s.drawdown_hysteresis,
+                glitch_bound=s.drawdown_glitch_bound,
+                daily_reset=s.drawdown_daily_reset,
+            ),
+        )
+
     def executor(self) -> Executor:
         def order_flow(timeout: float) -> AbstractContextManager[bool]:
             return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=False, timeout=timeout)
@@ -192,7 +209,8 @@ class Core:
         return [t.trade_id for t in self.trade_store().list_open_trades()]
 
     def waiter(self) -> NotificationWaiter:
-        waiter = NotificationWaiter(self.address)
+        """Wakes on new events and on the paper venue's mark moves."""
+        waiter = NotificationWaiter(self.address, extra_channels=(MARKS_CHANNEL,))
         self._closers.append(waiter.close)
         return waiter
 

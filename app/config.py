@@ -56,6 +56,26 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         default=60.0, gt=0, description="seconds between the worker's reconciliations"
     )
+    account: str = Field(
+        default="main", min_length=1, description="the venue account this installation trades"
+    )
+    equity_interval: float = Field(
+        default=1.0, gt=0, description="seconds between equity readings (the drawdown breaker)"
+    )
+    drawdown_hysteresis: Decimal = Field(
+        default=Decimal("0.01"),
+        ge=0,
+        description="a soft breach recovers only above the soft threshold plus this much",
+    )
+    drawdown_glitch_bound: Decimal = Field(
+        default=Decimal("0.03"),
+        gt=0,
+        lt=1,
+        description="a reading moving more than this fraction is acted on only once confirmed",
+    )
+    drawdown_daily_reset: bool = Field(
+        default=False, description="start a new high-water mark each UTC day"
+    )
 
     @property
     def signal_symbol_list(self) -> list[str]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from app.bootstrap import Core
+from domain.account import Account
+from domain.drawdown import BreakerState
+from domain.policy import DEFAULT_LIMITS, Policy
 from projections.policy_view import PolicySnapshot, read_policy_snapshot
 from projections.tables import worker_status
 
@@ -120,3 +125,25 @@ def worker_dict(core: Core) -> dict[str, Any] | None:
     data = row._asdict()
     data["heartbeat_age_seconds"] = round((core.clock() - row.heartbeat_at).total_seconds(), 3)
     return data
+
+
+def risk_dict(account: Account | None, policy: Policy | None, now: datetime) -> dict[str, Any]:
+    """The drawdown breaker as the log has it: figures, thresholds, state, reading age."""
+    limits = policy.limits if policy is not None else DEFAULT_LIMITS
+    last = account.last_reading_at if account is not None else None
+    return {
+        "account": account.account if account is not None else None,
+        "equity": account.equity if account is not None else None,
+        "peak": account.peak if account is not None and account.equity is not None else None,
+        "drawdown": account.drawdown if account is not None else Decimal(0),
+        "soft_threshold": limits.drawdown_soft_threshold,
+        "hard_threshold": limits.drawdown_hard_threshold,
+        "state": account.state if account is not None else BreakerState.NORMAL.value,
+        "last_reading_at": last,
+        "reading_age_seconds": round((now - last).total_seconds(), 3) if last else None,
+        "last_accepted_at": account.last_accepted_at if account is not None else None,
+        "peak_since": account.peak_reset_at if account is not None else None,
+        "pending_confirmation": account.pending is not None if account is not None else False,
+        "rejected_readings": account.rejected_count if account is not None else 0,
+        "version": account.version if account is not None else 0,
+    }

@@ -94,10 +94,10 @@ class SafetyCommands:
 
     def load_policy(self) -> Policy | None:
         """The policy aggregate as last committed, or None before first use."""
-        return self._guard(lambda: self._get(Policy, POLICY_ID))
+        return self.guard(lambda: self._get(Policy, POLICY_ID))
 
     def load_emergency(self) -> Emergency | None:
-        return self._guard(lambda: self._get(Emergency, EMERGENCY_ID))
+        return self.guard(lambda: self._get(Emergency, EMERGENCY_ID))
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -106,7 +106,7 @@ class SafetyCommands:
 
         def attempt() -> None:
             # Saving a loaded aggregate with no new events records nothing.
-            self.store.save(*self._load_or_create())
+            self.store.save(*self.policy_and_latch())
 
         self._retrying(attempt)
 
@@ -142,7 +142,7 @@ class SafetyCommands:
 
         def attempt() -> PolicyChange:
             nonlocal confirmed
-            policy, emergency = self._load_or_create()
+            policy, emergency = self.policy_and_latch()
             now = self.clock()
             changed = False
             if allow_new_trades is not None:
@@ -194,24 +194,18 @@ class SafetyCommands:
 
         def attempt() -> Activation:
             nonlocal confirmed
-            policy, emergency = self._load_or_create()
-            now = self.clock()
-            activated = emergency.activate(
+            policy, emergency = self.policy_and_latch()
+            activated = latch_emergency(
+                policy,
+                emergency,
                 reason=reason,
                 actor=actor,
                 source=source,
-                timestamp=now,
+                timestamp=self.clock(),
                 correlation_id=correlation_id,
                 causation_id=causation_id,
             )
             if activated:
-                policy.enter_emergency(
-                    emergency_reason=reason,
-                    actor=actor,
-                    correlation_id=correlation_id,
-                    causation_id=causation_id,
-                    timestamp=now,
-                )
                 if not confirmed:
                     confirm(f"activate the emergency stop ({reason})")
                     confirmed = True
@@ -266,7 +260,7 @@ class SafetyCommands:
 
         def attempt() -> EmergencyReset:
             nonlocal confirmed
-            policy, emergency = self._load_or_create()
+            policy, emergency = self.policy_and_latch()
             now = self.clock()
             emergency.reset(
                 reason=reason,
@@ -302,9 +296,9 @@ class SafetyCommands:
         assert isinstance(aggregate, cls)
         return aggregate
 
-    def _load_or_create(self) -> tuple[Policy, Emergency]:
+    def policy_and_latch(self) -> tuple[Policy, Emergency]:
         """Both aggregates; a missing one is created (unsaved) with the current time, so it is
-        saved in the same transaction as the command's events."""
+        saved in the same transaction as the command's events. Save them together."""
         policy = self._get(Policy, POLICY_ID)
         emergency = self._get(Emergency, EMERGENCY_ID)
         now = self.clock()
@@ -324,7 +318,7 @@ class SafetyCommands:
         self.probe()
         for n in range(self.max_attempts):
             try:
-                return self._guard(attempt)
+                return self.guard(attempt)
             except IntegrityError:
                 # Another writer saved first: reload and apply the command to the new state.
                 log.debug("optimistic concurrency conflict, attempt %d", n + 1)
@@ -334,11 +328,43 @@ class SafetyCommands:
         )
 
     @staticmethod
-    def _guard(call: Callable[[], T]) -> T:
+    def guard(call: Callable[[], T]) -> T:
         try:
             return call()
         except (OperationalError, InterfaceError) as e:
             raise StoreUnavailable(f"event store unavailable: {e}".splitlines()[0]) from None
+
+
+def latch_emergency(
+    policy: Policy,
+    emergency: Emergency,
+    *,
+    reason: str,
+    actor: str,
+    source: str,
+    timestamp: datetime,
+    correlation_id: UUID | None,
+    causation_id: UUID | None,
+) -> bool:
+    """Latch the emergency stop and enter the policy's emergency mode (unsaved: the caller
+    saves both in one transaction). False, changing nothing, if the latch is already on."""
+    activated = emergency.activate(
+        reason=reason,
+        actor=actor,
+        source=source,
+        timestamp=timestamp,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+    if activated:
+        policy.enter_emergency(
+            emergency_reason=reason,
+            actor=actor,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            timestamp=timestamp,
+        )
+    return activated
 
 
 def _describe_policy(policy: Policy) -> str:

@@ -1,9 +1,10 @@
 """The worker: one process that runs every projection and process manager for the account.
 
-It keeps the read models at the head and supervises the emergency stop: on start it catches
-up on any activation it has not seen to a flat account, and while the latch is on it keeps
-the account flat (retrying an incomplete flatten at a lower rate, and re-checking a flat one
-now and then, since a position can appear from outside).
+It reads the account's equity for the drawdown breaker (every ``equity_interval`` and on
+each paper mark move), keeps the read models at the head and supervises the emergency stop:
+on start it catches up on any activation it has not seen to a flat account, and while the
+latch is on it keeps the account flat (retrying an incomplete flatten at a lower rate, and
+re-checking a flat one now and then, since a position can appear from outside).
 
 When the store goes away it keeps running, retries with a bounded backoff, and when the
 store returns it catches up from the tracked positions: the log is the buffer. It records
@@ -23,7 +24,9 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.errors import StoreUnavailable
+from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
+from app.drawdown import DrawdownBreaker
 from app.flattener import FlattenReport
 from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
 from app.reconcile import Reconciler
@@ -51,6 +54,7 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self._last_flatten = float("-inf")
         self._last_reconcile = float("-inf")
+        self._last_equity = float("-inf")
         self.consumers: list[ConsumerRuntime] = []
         self.watch_interval = 30.0
         self._last_watch = float("-inf")
@@ -76,14 +80,18 @@ class Worker:
             self.core.trade_store().list_open_trades,
             self.core.settings.signal_symbol_list,
         )
+        breaker = self.core.drawdown_breaker()
         backoff = self.core.settings.poll_interval
+        heard: set[str] = set()
         while not stop.is_set():
             try:
+                # The breaker and the flattener first: a crash must not wait for read models.
+                self._read_equity_if_due(breaker, pushed=MARKS_CHANNEL in heard)
+                self._supervise_emergency(flattener.run)
                 began = time.monotonic()
                 applied = self.core.runner.catch_up()
                 if self._outage_started is not None:
                     self._recovered(applied, time.monotonic() - began)
-                self._supervise_emergency(flattener.run)
                 for consumer in self.consumers:
                     consumer.sync()
                 self._watch_if_due(watch)
@@ -97,7 +105,21 @@ class Worker:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            waiter(self.core.settings.poll_interval)
+            heard = waiter(self._wait_time())
+
+    # -- equity and drawdown ----------------------------------------------------------------------
+
+    def _read_equity_if_due(self, breaker: DrawdownBreaker, *, pushed: bool) -> None:
+        """Every ``equity_interval``, and at once when the paper venue's mark moved."""
+        due = time.monotonic() - self._last_equity >= self.core.settings.equity_interval
+        if not (due or pushed):
+            return
+        self._last_equity = time.monotonic()
+        breaker.poll("push" if pushed and not due else "poll")
+
+    def _wait_time(self) -> float:
+        until_equity = self._last_equity + self.core.settings.equity_interval - time.monotonic()
+        return max(0.0, min(self.core.settings.poll_interval, until_equity))
 
     # -- emergency ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -58,3 +58,9 @@ def trace_ids(correlation_id: UUID | None, causation_id: UUID | None) -> None:
     for name, value in (("correlation_id", correlation_id), ("causation_id", causation_id)):
         if value is not None and not isinstance(value, UUID):
             raise InvalidCommand(f"{name} must be a UUID")
+
+
+def event_id(originator_id: UUID, version: int) -> UUID:
+    """A stable id for the event at ``version`` of an aggregate: what a later event names as
+    its ``causation_id``. The library gives events no id of their own."""
+    return uuid5(originator_id, f"event/{version}")

@@ -21,3 +21,8 @@ SIZING_AGENT_ID = uuid5(NAMESPACE, "tradecore/sizing-agent")
 def market_regime_id(symbol: str) -> UUID:
     """The regime aggregate of one symbol."""
     return uuid5(NAMESPACE, f"tradecore/regime/{symbol}")
+
+
+def account_id(account: str) -> UUID:
+    """The Account aggregate (equity readings, drawdown breaker) of one venue account."""
+    return uuid5(NAMESPACE, f"tradecore/account/{account}")

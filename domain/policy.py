@@ -92,6 +92,14 @@ DEFAULT_LIMITS = RiskLimits.validated(
 class Policy(TradecoreAggregate):
     """One per installation, id :data:`domain.ids.POLICY_ID`."""
 
+    # Version 2 (as held in snapshots) knows who last changed the allowance of new trades.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        # Unknown for older snapshots: no automatic re-allowing follows from them.
+        state["allowance_changed_by"] = None
+
     # Events are declared, not derived from method signatures, so their schema is explicit
     # and checked by mypy. Their topics (domain.policy:Policy.<Name>) are permanent.
 
@@ -185,6 +193,9 @@ class Policy(TradecoreAggregate):
     ) -> None:
         self.emergency_mode = False
         self.allow_new_trades = allow_new_trades
+        # Who last changed allow_new_trades: the drawdown breaker re-allows entries after a
+        # soft breach only if it was the one that stopped them.
+        self.allowance_changed_by: str | None = actor
         self.emergency_reason: str | None = None
         self.emergency_activated_at: datetime | None = None
         self.limits = RiskLimits(
@@ -241,6 +252,7 @@ class Policy(TradecoreAggregate):
         timestamp: datetime,
     ) -> None:
         self.allow_new_trades = allowed
+        self.allowance_changed_by = actor
         self.updated_by, self.updated_at = actor, timestamp
 
     def update_limits(
@@ -329,6 +341,7 @@ class Policy(TradecoreAggregate):
         """Latch emergency mode and stop new trades. Called only with the Emergency latch."""
         self.emergency_mode = True
         self.allow_new_trades = False
+        self.allowance_changed_by = actor
         self.emergency_reason = emergency_reason
         self.emergency_activated_at = timestamp
         self.updated_by, self.updated_at = actor, timestamp

@@ -12,6 +12,7 @@ exactly one thing about a failure: did the order possibly reach the venue or not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -110,6 +111,7 @@ class Balance:
     currency: str
     wallet: Decimal
     unrealized_pnl: Decimal
+    at: datetime | None = None  # the venue's time of the figures, when it says
 
     @property
     def equity(self) -> Decimal:

@@ -20,6 +20,9 @@ from sqlalchemy import (
 )
 
 PAPER_SCHEMA = "paper"
+# NOTIFY channel on which the paper venue announces each mark move (payload: the symbol), so
+# the worker reads equity at once instead of at its next poll: the venue "pushes" readings.
+MARKS_CHANNEL = "tradecore_paper_marks"
 
 metadata = MetaData(schema=PAPER_SCHEMA)
 

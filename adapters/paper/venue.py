@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -76,7 +76,7 @@ class PaperVenue:
         def balance(conn: Connection, _: Draw) -> Balance:
             acct = self.book.account(conn)
             upnl = sum((p.unrealized_pnl for p in self.book.positions(conn, None)), Decimal(0))
-            return Balance(acct.currency, acct.wallet, upnl)
+            return Balance(acct.currency, acct.wallet, upnl, at=self.clock())
 
         return self._request(balance, kind="read")
 
@@ -182,6 +182,11 @@ class PaperVenue:
                 )
             )
             conn.execute(t.mark_history.insert().values(symbol=symbol, price=price, at=now))
+            # Delivered on commit, with the move: a listener never reads the old mark.
+            conn.execute(
+                text("SELECT pg_notify(:channel, :symbol)"),
+                {"channel": t.MARKS_CHANNEL, "symbol": symbol},
+            )
             return self.book.trigger_resting(conn, symbol, price)
 
     def set_position_mode(self, mode: str) -> None:

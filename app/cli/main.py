@@ -22,6 +22,7 @@ from app.cli import (
     paper,
     policy,
     projections,
+    risk,
     sizing,
     trades,
     venue,
@@ -52,6 +53,7 @@ cli.add_typer(trades.trade_app, name="trade")
 cli.add_typer(trades.app, name="trades")
 cli.add_typer(sizing.app, name="sizing")
 cli.add_typer(model.app, name="model")
+cli.add_typer(risk.app, name="risk")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("positions")(venue.positions)

@@ -1,0 +1,270 @@
+"""The equity feed and the drawdown circuit breaker (P0-07).
+
+The worker calls :meth:`DrawdownBreaker.poll` every ``equity_interval`` seconds and
+whenever the paper venue announces a mark move. Each poll reads the venue's equity (wallet +
+unrealized PnL) and records it on the Account aggregate, which judges it at once
+(``domain.drawdown``); what the judgement does to the policy and the emergency latch is
+saved in the same ``store.save`` — one transaction:
+
+- soft breach: ``risk.drawdown.soft_breach`` + the policy stops new entries;
+- hard breach: ``risk.drawdown.hard_breach`` + ``EmergencyActivated`` (source ``drawdown``)
+  + the policy's emergency mode, which the flattener then acts on;
+- recovery: ``risk.drawdown.recovered`` + the policy re-allows entries, only if this
+  breaker's soft breach is what stopped them.
+
+A fetch that fails is a missing reading: nothing is recorded and nothing is judged. A
+reading that jumps further than the glitch bound is held as pending and the venue is read
+again at once; the second reading confirms it or discards it (``domain.drawdown``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from adapters.eventstore import TradecoreEventStore
+from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
+from domain.account import BREAKER_ACTOR, Account, Evaluation
+from domain.drawdown import Reading, Thresholds, Transition
+from domain.emergency import Emergency
+from domain.ids import account_id
+from domain.policy import Policy
+from domain.venue import ExchangePort, VenueError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    account: str = "main"
+    hysteresis: Decimal = Decimal("0.01")
+    glitch_bound: Decimal = Decimal("0.03")
+    daily_reset: bool = False
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One poll: the evaluations of its reading and, if it was pending, of the re-read."""
+
+    evaluations: list[Evaluation]
+    error: str | None = None  # the fetch failed: no reading
+
+    @property
+    def last(self) -> Evaluation | None:
+        return self.evaluations[-1] if self.evaluations else None
+
+
+class DrawdownBreaker:
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        commands: SafetyCommands,
+        venue: ExchangePort,
+        clock: Callable[[], datetime],
+        settings: BreakerSettings = BreakerSettings(),
+        *,
+        max_attempts: int = 20,
+    ) -> None:
+        self.store = store
+        self.commands = commands
+        self.venue = venue
+        self.clock = clock
+        self.settings = settings
+        self.max_attempts = max_attempts
+        self.account_id = account_id(settings.account)
+        self._account: Account | None = None  # cached; reloaded on a concurrency conflict
+
+    # -- the feed ---------------------------------------------------------------------------
+
+    def poll(self, trigger: str = "poll") -> Poll:
+        """Read the venue's equity and record it; read once more at once if the reading is
+        held for confirmation. A failed fetch records nothing."""
+        evaluations: list[Evaluation] = []
+        for source in (trigger, "re-read"):
+            try:
+                reading = self.read(source)
+            except VenueError as e:
+                log.warning("equity reading failed (%s): %s", source, e)
+                return Poll(evaluations, error=f"{type(e).__name__}: {e}")
+            evaluation = self.record(reading)
+            evaluations.append(evaluation)
+            if not evaluation.needs_confirmation:
+                break
+        return Poll(evaluations)
+
+    def read(self, source: str) -> Reading:
+        balance = self.venue.fetch_balance()
+        return Reading(
+            equity=balance.equity,
+            wallet=balance.wallet,
+            unrealized=balance.unrealized_pnl,
+            source=f"{self.venue.name}:{source}",
+            venue_at=balance.at or self.clock(),
+        )
+
+    # -- the breaker ------------------------------------------------------------------------
+
+    def record(self, reading: Reading) -> Evaluation:
+        """Record and judge one reading; its consequences are saved with it, atomically."""
+        correlation_id = uuid4()
+        positions_open: bool | None = None
+        for _ in range(self.max_attempts):
+            account = self._load()
+            policy, emergency = self.commands.policy_and_latch()
+            if positions_open is None:
+                positions_open = reading.equity == 0 and self._positions_open()
+            limits = policy.limits
+            now = self.clock()
+            evaluation = account.record_reading(
+                reading,
+                thresholds=Thresholds(
+                    soft=limits.drawdown_soft_threshold,
+                    hard=limits.drawdown_hard_threshold,
+                    hysteresis=self.settings.hysteresis,
+                    glitch_bound=self.settings.glitch_bound,
+                ),
+                positions_open=positions_open,
+                emergency_active=emergency.active,
+                entries_allowed=policy.allow_new_trades,
+                breaker_stopped_entries=policy.allowance_changed_by == BREAKER_ACTOR,
+                timestamp=now,
+                correlation_id=correlation_id,
+                daily_reset=self.settings.daily_reset,
+            )
+            self._apply(evaluation, account, policy, emergency, correlation_id, now)
+            try:
+                self._save(account, policy, emergency)
+            except IntegrityError:
+                self._account = None  # someone else wrote: reload and judge again
+                continue
+            self._account = account
+            self._log(evaluation, account)
+            return evaluation
+        raise ConcurrencyExhausted("the drawdown breaker kept losing concurrent-update races")
+
+    def reset_peak(
+        self, *, actor: str, reason: str, confirm: Callable[[str], None] = lambda _: None
+    ) -> Account:
+        """An operator's new high-water mark at the last accepted equity (the only way out of
+        a hard breach). ``confirm`` is called once, before anything is saved."""
+        correlation_id = uuid4()
+        confirmed = False
+        for _ in range(self.max_attempts):
+            account = self._load(fresh=True)
+            old_peak = account.peak
+            account.reset_peak(
+                actor=actor, reason=reason, timestamp=self.clock(), correlation_id=correlation_id
+            )
+            if not confirmed:
+                confirm(
+                    f"reset the drawdown peak from {old_peak} to {account.peak} "
+                    f"(breaker {account.state} -> normal) ({reason})"
+                )
+                confirmed = True
+            try:
+                self._save(account)
+            except IntegrityError:
+                continue
+            log.warning("drawdown peak reset by %s to %s: %s", actor, account.peak, reason)
+            return account
+        raise ConcurrencyExhausted("the peak reset kept losing concurrent-update races")
+
+    def load(self) -> Account | None:
+        """The account as last committed, or None before its first reading."""
+        try:
+            found: object = self.commands.guard(lambda: self.store.repository.get(self.account_id))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(found, Account)
+        return found
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        evaluation: Evaluation,
+        account: Account,
+        policy: Policy,
+        emergency: Emergency,
+        correlation_id: UUID,
+        now: datetime,
+    ) -> None:
+        cause = evaluation.breach_event_id
+        if evaluation.transition is Transition.HARD_BREACH:
+            latch_emergency(
+                policy,
+                emergency,
+                reason=(
+                    f"drawdown {account.drawdown:.2%} crossed the hard threshold "
+                    f"{policy.limits.drawdown_hard_threshold:.2%} (equity {account.equity}, "
+                    f"peak {account.peak})"
+                ),
+                actor=BREAKER_ACTOR,
+                source="drawdown",
+                timestamp=now,
+                correlation_id=correlation_id,
+                causation_id=cause,
+            )
+        elif evaluation.transition is Transition.SOFT_BREACH:
+            policy.set_allow_new_trades(
+                False,
+                actor=BREAKER_ACTOR,
+                reason=f"drawdown {account.drawdown:.2%} crossed the soft threshold",
+                timestamp=now,
+                correlation_id=correlation_id,
+                causation_id=cause,
+            )
+        elif evaluation.transition is Transition.RECOVERED and evaluation.reallows_entries:
+            policy.set_allow_new_trades(
+                True,
+                actor=BREAKER_ACTOR,
+                reason=f"drawdown recovered to {account.drawdown:.2%}",
+                timestamp=now,
+                correlation_id=correlation_id,
+                causation_id=cause,
+            )
+
+    def _save(self, *aggregates: Account | Policy | Emergency) -> None:
+        """One transaction; IntegrityError when another writer saved first."""
+        self.commands.guard(partial(self.store.save, *aggregates))
+
+    def _load(self, *, fresh: bool = False) -> Account:
+        if self._account is not None and not fresh:
+            return self._account
+        account = self.load()
+        if account is None:
+            account = Account.open(account=self.settings.account, timestamp=self.clock())
+        return account
+
+    def _positions_open(self) -> bool:
+        """Asked only when equity reads 0; a venue that cannot say counts as open."""
+        try:
+            return bool(self.venue.fetch_positions())
+        except VenueError:
+            return True
+
+    @staticmethod
+    def _log(evaluation: Evaluation, account: Account) -> None:
+        if evaluation.status == "rejected":
+            log.warning("equity reading rejected: %s", evaluation.reason)
+        elif evaluation.unconfirmed:
+            log.warning("an equity reading was contradicted by the next one and discarded")
+        if evaluation.transition is Transition.HARD_BREACH:
+            log.error(
+                "DRAWDOWN HARD BREACH: drawdown %s (equity %s, peak %s): emergency stop activated",
+                account.drawdown,
+                account.equity,
+                account.peak,
+            )
+        elif evaluation.transition is Transition.SOFT_BREACH:
+            log.warning("drawdown soft breach: %s; new entries stopped", account.drawdown)
+        elif evaluation.transition is Transition.RECOVERED:
+            log.warning("drawdown recovered to %s", account.drawdown)

@@ -1,0 +1,450 @@
+"""The Account aggregate: the equity readings of one venue account and its drawdown breaker.
+
+Every reading is recorded as it arrives — accepted, pending confirmation, or rejected with
+its reason — and judged in the same call by the rule in ``domain.drawdown``, so the peak,
+the drawdown and the breaker's state are a fold over this aggregate's own events: a
+restarted worker resumes exactly where the log stops. What a breach does to the policy and
+the emergency latch is saved in the same transaction by ``app.drawdown``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import TradecoreAggregate, event_id, require_aware, require_text, trace_ids
+from domain.drawdown import (
+    ZERO,
+    BreakerState,
+    Reading,
+    Thresholds,
+    Transition,
+    drawdown,
+    is_jump,
+    next_peak,
+    rejection,
+    transition,
+)
+from domain.errors import InvalidCommand
+from domain.ids import account_id
+
+BREAKER_ACTOR = "drawdown-breaker"
+# Drawdown is kept to this many places (a ratio of two exact figures has 28 digits).
+PLACES = Decimal("1e-10")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one reading did."""
+
+    status: str  # accepted | pending | rejected
+    transition: Transition
+    reason: str | None = None  # why rejected
+    drawdown: Decimal | None = None
+    reading_event_id: UUID | None = None
+    breach_event_id: UUID | None = None  # the soft/hard breach or recovery event
+    unconfirmed: bool = False  # a pending reading was contradicted and discarded
+    reallows_entries: bool = False  # a recovery that gives back what the soft breach stopped
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.status == "pending"
+
+
+class Account(TradecoreAggregate):
+    """One per venue account, id :func:`domain.ids.account_id`."""
+
+    class Created(TradecoreAggregate.Created):
+        account: str
+
+    class EquityRecorded(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "account.equity.updated"
+        equity: Decimal
+        wallet: Decimal
+        unrealized: Decimal
+        source: str
+        venue_at: datetime
+        status: str  # accepted | pending
+        peak: Decimal  # after this reading (unchanged while pending)
+        drawdown: Decimal
+        confirms: int | None  # the version of the pending reading this one confirms
+        correlation_id: UUID
+
+    class EquityReadingRejected(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "account.equity.rejected"
+        reason: str
+        # As text: a rejected value may be NaN or anything else a venue sent.
+        equity: str
+        wallet: str
+        unrealized: str
+        source: str
+        venue_at: datetime
+        correlation_id: UUID
+
+    class ReadingUnconfirmed(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "account.equity.unconfirmed"
+        pending_version: int
+        pending_equity: Decimal
+        contradicted_by: Decimal
+        correlation_id: UUID
+
+    class SoftBreach(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "risk.drawdown.soft_breach"
+        equity: Decimal
+        peak: Decimal
+        drawdown: Decimal
+        threshold: Decimal
+        stops_entries: bool  # new entries were allowed, and this breach stops them
+        correlation_id: UUID
+        causation_id: UUID
+
+    class HardBreach(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "risk.drawdown.hard_breach"
+        equity: Decimal
+        peak: Decimal
+        drawdown: Decimal
+        threshold: Decimal
+        # {"pending_version", "pending_equity", "pending_at", "confirmed_by_equity",
+        #  "confirmed_at"} when the breach waited for a confirming re-read; else None.
+        confirmation: dict[str, Any] | None
+        correlation_id: UUID
+        causation_id: UUID
+
+    class Recovered(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "risk.drawdown.recovered"
+        equity: Decimal
+        peak: Decimal
+        drawdown: Decimal
+        reallows_entries: bool
+        correlation_id: UUID
+        causation_id: UUID
+
+    class PeakReset(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "risk.drawdown.peak_reset"
+        old_peak: Decimal
+        new_peak: Decimal
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+
+    @staticmethod
+    def create_id(*_: Any, account: str, **__: Any) -> UUID:
+        return account_id(account)
+
+    @classmethod
+    def open(cls, *, account: str, timestamp: datetime) -> Account:
+        name = require_text(account, "account")
+        return cls._create(cls.Created, account=name, timestamp=require_aware(timestamp))
+
+    @event(Created)
+    def __init__(self, *, account: str) -> None:
+        self.account = account
+        self.equity: Decimal | None = None  # the last accepted reading
+        self.peak = ZERO
+        self.drawdown = ZERO
+        self.state = BreakerState.NORMAL.value  # a string: snapshots hold plain values
+        self.last_reading_at: datetime | None = None  # venue time of the last usable reading
+        self.last_accepted_at: datetime | None = None
+        self.peak_reset_at: datetime | None = None  # when the current high-water mark began
+        self.soft_stopped_entries = False
+        self.pending: dict[str, Any] | None = None  # {"version", "equity", "venue_at"}
+        self.rejected_count = 0
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return BreakerState(self.state)
+
+    # -- readings ---------------------------------------------------------------------------
+
+    def record_reading(
+        self,
+        reading: Reading,
+        *,
+        thresholds: Thresholds,
+        positions_open: bool,
+        emergency_active: bool,
+        entries_allowed: bool,
+        breaker_stopped_entries: bool,
+        timestamp: datetime,
+        correlation_id: UUID,
+        daily_reset: bool = False,
+    ) -> Evaluation:
+        """Record ``reading`` and what it does to the breaker.
+
+        ``entries_allowed``: the policy allows new entries now (a soft breach stops them).
+        ``breaker_stopped_entries``: the policy's entries were last stopped by this breaker,
+        so a recovery may re-allow them (anyone else's stop stands).
+        """
+        trace_ids(correlation_id, None)
+        require_aware(timestamp)
+        reason = rejection(reading, last_at=self.last_reading_at, positions_open=positions_open)
+        if reason is not None:
+            self._rejected(
+                reason=reason,
+                equity=str(reading.equity),
+                wallet=str(reading.wallet),
+                unrealized=str(reading.unrealized),
+                source=reading.source,
+                venue_at=reading.venue_at,
+                correlation_id=correlation_id,
+                timestamp=timestamp,
+            )
+            return Evaluation("rejected", Transition.NONE, reason=reason)
+        equity = reading.equity
+        if daily_reset and self._new_day(timestamp):
+            self._peak_reset(
+                old_peak=self.peak,
+                new_peak=self.equity if self.equity is not None else equity,
+                actor=BREAKER_ACTOR,
+                reason="daily reset of the high-water mark",
+                correlation_id=correlation_id,
+                timestamp=timestamp,
+            )
+        unconfirmed = False
+        confirms: dict[str, Any] | None = None
+        if self.pending is not None:
+            pending_equity: Decimal = self.pending["equity"]
+            if is_jump(pending_equity, equity, thresholds.glitch_bound):
+                unconfirmed = True
+                self._unconfirmed(
+                    pending_version=self.pending["version"],
+                    pending_equity=pending_equity,
+                    contradicted_by=equity,
+                    correlation_id=correlation_id,
+                    timestamp=timestamp,
+                )
+            else:
+                confirms = self.pending
+        if (
+            confirms is None
+            and self.equity is not None
+            and is_jump(self.equity, equity, thresholds.glitch_bound)
+        ):
+            self._recorded(
+                **_figures(reading, equity),
+                status="pending",
+                peak=self.peak,
+                drawdown=self.drawdown,
+                confirms=None,
+                correlation_id=correlation_id,
+                timestamp=timestamp,
+            )
+            return Evaluation(
+                "pending",
+                Transition.NONE,
+                drawdown=drawdown(equity, self.peak),
+                reading_event_id=event_id(self.id, self.version),
+                unconfirmed=unconfirmed,
+            )
+        peak = next_peak(self.peak, equity)
+        dd = drawdown(equity, peak).quantize(PLACES)
+        self._recorded(
+            **_figures(reading, equity),
+            status="accepted",
+            peak=peak,
+            drawdown=dd,
+            confirms=None if confirms is None else confirms["version"],
+            correlation_id=correlation_id,
+            timestamp=timestamp,
+        )
+        reading_id = event_id(self.id, self.version)
+        change = transition(self.breaker_state, dd, thresholds, emergency_active=emergency_active)
+        common: dict[str, Any] = {
+            "equity": equity,
+            "peak": peak,
+            "drawdown": dd,
+            "correlation_id": correlation_id,
+            "causation_id": reading_id,
+            "timestamp": timestamp,
+        }
+        reallow = False
+        if change is Transition.HARD_BREACH:
+            confirmation = None
+            if confirms is not None:
+                confirmation = {
+                    "pending_version": confirms["version"],
+                    "pending_equity": str(confirms["equity"]),
+                    "pending_at": confirms["venue_at"].isoformat(),
+                    "confirmed_by_equity": str(equity),
+                    "confirmed_at": reading.venue_at.isoformat(),
+                }
+            self._hard_breach(threshold=thresholds.hard, confirmation=confirmation, **common)
+        elif change is Transition.SOFT_BREACH:
+            self._soft_breach(threshold=thresholds.soft, stops_entries=entries_allowed, **common)
+        elif change is Transition.RECOVERED:
+            reallow = self.soft_stopped_entries and breaker_stopped_entries and not entries_allowed
+            self._recovered(reallows_entries=reallow, **common)
+        breach_id = None if change is Transition.NONE else event_id(self.id, self.version)
+        return Evaluation(
+            "accepted",
+            change,
+            drawdown=dd,
+            reading_event_id=reading_id,
+            breach_event_id=breach_id,
+            unconfirmed=unconfirmed,
+            reallows_entries=reallow,
+        )
+
+    def reset_peak(
+        self,
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        correlation_id: UUID | None = None,
+    ) -> None:
+        """An operator starts a new high-water mark at the last accepted equity; the breaker
+        returns to normal. The only way out of a hard breach."""
+        actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
+        trace_ids(correlation_id, None)
+        if self.equity is None:
+            raise InvalidCommand("no equity reading has been accepted yet: nothing to reset to")
+        self._peak_reset(
+            old_peak=self.peak,
+            new_peak=self.equity,
+            actor=actor,
+            reason=reason,
+            correlation_id=correlation_id,
+            timestamp=require_aware(timestamp),
+        )
+
+    def _new_day(self, at: datetime) -> bool:
+        return self.peak_reset_at is not None and at.date() > self.peak_reset_at.date()
+
+    # -- events -----------------------------------------------------------------------------
+
+    @event(EquityRecorded)
+    def _recorded(
+        self,
+        *,
+        equity: Decimal,
+        wallet: Decimal,
+        unrealized: Decimal,
+        source: str,
+        venue_at: datetime,
+        status: str,
+        peak: Decimal,
+        drawdown: Decimal,
+        confirms: int | None,
+        correlation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.last_reading_at = venue_at
+        if status == "pending":
+            # Applied before the version moves on: this event is version + 1.
+            self.pending = {"version": self.version + 1, "equity": equity, "venue_at": venue_at}
+            return
+        self.pending = None
+        self.equity, self.peak, self.drawdown = equity, peak, drawdown
+        self.last_accepted_at = venue_at
+        if self.peak_reset_at is None:
+            self.peak_reset_at = timestamp  # the first high-water mark starts here
+
+    @event(EquityReadingRejected)
+    def _rejected(
+        self,
+        *,
+        reason: str,
+        equity: str,
+        wallet: str,
+        unrealized: str,
+        source: str,
+        venue_at: datetime,
+        correlation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.rejected_count += 1
+
+    @event(ReadingUnconfirmed)
+    def _unconfirmed(
+        self,
+        *,
+        pending_version: int,
+        pending_equity: Decimal,
+        contradicted_by: Decimal,
+        correlation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.pending = None
+
+    @event(SoftBreach)
+    def _soft_breach(
+        self,
+        *,
+        equity: Decimal,
+        peak: Decimal,
+        drawdown: Decimal,
+        threshold: Decimal,
+        stops_entries: bool,
+        correlation_id: UUID,
+        causation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.state = BreakerState.SOFT_BREACH.value
+        self.soft_stopped_entries = stops_entries
+
+    @event(HardBreach)
+    def _hard_breach(
+        self,
+        *,
+        equity: Decimal,
+        peak: Decimal,
+        drawdown: Decimal,
+        threshold: Decimal,
+        confirmation: dict[str, Any] | None,
+        correlation_id: UUID,
+        causation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.state = BreakerState.HARD_BREACH.value
+        self.soft_stopped_entries = False
+
+    @event(Recovered)
+    def _recovered(
+        self,
+        *,
+        equity: Decimal,
+        peak: Decimal,
+        drawdown: Decimal,
+        reallows_entries: bool,
+        correlation_id: UUID,
+        causation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.state = BreakerState.NORMAL.value
+        self.soft_stopped_entries = False
+
+    @event(PeakReset)
+    def _peak_reset(
+        self,
+        *,
+        old_peak: Decimal,
+        new_peak: Decimal,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.peak = new_peak
+        self.drawdown = ZERO if self.equity is None else drawdown(self.equity, new_peak)
+        self.peak_reset_at = timestamp
+        if actor != BREAKER_ACTOR:
+            # An operator's reset ends any breach; the daily reset only moves the mark.
+            self.state = BreakerState.NORMAL.value
+            self.soft_stopped_entries = False
+            self.pending = None
+
+
+def _figures(reading: Reading, equity: Decimal) -> dict[str, Any]:
+    return {
+        "equity": equity,
+        "wallet": reading.wallet,
+        "unrealized": reading.unrealized,
+        "source": reading.source,
+        "venue_at": reading.venue_at,
+    }

@@ -1,0 +1,141 @@
+"""The drawdown rule (P0-07): pure arithmetic and decisions, no I/O and no clock.
+
+Drawdown is measured against the high-water mark of accepted equity readings since the last
+reset: ``drawdown = equity / peak - 1``, in [-1, 0]. Equity includes unrealized PnL, so an
+open losing position counts before it is closed.
+
+States: ``normal`` -> ``soft_breach`` (new entries stopped) -> ``hard_breach`` (emergency
+stop). Recovery from a soft breach needs the drawdown back above the soft threshold by a
+hysteresis margin, so a reading that hovers at the threshold does not flap the policy. A
+hard breach is left only by an operator's reset of the peak.
+
+The glitch guard: a reading that moves more than ``glitch_bound`` from the last accepted
+one is held as *pending* and acted on only when the next reading lands within the bound of
+it (it confirms) — the feed re-reads the venue at once when it sees a pending reading, so a
+real crash is confirmed within milliseconds, or at the next poll if the re-read fails. A
+next reading that contradicts the pending one discards it (recorded as unconfirmed) and is
+itself judged against the last accepted reading. A glitch upward is held the same way, so a
+spike can never raise the peak and make the next honest reading look like a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+from domain.errors import InvalidCommand
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+class BreakerState(Enum):
+    NORMAL = "normal"
+    SOFT_BREACH = "soft_breach"
+    HARD_BREACH = "hard_breach"
+
+
+class Transition(Enum):
+    NONE = "none"
+    SOFT_BREACH = "soft_breach"
+    HARD_BREACH = "hard_breach"
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """From the policy (soft, hard) and the configuration (hysteresis, glitch bound)."""
+
+    soft: Decimal
+    hard: Decimal
+    hysteresis: Decimal = Decimal("0.01")
+    glitch_bound: Decimal = Decimal("0.03")
+
+    def __post_init__(self) -> None:
+        if not Decimal(-1) < self.hard < self.soft < 0:
+            raise InvalidCommand(
+                f"drawdown thresholds must satisfy -1 < hard < soft < 0, "
+                f"got hard {self.hard}, soft {self.soft}"
+            )
+        if not ZERO <= self.hysteresis < -self.soft:
+            raise InvalidCommand(
+                f"drawdown hysteresis must be at least 0 and below {-self.soft}, "
+                f"got {self.hysteresis}"
+            )
+        if not ZERO < self.glitch_bound < ONE:
+            raise InvalidCommand(
+                f"the glitch bound must be between 0 and 1 (exclusive), got {self.glitch_bound}"
+            )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One equity reading as the venue gave it (values may be anything: NaN, negative)."""
+
+    equity: Decimal
+    wallet: Decimal
+    unrealized: Decimal
+    source: str
+    venue_at: datetime
+
+
+def rejection(reading: Reading, *, last_at: datetime | None, positions_open: bool) -> str | None:
+    """Why ``reading`` cannot be used, or None when it can."""
+    for name in ("equity", "wallet", "unrealized"):
+        value = getattr(reading, name)
+        if not isinstance(value, Decimal) or not value.is_finite():
+            return f"{name} is not a finite number ({value})"
+    if reading.equity < 0:
+        return f"equity is negative ({reading.equity})"
+    if reading.equity == 0 and positions_open:
+        return "equity is zero while positions are open"
+    if last_at is not None and reading.venue_at < last_at:
+        return (
+            f"older than the last reading ({reading.venue_at.isoformat()} < {last_at.isoformat()})"
+        )
+    return None
+
+
+def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
+    """``equity / peak - 1``, clamped to [-1, 0]; 0 when there is no peak yet."""
+    if peak <= 0:
+        return ZERO
+    return min(max(equity / peak - ONE, Decimal(-1)), ZERO)
+
+
+def next_peak(peak: Decimal, equity: Decimal) -> Decimal:
+    """The high-water mark after an accepted reading: never lower than before."""
+    return max(peak, equity)
+
+
+def is_jump(reference: Decimal, equity: Decimal, bound: Decimal) -> bool:
+    """Did equity move more than ``bound`` (a fraction) from ``reference``?"""
+    if reference <= 0:
+        return equity > 0
+    return abs(equity / reference - ONE) > bound
+
+
+def transition(
+    state: BreakerState,
+    dd: Decimal,
+    thresholds: Thresholds,
+    *,
+    emergency_active: bool,
+) -> Transition:
+    """What an accepted reading with drawdown ``dd`` does in ``state``.
+
+    In a hard breach a reading still past the hard threshold while the emergency stop is no
+    longer active (an operator reset the latch without resetting the peak) trips it again:
+    the breaker is never silently disarmed.
+    """
+    if dd <= thresholds.hard:
+        if state is not BreakerState.HARD_BREACH or not emergency_active:
+            return Transition.HARD_BREACH
+        return Transition.NONE
+    if state is BreakerState.NORMAL and dd <= thresholds.soft:
+        return Transition.SOFT_BREACH
+    if state is BreakerState.SOFT_BREACH and dd > thresholds.soft + thresholds.hysteresis:
+        return Transition.RECOVERED
+    return Transition.NONE
