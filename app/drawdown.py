@@ -32,8 +32,8 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.eventstore import TradecoreEventStore
 from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
-from domain.account import BREAKER_ACTOR, Account, Evaluation
-from domain.drawdown import Reading, Thresholds, Transition
+from domain.account import Account, Evaluation
+from domain.drawdown import BREAKER_ACTOR, Reading, Thresholds, Transition
 from domain.emergency import Emergency
 from domain.ids import account_id
 from domain.policy import Policy

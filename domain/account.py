@@ -19,6 +19,7 @@ from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, event_id, require_aware, require_text, trace_ids
 from domain.drawdown import (
+    BREAKER_ACTOR,
     ZERO,
     BreakerState,
     Reading,
@@ -33,7 +34,6 @@ from domain.drawdown import (
 from domain.errors import InvalidCommand
 from domain.ids import account_id
 
-BREAKER_ACTOR = "drawdown-breaker"
 # Drawdown is kept to this many places (a ratio of two exact figures has 28 digits).
 PLACES = Decimal("1e-10")
 

@@ -27,6 +27,8 @@ from enum import Enum
 
 from domain.errors import InvalidCommand
 
+# The actor of everything the breaker records, and of the policy changes it makes.
+BREAKER_ACTOR = "drawdown-breaker"
 ZERO = Decimal(0)
 ONE = Decimal(1)
 

@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
+from domain.drawdown import BREAKER_ACTOR
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import POLICY_ID
 
@@ -216,7 +217,9 @@ class Policy(TradecoreAggregate):
         correlation_id: UUID | None = None,
         causation_id: UUID | None = None,
     ) -> bool:
-        """Allow or stop new trades. Returns False (and records nothing) when unchanged.
+        """Allow or stop new trades. Returns False (and records nothing) when unchanged,
+        except that an operator repeating a stop the drawdown breaker made is recorded: the
+        stop is then the operator's, and the breaker's recovery no longer lifts it.
 
         Raises NewTradesRefusedDuringEmergency when asked to allow them while the emergency
         stop is latched: only a reset of the latch, then this command, re-opens trading.
@@ -228,7 +231,8 @@ class Policy(TradecoreAggregate):
                 "new trades cannot be allowed while the emergency stop is active; "
                 "reset the emergency first"
             )
-        if allowed == self.allow_new_trades:
+        takes_over = self.allowance_changed_by == BREAKER_ACTOR and actor != BREAKER_ACTOR
+        if allowed == self.allow_new_trades and not takes_over:
             return False
         self._set_allow_new_trades(
             allowed=allowed,

@@ -232,7 +232,9 @@ def test_a_hard_breach_holds_until_an_operator_resets_the_peak() -> None:
     assert feed.account.peak == Decimal(9700) and feed.account.drawdown == 0
 
 
-def test_a_hard_breach_trips_again_if_the_latch_is_released_while_still_past_the_threshold() -> None:
+def test_a_hard_breach_trips_again_if_the_latch_is_released_while_still_past_the_threshold() -> (
+    None
+):
     feed = Feed()
     for equity in ("10000", "9800", "9600", "9400", "9200", "9000"):
         feed.read(equity)
@@ -264,9 +266,7 @@ def test_resetting_the_peak_before_any_reading_is_refused() -> None:
         account.reset_peak(actor="alice", reason="x", timestamp=T0)
 
 
-@pytest.mark.parametrize(
-    ("soft", "hard"), [("-0.10", "-0.05"), ("0.05", "-0.10"), ("-0.05", "-1")]
-)
+@pytest.mark.parametrize(("soft", "hard"), [("-0.10", "-0.05"), ("0.05", "-0.10"), ("-0.05", "-1")])
 def test_thresholds_out_of_order_are_refused(soft: str, hard: str) -> None:
     with pytest.raises(InvalidCommand, match="thresholds"):
         Thresholds(soft=Decimal(soft), hard=Decimal(hard))

@@ -1,0 +1,311 @@
+"""P0-07: every equity reading is judged as it arrives; a hard breach activates the emergency
+stop in the same transaction; glitches and failed fetches never trip it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE
+from adapters.paper.faults import FaultSettings
+from adapters.paper.venue import PaperVenue
+from app.bootstrap import Core
+from app.drawdown import DrawdownBreaker
+from app.executor import Outcome, TradeIntent
+from app.flattener import positions_and_orders
+from app.worker import Worker
+from domain.account import Account
+from domain.drawdown import BreakerState
+from domain.emergency import Emergency
+from domain.venue import Balance, VenueUnavailable
+from tests.integration.paper_drill import place
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+HARD = "domain.account:Account.HardBreach"
+ACTIVATED = "domain.emergency:Emergency.Activated"
+
+
+@pytest.fixture
+def venue(core: Core) -> PaperVenue:
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    admin = venue.admin()
+    admin.deposit(Decimal(10_000))
+    admin.set_price(BTC, Decimal(50_000))
+    admin.set_price(ETH, Decimal(3_000))
+    return venue
+
+
+def long_book(venue: PaperVenue) -> None:
+    """8,000 of longs on 10,000 of equity: a 15 % fall is a 12 % drawdown."""
+    place(venue, BTC, "buy", "0.1")
+    place(venue, ETH, "buy", "1")
+
+
+def move(venue: PaperVenue, factor: str) -> None:
+    admin = venue.admin()
+    for symbol, price in ((BTC, 50_000), (ETH, 3_000)):
+        admin.set_price(symbol, Decimal(price) * Decimal(factor))
+
+
+def account(breaker: DrawdownBreaker) -> Account:
+    found = breaker.load()
+    assert found is not None
+    return found
+
+
+def emergency_active(core: Core) -> bool:
+    emergency = core.commands.load_emergency()
+    return emergency is not None and emergency.active
+
+
+def topics_by_transaction(core: Core, topics: list[str]) -> list[tuple[int, str]]:
+    """(transaction id, topic) of the events with these topics, in log order."""
+    with core.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT xmin::text::bigint AS tx, topic FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+                "WHERE topic = ANY(:topics) ORDER BY notification_id"
+            ),
+            {"topics": topics},
+        ).all()
+    return [(int(r.tx), str(r.topic)) for r in rows]
+
+
+@pytest.fixture
+def worker(core: Core) -> Iterator[Callable[[], None]]:
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start() -> None:
+        thread = threading.Thread(target=Worker(core).run, args=(stop,), daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+
+def read_since(core: Core, at: datetime) -> bool:
+    last = account(core.drawdown_breaker()).last_reading_at
+    return last is not None and last > at
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+# -- the crash ---------------------------------------------------------------------------------
+
+
+def test_a_crash_past_the_hard_threshold_activates_the_stop_atomically_and_the_worker_flattens(
+    core: Core, venue: PaperVenue, worker: Callable[[], None]
+) -> None:
+    long_book(venue)
+    worker()
+    wait_for(lambda: (a := core.drawdown_breaker().load()) is not None and a.equity is not None)
+    for factor in ("0.99", "0.98", "0.96", "0.93", "0.85"):  # the scripted path down
+        moved_at = core.clock()
+        move(venue, factor)
+        # Each step is read (pushed by the mark move) before the next one comes.
+        wait_for(partial(read_since, core, moved_at))
+
+    def flat() -> bool:
+        emergency = core.commands.load_emergency()
+        return emergency is not None and emergency.active and emergency.flat is True
+
+    wait_for(flat)
+    emergency = core.commands.load_emergency()
+    assert emergency is not None and emergency.source == "drawdown"
+    assert positions_and_orders(venue) == (0, 0)
+    state = account(core.drawdown_breaker())
+    assert state.breaker_state is BreakerState.HARD_BREACH
+    assert state.drawdown <= Decimal("-0.10")
+    # The breach and the activation: one transaction, never one without the other.
+    rows = topics_by_transaction(core, [HARD, ACTIVATED])
+    assert [topic for _, topic in rows] == [HARD, ACTIVATED]
+    assert rows[0][0] == rows[1][0]
+    # The causation chain: reading -> breach -> activation.
+    events = list(core.store.events.get(state.id))
+    [breach] = [e for e in events if isinstance(e, Account.HardBreach)]
+    [activated] = [
+        e for e in core.store.events.get(emergency.id) if isinstance(e, Emergency.Activated)
+    ]
+    assert activated.causation_id is not None
+    assert activated.correlation_id == breach.correlation_id
+    soft = [e for e in events if isinstance(e, Account.SoftBreach)]
+    assert len(soft) == 1  # on the way down, before the hard breach
+
+
+def test_a_worker_restarted_in_the_middle_of_a_crash_resumes_from_the_log_and_trips(
+    core: Core, venue: PaperVenue, worker: Callable[[], None]
+) -> None:
+    long_book(venue)
+    first = core.drawdown_breaker()
+    first.poll()
+    move(venue, "0.85")
+    # The first worker records the breaching reading (pending: a jump) and dies before its
+    # confirming re-read.
+    pending = first.record(first.read("poll"))
+    assert pending.needs_confirmation
+    held = account(first).pending
+    assert held is not None and not emergency_active(core)
+
+    worker()  # a new process: nothing in memory, only the log
+    wait_for(lambda: (e := core.commands.load_emergency()) is not None and e.flat is True)
+    [breach] = [
+        e for e in core.store.events.get(account(first).id) if isinstance(e, Account.HardBreach)
+    ]
+    assert breach.confirmation is not None
+    assert breach.confirmation["pending_version"] == held["version"]
+    assert positions_and_orders(venue) == (0, 0)
+
+
+# -- no false positives ------------------------------------------------------------------------
+
+
+class ScriptedEquity:
+    """The paper venue, except that each equity read returns the next scripted value (a
+    Balance, or an exception to raise): how a venue's bad answers look to the feed."""
+
+    def __init__(self, venue: PaperVenue, script: list[Balance | Exception]) -> None:
+        self._venue = venue
+        self.name = "scripted"
+        self.script = list(script)
+
+    def fetch_balance(self) -> Balance:
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+
+def balance(equity: str) -> Balance:
+    return Balance("USDT", Decimal(equity), Decimal(0))
+
+
+def test_glitch_readings_are_rejected_or_unconfirmed_and_never_trip(
+    core: Core, venue: PaperVenue
+) -> None:
+    long_book(venue)
+    script: list[Balance | Exception] = [
+        balance("10000"),
+        balance("0"),  # zero while positions are open
+        Balance("USDT", Decimal("NaN"), Decimal(0)),
+        balance("-50"),
+        balance("5000"),  # -50 % ...
+        balance("10000"),  # ... contradicted by the immediate re-read
+        VenueUnavailable("timeout"),  # a failed fetch: a missing reading, not 0
+        balance("9990"),
+    ]
+    scripted = ScriptedEquity(venue, script)
+    breaker = DrawdownBreaker(core.store, core.commands, scripted, core.clock)  # type: ignore[arg-type]
+    polls = [breaker.poll() for _ in range(7)]
+
+    assert scripted.script == []
+    assert polls[5].error is not None and polls[5].evaluations == []
+    state = account(breaker)
+    events = list(core.store.events.get(state.id))
+    rejected = [e for e in events if isinstance(e, Account.EquityReadingRejected)]
+    assert [r.reason.split(" (")[0] for r in rejected] == [
+        "equity is zero while positions are open",
+        "equity is not a finite number",
+        "equity is negative",
+    ]
+    [unconfirmed] = [e for e in events if isinstance(e, Account.ReadingUnconfirmed)]
+    assert unconfirmed.pending_equity == Decimal(5000)
+    assert not [e for e in events if isinstance(e, Account.HardBreach | Account.SoftBreach)]
+    assert state.breaker_state is BreakerState.NORMAL and state.peak == Decimal(10000)
+    assert not emergency_active(core)
+    assert positions_and_orders(venue)[0] == 2
+
+
+def test_a_feed_that_cannot_fetch_records_nothing_and_never_trips(
+    core: Core, venue: PaperVenue
+) -> None:
+    long_book(venue)
+    breaker = core.drawdown_breaker()
+    breaker.poll()
+    version = account(breaker).version
+    venue.admin().set_faults(FaultSettings(error_rate=Decimal(1), seed=1))
+    polls = [breaker.poll() for _ in range(5)]
+    assert all(p.error and "network error" in p.error for p in polls)
+    assert account(breaker).version == version
+    assert not emergency_active(core)
+
+
+# -- soft breach -------------------------------------------------------------------------------
+
+
+def intent(symbol: str = BTC) -> TradeIntent:
+    return TradeIntent(
+        symbol=symbol, side="long", notional=Decimal(2000), actor="test", reason="test"
+    )
+
+
+def test_a_soft_breach_blocks_entries_allows_exits_and_recovery_gives_back_only_its_own_stop(
+    core: Core, venue: PaperVenue
+) -> None:
+    executor = core.executor()
+    opened = executor.open(intent())
+    assert opened.outcome is Outcome.FILLED and opened.trade_id is not None
+    place(venue, ETH, "buy", "3")  # 9,000 more of longs from outside: a visible drawdown
+    breaker = core.drawdown_breaker()
+    breaker.poll()
+    move(venue, "0.93")  # about -6 %
+    breaker.poll()
+    assert account(breaker).breaker_state is BreakerState.SOFT_BREACH
+    policy = core.commands.load_policy()
+    assert policy is not None and not policy.allow_new_trades and not policy.emergency_mode
+
+    refused = executor.open(intent(ETH))
+    assert refused.outcome is Outcome.REFUSED
+    closed = executor.close(opened.trade_id, reason="signal", actor="test")
+    assert closed.outcome is Outcome.FILLED  # a reduce-only exit is never blocked
+
+    move(venue, "0.99")  # back above -5 % + 1 %
+    breaker.poll()
+    assert account(breaker).breaker_state is BreakerState.NORMAL
+    policy = core.commands.load_policy()
+    assert policy is not None and policy.allow_new_trades
+
+    # Now an operator stops entries during the next soft breach: recovery leaves them off.
+    move(venue, "0.93")
+    breaker.poll()
+    core.commands.update_policy(actor="alice", reason="hold", allow_new_trades=False)
+    move(venue, "0.99")
+    breaker.poll()
+    assert account(breaker).breaker_state is BreakerState.NORMAL
+    policy = core.commands.load_policy()
+    assert policy is not None and not policy.allow_new_trades
+    assert policy.allowance_changed_by == "alice"
+
+
+def test_an_operator_reset_of_the_peak_ends_a_hard_breach(core: Core, venue: PaperVenue) -> None:
+    long_book(venue)
+    breaker = core.drawdown_breaker()
+    breaker.poll()
+    move(venue, "0.85")
+    breaker.poll()
+    assert account(breaker).breaker_state is BreakerState.HARD_BREACH
+    reset = breaker.reset_peak(actor="alice", reason="reviewed")
+    assert reset.breaker_state is BreakerState.NORMAL and reset.peak == reset.equity
+    breaker.poll()
+    assert account(breaker).breaker_state is BreakerState.NORMAL
