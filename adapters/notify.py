@@ -21,29 +21,24 @@ log = logging.getLogger(__name__)
 
 
 class NotificationWaiter:
-    def __init__(
-        self,
-        address: DatabaseAddress,
-        channel: str = NOTIFY_CHANNEL,
-        *,
-        extra_channels: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, address: DatabaseAddress, channel: str = NOTIFY_CHANNEL) -> None:
         self.address = address
-        self.channels = (channel, *extra_channels)
+        self.channel = channel
         self._conn: psycopg.Connection[Any] | None = None
 
     def __call__(self, timeout: float) -> set[str]:
         """Return when a notification arrives or ``timeout`` seconds pass, whichever is first,
-        with the channels heard from (every notification already queued is taken)."""
+        with the payloads heard (every notification already queued is taken, so a burst
+        wakes the caller once)."""
         deadline = time.monotonic() + timeout
         heard: set[str] = set()
         try:
             conn = self._connection()
             for notify in conn.notifies(timeout=timeout, stop_after=1):
-                heard.add(notify.channel)
+                heard.add(notify.payload)
             # Take whatever else is already queued, without waiting.
             for notify in conn.notifies(timeout=0):
-                heard.add(notify.channel)
+                heard.add(notify.payload)
         except (psycopg.Error, OSError, StoreUnavailable):
             log.debug("notification listener lost its connection", exc_info=True)
             self.close()
@@ -54,8 +49,7 @@ class NotificationWaiter:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             conn = self.address.connect(autocommit=True)
-            for channel in self.channels:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
             self._conn = conn
         return self._conn
 

@@ -21,7 +21,6 @@ from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
-from adapters.paper.tables import MARKS_CHANNEL
 from app.clock import utc_now
 from app.config import Settings
 from app.drawdown import BreakerSettings, DrawdownBreaker
@@ -80,15 +79,18 @@ class Core:
     def venue(self) -> ExchangePort:
         """The configured venue, built on first use (ccxt is slow to import)."""
         if self._venue is None:
-            self._venue = build_venue(
-                self.settings.exchange,
-                self.engine,
-                self.clock,
-                sandbox=self.settings.exchange_sandbox,
-            )
+            self._venue = self.new_venue()
         return self._venue
 
-    def flattener(self, progress: Callable[[str], None] = lambda _: None) -> Flattener:
+    def new_venue(self) -> ExchangePort:
+        """A venue client of its own, for another thread (a ccxt client is not thread-safe)."""
+        return build_venue(
+            self.settings.exchange, self.engine, self.clock, sandbox=self.settings.exchange_sandbox
+        )
+
+    def flattener(
+        self, progress: Callable[[str], None] = lambda _: None, venue: ExchangePort | None = None
+    ) -> Flattener:
         address = self.address
 
         def lock(name: UUID, timeout: float) -> AbstractContextManager[bool]:
@@ -100,23 +102,24 @@ class Core:
             ) as held:
                 return held
 
+        venue = venue or self.venue()
         return Flattener(
             self.store,
-            self.venue(),
+            venue,
             self.clock,
             lock,
             deadline=self.settings.flatten_deadline,
             progress=progress,
             barrier=barrier,
-            on_flat=EmergencyTradeCloser(self.store, self.venue(), self.clock, self.open_trade_ids),
+            on_flat=EmergencyTradeCloser(self.store, venue, self.clock, self.open_trade_ids),
         )
 
-    def drawdown_breaker(self) -> DrawdownBreaker:
+    def drawdown_breaker(self, venue: ExchangePort | None = None) -> DrawdownBreaker:
         s = self.settings
         return DrawdownBreaker(
             self.store,
             self.commands,
-            self.venue(),
+            venue or self.venue(),
             self.clock,
             BreakerSettings(
                 account=s.account,
@@ -209,8 +212,7 @@ class Core:
         return [t.trade_id for t in self.trade_store().list_open_trades()]
 
     def waiter(self) -> NotificationWaiter:
-        """Wakes on new events and on the paper venue's mark moves."""
-        waiter = NotificationWaiter(self.address, extra_channels=(MARKS_CHANNEL,))
+        waiter = NotificationWaiter(self.address)
         self._closers.append(waiter.close)
         return waiter
 

@@ -24,19 +24,64 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.errors import StoreUnavailable
+from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
-from app.drawdown import DrawdownBreaker
 from app.flattener import FlattenReport
 from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
 from app.reconcile import Reconciler
 from app.signal_engine import SignalEngine
+from domain.drawdown import Transition
 from domain.errors import InvalidCommand
 from domain.venue import VenueError
 from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
 WORKER_NAME = "worker"
+
+
+class BreakerLoop:
+    """The equity feed and the drawdown breaker, on a venue client and a listener of their
+    own: a reading every ``equity_interval`` and at once on each paper mark move; after a
+    hard breach it flattens at once (the main loop would too: the flattener's lock per
+    activation lets one act and the other find the account flat)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        venue = core.new_venue()
+        self.breaker = core.drawdown_breaker(venue)
+        self.flattener = core.flattener(
+            progress=lambda line: log.warning("flattener: %s", line), venue=venue
+        )
+        self._last = float("-inf")
+
+    def run(self, stop: threading.Event) -> None:
+        interval = self.core.settings.equity_interval
+        waiter = NotificationWaiter(self.core.address, MARKS_CHANNEL)
+        backoff = interval
+        try:
+            pushed = False
+            while not stop.is_set():
+                try:
+                    due = time.monotonic() - self._last >= interval
+                    if due or pushed:
+                        self._last = time.monotonic()
+                        self._read("poll" if due else "push")
+                    backoff = interval
+                except Exception:
+                    log.exception("drawdown breaker failed; retrying in %.1fs", backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
+                pushed = bool(waiter(max(0.0, self._last + interval - time.monotonic())))
+        finally:
+            waiter.close()
+
+    def _read(self, trigger: str) -> None:
+        poll = self.breaker.poll(trigger)
+        last = poll.last
+        if last is not None and last.transition is Transition.HARD_BREACH:
+            self.flattener.run()
 
 
 class Worker:
@@ -54,7 +99,6 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self._last_flatten = float("-inf")
         self._last_reconcile = float("-inf")
-        self._last_equity = float("-inf")
         self.consumers: list[ConsumerRuntime] = []
         self.watch_interval = 30.0
         self._last_watch = float("-inf")
@@ -80,18 +124,19 @@ class Worker:
             self.core.trade_store().list_open_trades,
             self.core.settings.signal_symbol_list,
         )
-        breaker = self.core.drawdown_breaker()
+        # The breaker has a thread of its own: a slow catch-up or model load never delays it.
+        breaker = threading.Thread(
+            target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
+        )
+        breaker.start()
         backoff = self.core.settings.poll_interval
-        heard: set[str] = set()
         while not stop.is_set():
             try:
-                # The breaker and the flattener first: a crash must not wait for read models.
-                self._read_equity_if_due(breaker, pushed=MARKS_CHANNEL in heard)
-                self._supervise_emergency(flattener.run)
                 began = time.monotonic()
                 applied = self.core.runner.catch_up()
                 if self._outage_started is not None:
                     self._recovered(applied, time.monotonic() - began)
+                self._supervise_emergency(flattener.run)
                 for consumer in self.consumers:
                     consumer.sync()
                 self._watch_if_due(watch)
@@ -105,21 +150,8 @@ class Worker:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            heard = waiter(self._wait_time())
-
-    # -- equity and drawdown ----------------------------------------------------------------------
-
-    def _read_equity_if_due(self, breaker: DrawdownBreaker, *, pushed: bool) -> None:
-        """Every ``equity_interval``, and at once when the paper venue's mark moved."""
-        due = time.monotonic() - self._last_equity >= self.core.settings.equity_interval
-        if not (due or pushed):
-            return
-        self._last_equity = time.monotonic()
-        breaker.poll("push" if pushed and not due else "poll")
-
-    def _wait_time(self) -> float:
-        until_equity = self._last_equity + self.core.settings.equity_interval - time.monotonic()
-        return max(0.0, min(self.core.settings.poll_interval, until_equity))
+            waiter(self.core.settings.poll_interval)
+        breaker.join(timeout=10)
 
     # -- emergency ------------------------------------------------------------------------------
 

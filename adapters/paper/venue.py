@@ -11,7 +11,7 @@ through the port; the back-office calls used by drills (``admin()``) are never f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -168,26 +168,35 @@ class PaperVenue:
 
     def set_price(self, symbol: str, price: Decimal) -> list[Order]:
         """Move the mark; resting limit and stop orders the move crosses execute. Returns them."""
-        if price <= 0:
-            raise InvalidCommand(f"price must be positive, got {price}")
-        check_symbol(symbol)
+        return self.set_prices({symbol: price})
+
+    def set_prices(self, prices: Mapping[str, Decimal]) -> list[Order]:
+        """Move several marks in one transaction (a market-wide move: a reader never sees
+        half of it). Resting orders the moves cross execute; returns them."""
+        for symbol, price in prices.items():
+            if price <= 0:
+                raise InvalidCommand(f"price must be positive, got {price} for {symbol}")
+            check_symbol(symbol)
+        executed: list[Order] = []
         with self.engine.begin() as conn:
             self.book.account(conn)
             now = self.clock()
-            conn.execute(
-                insert(t.marks)
-                .values(symbol=symbol, price=price, updated_at=now)
-                .on_conflict_do_update(
-                    index_elements=["symbol"], set_={"price": price, "updated_at": now}
+            for symbol, price in prices.items():
+                conn.execute(
+                    insert(t.marks)
+                    .values(symbol=symbol, price=price, updated_at=now)
+                    .on_conflict_do_update(
+                        index_elements=["symbol"], set_={"price": price, "updated_at": now}
+                    )
                 )
-            )
-            conn.execute(t.mark_history.insert().values(symbol=symbol, price=price, at=now))
-            # Delivered on commit, with the move: a listener never reads the old mark.
-            conn.execute(
-                text("SELECT pg_notify(:channel, :symbol)"),
-                {"channel": t.MARKS_CHANNEL, "symbol": symbol},
-            )
-            return self.book.trigger_resting(conn, symbol, price)
+                conn.execute(t.mark_history.insert().values(symbol=symbol, price=price, at=now))
+                # Delivered on commit, with the move: a listener never reads the old mark.
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :symbol)"),
+                    {"channel": t.MARKS_CHANNEL, "symbol": symbol},
+                )
+                executed += self.book.trigger_resting(conn, symbol, price)
+        return executed
 
     def set_position_mode(self, mode: str) -> None:
         if mode not in ("one_way", "hedge"):

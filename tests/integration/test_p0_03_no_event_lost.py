@@ -42,10 +42,15 @@ def indexed(core: Core, *, topic_suffix: str | None = None) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def recorded(core: Core) -> int:
+def recorded(core: Core, *, readings: bool = True) -> int:
+    """Events in the log; without ``readings``, leaving out the worker's own equity readings
+    (its breaker records one a second whatever else happens)."""
+    where = "" if readings else " WHERE topic NOT LIKE 'domain.account:%%'"
     with core.engine.connect() as conn:
         return int(
-            conn.exec_driver_sql("SELECT count(*) FROM eventstore.tradecore_events").scalar_one()
+            conn.exec_driver_sql(
+                f"SELECT count(*) FROM eventstore.tradecore_events{where}"
+            ).scalar_one()
         )
 
 
@@ -83,7 +88,7 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
         worker.start()
         try:
             wait_for(lambda: core.runner.positions()[0].lag == 0)
-            events_before = recorded(core)
+            events_before = recorded(core, readings=False)
 
             own_server.stop(mode="immediate")
             started = time.monotonic()
@@ -102,7 +107,7 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
                 )
             # Nothing of the outage was recorded. (Count rows: an immediate shutdown makes
             # the notification id sequence skip values, as Postgres sequences do.)
-            assert recorded(core) == events_before + 100
+            assert recorded(core, readings=False) == events_before + 100
             head = core.store.recorder.max_notification_id()
             wait_for(lambda: all(p.position == head for p in core.runner.positions()))
         finally:

@@ -1,0 +1,87 @@
+"""P0-07 through the CLI: a crash on the paper venue trips the breaker of a running worker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+from tests.e2e.conftest import TRADECORE, Cli
+
+
+def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli: Cli) -> None:
+    assert cli("paper", "deposit", "--amount", "3000").code == 0
+    allowed = cli("policy", "set", "--allow-new-trades", "true", "--reason", "drill", "--yes")
+    assert allowed.code == 0, allowed.stderr
+    for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
+        opened = cli(
+            "trade", "open", "--symbol", symbol, "--side", "long", "--notional", "4000", "--json"
+        )
+        assert opened.code == 0, opened.stderr
+        assert opened.json()["outcome"] == "FILLED"
+    worker = subprocess.Popen(
+        [str(TRADECORE), "run", "--exchange", "paper", "--duration", "60"],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: cli("risk", "status", "--json").json()["equity"] is not None)
+        for symbol, price in (("BTC/USDT:USDT", "51000"), ("ETH/USDT:USDT", "2550")):
+            assert cli("paper", "price", "--symbol", symbol, "--price", price).code == 0
+
+        def tripped() -> bool:
+            em = cli("emergency", "status", "--json").json()
+            return bool(em["active"] and em["flat"])
+
+        wait_until(tripped)
+        emergency = cli("emergency", "status", "--json").json()
+        assert (emergency["active"], emergency["source"], emergency["flat"]) == (
+            True,
+            "drawdown",
+            True,
+        )
+        risk = cli("risk", "status", "--json").json()
+        assert risk["state"] == "hard_breach"
+        assert float(risk["drawdown"]) <= float(risk["hard_threshold"])
+        assert set(risk) >= {
+            "equity",
+            "peak",
+            "drawdown",
+            "soft_threshold",
+            "hard_threshold",
+            "state",
+            "last_reading_at",
+        }
+        assert cli("positions", "--json").json() == []
+
+        # Only an operator's reset of the peak ends the hard breach.
+        refused = cli("risk", "reset-peak", "--reason", "reviewed")
+        assert refused.code == 2 and "--yes" in refused.stderr
+        reset = cli("risk", "reset-peak", "--reason", "reviewed", "--yes")
+        assert reset.code == 0, reset.stderr
+        assert cli("risk", "status", "--json").json()["state"] == "normal"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    assert "DRAWDOWN HARD BREACH" in stderr
+
+
+def test_reset_peak_before_any_reading_is_refused_with_exit_2(cli: Cli) -> None:
+    refused = cli("risk", "reset-peak", "--reason", "x", "--yes")
+    assert refused.code == 2
+    assert "no equity reading" in refused.stderr
+    status = cli("risk", "status", "--json")
+    assert status.code == 0 and json.loads(status.stdout)["equity"] is None
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s")
+        time.sleep(0.2)
