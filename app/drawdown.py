@@ -204,8 +204,8 @@ class DrawdownBreaker:
                 emergency,
                 reason=(
                     f"drawdown {account.drawdown:.2%} crossed the hard threshold "
-                    f"{policy.limits.drawdown_hard_threshold:.2%} (equity {account.equity}, "
-                    f"peak {account.peak})"
+                    f"{policy.limits.drawdown_hard_threshold:.2%} "
+                    f"(equity {account.equity or 0:.2f}, peak {account.peak:.2f})"
                 ),
                 actor=BREAKER_ACTOR,
                 source="drawdown",
@@ -259,12 +259,13 @@ class DrawdownBreaker:
             log.warning("an equity reading was contradicted by the next one and discarded")
         if evaluation.transition is Transition.HARD_BREACH:
             log.error(
-                "DRAWDOWN HARD BREACH: drawdown %s (equity %s, peak %s): emergency stop activated",
-                account.drawdown,
-                account.equity,
+                "DRAWDOWN HARD BREACH: drawdown %.2f%% (equity %.2f, peak %.2f): emergency stop "
+                "activated",
+                account.drawdown * 100,
+                account.equity or 0,
                 account.peak,
             )
         elif evaluation.transition is Transition.SOFT_BREACH:
-            log.warning("drawdown soft breach: %s; new entries stopped", account.drawdown)
+            log.warning("drawdown soft breach: %.2f%%; new entries stopped", account.drawdown * 100)
         elif evaluation.transition is Transition.RECOVERED:
-            log.warning("drawdown recovered to %s", account.drawdown)
+            log.warning("drawdown recovered to %.2f%%", account.drawdown * 100)

@@ -9,12 +9,13 @@ paper venue with 20 open long positions (1,000 USDT each on 20,000 of equity). E
 moves all 20 marks down 15 % in one transaction — a flash crash, a 15 % drawdown — and
 times, from that move's commit:
 
-- -> ``EmergencyActivated`` committed (target p99 <= 50 ms). This contains the whole
+- the breaching reading committed -> ``EmergencyActivated`` committed (target p99 <= 50 ms):
+  the first reading after the crash is a 15 % jump, held as pending; the confirming
+  re-read commits with the hard breach and the activation;
+- the move -> ``EmergencyActivated`` committed (the same target, a stricter figure): the whole
   breaker: the venue's NOTIFY, the equity read, the reading recorded and judged, the
   confirming re-read (a 15 % jump is held until confirmed), and the hard breach saved with
-  the activation. The breaching reading itself commits in the activation's transaction, so
-  "breaching reading committed -> activation committed" is 0 by construction; the figure
-  here is the stricter one.
+  the activation;
 - -> venue flat: the paper venue shows no position (target p99 <= 250 ms).
 
 Between runs, untimed: the peak is reset, the latch reset, the wallet topped up, the marks
@@ -34,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from adapters.paper.venue import PaperVenue
@@ -66,6 +68,10 @@ ACTOR = "bench"
 ACTIVATIONS = (
     "SELECT count(*) FROM eventstore.tradecore_events "
     "WHERE topic = 'domain.emergency:Emergency.Activated'"
+)
+READINGS = (
+    "SELECT coalesce(max(notification_id), 0) FROM eventstore.tradecore_events "
+    "WHERE topic = 'domain.account:Account.EquityRecorded'"
 )
 FLAT = "SELECT CASE WHEN count(*) = 0 THEN 1 ELSE 0 END FROM paper.positions"
 
@@ -118,17 +124,31 @@ def prepare_run(core: Core, admin: PaperVenue) -> None:
     wait(lambda: settled_reading_after(core, since), what="a reading of the open book")
 
 
-def crash_once(
-    admin: PaperVenue, activations: Poller, flat: Poller, run: int
-) -> tuple[float, float]:
-    before = activations.read() or 0
+@dataclass
+class Pollers:
+    readings: Poller
+    activations: Poller
+    flat: Poller
+
+
+@dataclass
+class Crash:
+    reading_ms: float  # mark move committed -> the first reading after it committed
+    activation_ms: float  # mark move committed -> EmergencyActivated committed
+    flat_ms: float  # mark move committed -> the venue shows no position
+
+
+def crash_once(admin: PaperVenue, polls: Pollers, run: int) -> Crash:
+    before = polls.activations.read() or 0
+    last_reading = polls.readings.read() or 0
     admin.set_prices({symbol: mark * CRASH for symbol, mark in MARKS.items()})
     moved = now_ns()
-    activated = activations.wait_until_at_least(before + 1, timeout=10)
-    is_flat = flat.wait_until_at_least(1, timeout=10)
-    if activated is None or is_flat is None:
+    read = polls.readings.wait_until_at_least(last_reading + 1, timeout=10)
+    activated = polls.activations.wait_until_at_least(before + 1, timeout=10)
+    is_flat = polls.flat.wait_until_at_least(1, timeout=10)
+    if read is None or activated is None or is_flat is None:
         raise RuntimeError(f"run {run}: the crash did not trip the breaker and flatten in 10 s")
-    return (activated - moved) / 1e6, (is_flat - moved) / 1e6
+    return Crash((read - moved) / 1e6, (activated - moved) / 1e6, (is_flat - moved) / 1e6)
 
 
 def library_samples(library: object, poll: Poller, counter: lib.Counter, n: int) -> list[float]:
@@ -144,7 +164,7 @@ def library_samples(library: object, poll: Poller, counter: lib.Counter, n: int)
     return samples
 
 
-def measure(core: Core, runs: int, per_run: int) -> tuple[list[float], list[float], list[float]]:
+def measure(core: Core, runs: int, per_run: int) -> tuple[list[Crash], list[float]]:
     venue = core.venue()
     if not isinstance(venue, PaperVenue):
         raise RuntimeError("the benchmark needs the paper venue")
@@ -154,11 +174,13 @@ def measure(core: Core, runs: int, per_run: int) -> tuple[list[float], list[floa
     stop = threading.Event()
     worker = threading.Thread(target=Worker(core).run, args=(stop,), daemon=True)
     worker.start()
-    activations = Poller(core.address, ACTIVATIONS)
-    flat = Poller(core.address, FLAT)
+    polls = Pollers(
+        Poller(core.address, READINGS),
+        Poller(core.address, ACTIVATIONS),
+        Poller(core.address, FLAT),
+    )
     lib.create_schema(core.address)
-    to_activation: list[float] = []
-    to_flat: list[float] = []
+    crashes: list[Crash] = []
     baseline: list[float] = []
     try:
         with lib.start_runner(core.address) as library:
@@ -168,15 +190,14 @@ def measure(core: Core, runs: int, per_run: int) -> tuple[list[float], list[floa
             try:
                 for run in range(WARMUP_RUNS + runs):
                     prepare_run(core, admin)
-                    activation_ms, flat_ms = crash_once(admin, activations, flat, run)
+                    crash = crash_once(admin, polls, run)
                     wait(
                         lambda: bool((e := core.commands.load_emergency()) and e.flat),
                         what="the flatten to be recorded",
                     )
                     samples = library_samples(library, view, counter, per_run)
                     if run >= WARMUP_RUNS:
-                        to_activation.append(activation_ms)
-                        to_flat.append(flat_ms)
+                        crashes.append(crash)
                         baseline += samples
             finally:
                 view.close()
@@ -184,9 +205,9 @@ def measure(core: Core, runs: int, per_run: int) -> tuple[list[float], list[floa
     finally:
         stop.set()
         worker.join(timeout=30)
-        activations.close()
-        flat.close()
-    return to_activation, to_flat, baseline
+        for poller in (polls.readings, polls.activations, polls.flat):
+            poller.close()
+    return crashes, baseline
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -214,16 +235,28 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(database_url=address.url, exchange="paper")
         with bootstrap(settings, pool_size=8) as core:
             core.commands.ensure_initialised()
-            to_activation, to_flat, baseline = measure(core, args.runs, args.baseline_per_run)
+            crashes, baseline = measure(core, args.runs, args.baseline_per_run)
     elapsed = time.monotonic() - started
     name = "library save -> its projection's view"
     table = [
-        Row("mark crash committed -> EmergencyActivated committed", to_activation, name, baseline),
-        Row("mark crash committed -> venue flat", to_flat, name, baseline),
+        Row(
+            "breaching reading committed -> EmergencyActivated committed",
+            [c.activation_ms - c.reading_ms for c in crashes],
+            name,
+            baseline,
+            ["the reading is held for confirmation (a 15 % jump): this is the re-read"],
+        ),
+        Row(
+            "mark crash committed -> EmergencyActivated committed",
+            [c.activation_ms for c in crashes],
+            name,
+            baseline,
+        ),
+        Row("mark crash committed -> venue flat", [c.flat_ms for c in crashes], name, baseline),
     ]
     context = (
         f"`python -m benchmarks.bench_drawdown` on {dt.date.today().isoformat()}: "
-        f"{machine(pg_version, srv)}; {len(to_activation)} crashes of 20 open positions "
+        f"{machine(pg_version, srv)}; {len(crashes)} crashes of 20 open positions "
         f"({WARMUP_RUNS} warm-up runs discarded), {len(baseline)} baseline samples; "
         f"run took {elapsed:.1f} s."
     )
@@ -233,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(table)
     print()
-    for row, target in ((table[0], TARGET_ACTIVATION_P99_MS), (table[1], TARGET_FLAT_P99_MS)):
+    targets = (
+        (table[0], TARGET_ACTIVATION_P99_MS),
+        (table[1], TARGET_ACTIVATION_P99_MS),
+        (table[2], TARGET_FLAT_P99_MS),
+    )
+    for row, target in targets:
         met = "met" if row.summary.p99 <= target else "NOT met"
         print(f"Target p99 <= {target:.0f} ms for {row.figure}: {met} (p99 {row.summary.p99:.1f})")
     print()
