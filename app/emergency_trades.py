@@ -18,6 +18,7 @@ from uuid import UUID
 
 from adapters.eventstore import TradecoreEventStore
 from app.trades import TradeCommands
+from domain.base import event_id
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.trade import Trade
@@ -53,7 +54,10 @@ class EmergencyTradeCloser:
                 continue
             price, source = self._exit_price(trade, prices)
             detail = f"closed by the emergency flattener (activation {emergency.activation_number})"
-            closed += self.trades.update(trade_id, _closer(price, source, detail, self.clock()))
+            cause = event_id(emergency.id, emergency.version)  # the flat record
+            closed += self.trades.update(
+                trade_id, _closer(price, source, detail, self.clock(), cause)
+            )
         if closed:
             log.warning("%d open trade(s) closed with reason emergency", closed)
         return closed
@@ -70,7 +74,9 @@ class EmergencyTradeCloser:
             return trade.entry_price or Decimal(1), "entry"
 
 
-def _closer(price: Decimal, source: str, detail: str, now: datetime) -> Callable[[Trade], bool]:
+def _closer(
+    price: Decimal, source: str, detail: str, now: datetime, cause: UUID
+) -> Callable[[Trade], bool]:
     def close(trade: Trade) -> bool:
         if not trade.is_open:
             return False  # someone else closed it meanwhile
@@ -82,7 +88,7 @@ def _closer(price: Decimal, source: str, detail: str, now: datetime) -> Callable
                 detail=detail,
                 timestamp=now,
             )
-        trade.close(reason="emergency", actor="flattener", timestamp=now)
+        trade.close(reason="emergency", actor="flattener", timestamp=now, causation_id=cause)
         return True
 
     return close

@@ -236,6 +236,8 @@ class Flattener:
             "quantity": order.filled,
             "average_price": order.average_price,
             "complete": order.filled >= position.quantity,
+            "client_order_id": request.client_order_id,
+            "mark_price": position.mark_price,
         }
 
     def _look_up(self, request: OrderRequest, seen: _Progress) -> Order | None:

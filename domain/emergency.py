@@ -22,7 +22,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import TradecoreAggregate, require_aware, require_text, trace_ids
+from domain.base import TradecoreAggregate, event_id, require_aware, require_text, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID
 
@@ -46,8 +46,8 @@ class Emergency(TradecoreAggregate):
         return EMERGENCY_ID
 
     # Version 2 of the aggregate (as held in snapshots) has the installation id and the
-    # flatten record.
-    class_version = 2
+    # flatten record; version 3 the activation's correlation id.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -61,6 +61,10 @@ class Emergency(TradecoreAggregate):
             time_to_flat_ms=None,
             triggered=False,
         )
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state.setdefault("correlation_id", None)
 
     class Created(TradecoreAggregate.Created):
         class_version = 2
@@ -96,40 +100,88 @@ class Emergency(TradecoreAggregate):
             state.update(forced=False, open_positions=None, open_orders=None)
 
     class FlattenAttempted(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         attempt: int
         positions_open: int
         orders_open: int
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     class OrdersCanceled(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         attempt: int
         count: int
         symbols: list[str]
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     class PositionsClosed(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         attempt: int
         count: int
         # One entry per symbol and side: {"symbol", "side", "quantity", "average_price"}.
         closes: list[dict[str, Any]]
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     class AccountFlat(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         time_to_flat_ms: int
         positions_closed: int
         orders_canceled: int
         attempts: int
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     class FlattenIncomplete(TradecoreAggregate.Event):
+        class_version = 2
         activation_number: int
         remaining_positions: list[dict[str, Any]]
         remaining_orders: int
         attempts: int
         last_error: str | None
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     class Triggered(TradecoreAggregate.Event):
         """The operator-facing summary of an emergency stop, once per activation."""
+
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
         operator_name: ClassVar[str] = "system.emergency.triggered"
         activation_number: int
@@ -152,6 +204,7 @@ class Emergency(TradecoreAggregate):
         self.reset_by: str | None = None
         self.reset_reason: str | None = None
         self.forced_reset: bool | None = None
+        self.correlation_id: UUID | None = None
         self._clear_flatten_record()
 
     def _clear_flatten_record(self) -> None:
@@ -213,6 +266,8 @@ class Emergency(TradecoreAggregate):
     ) -> None:
         self.active = True
         self.activation_number = activation_number
+        # The flatten record of this activation carries its trace: one incident, one id.
+        self.correlation_id = correlation_id
         self.reason, self.source = reason, source
         self.activated_at, self.activated_by = timestamp, actor
         self.reset_at = self.reset_by = self.reset_reason = self.forced_reset = None
@@ -292,6 +347,7 @@ class Emergency(TradecoreAggregate):
                 f"flatten attempt {attempt} out of order (last was {self.flatten_attempts})"
             )
         self._attempted(
+            **self._trace(),
             activation_number=self.activation_number,
             attempt=attempt,
             positions_open=positions_open,
@@ -303,6 +359,8 @@ class Emergency(TradecoreAggregate):
     def _attempted(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         attempt: int,
         positions_open: int,
@@ -323,6 +381,7 @@ class Emergency(TradecoreAggregate):
         self._require_active()
         if canceled:
             self._orders_canceled(
+                **self._trace(),
                 activation_number=self.activation_number,
                 attempt=self.flatten_attempts,
                 count=canceled,
@@ -332,6 +391,7 @@ class Emergency(TradecoreAggregate):
         completed = [c for c in closes if c.get("complete")]
         if closes:
             self._positions_closed(
+                **self._trace(),
                 activation_number=self.activation_number,
                 attempt=self.flatten_attempts,
                 count=len(completed),
@@ -343,6 +403,8 @@ class Emergency(TradecoreAggregate):
     def _orders_canceled(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         attempt: int,
         count: int,
@@ -355,6 +417,8 @@ class Emergency(TradecoreAggregate):
     def _positions_closed(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         attempt: int,
         count: int,
@@ -371,6 +435,7 @@ class Emergency(TradecoreAggregate):
         assert self.activated_at is not None
         elapsed = max(int((timestamp - self.activated_at).total_seconds() * 1000), 0)
         self._account_flat(
+            **self._trace(),
             activation_number=self.activation_number,
             time_to_flat_ms=elapsed,
             positions_closed=positions_closed,
@@ -384,6 +449,8 @@ class Emergency(TradecoreAggregate):
     def _account_flat(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         time_to_flat_ms: int,
         positions_closed: int,
@@ -410,6 +477,7 @@ class Emergency(TradecoreAggregate):
         """The deadline passed with positions or orders left."""
         self._require_active()
         self._flatten_incomplete(
+            **self._trace(),
             activation_number=self.activation_number,
             remaining_positions=[_close_entry(p) for p in remaining_positions],
             remaining_orders=remaining_orders,
@@ -423,6 +491,8 @@ class Emergency(TradecoreAggregate):
     def _flatten_incomplete(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         remaining_positions: list[dict[str, Any]],
         remaining_orders: int,
@@ -439,6 +509,7 @@ class Emergency(TradecoreAggregate):
             return
         assert self.reason is not None and self.source is not None
         self._triggered(
+            **self._trace(),
             activation_number=self.activation_number,
             reason=self.reason,
             source=self.source,
@@ -452,6 +523,8 @@ class Emergency(TradecoreAggregate):
     def _triggered(
         self,
         *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
         activation_number: int,
         reason: str,
         source: str,
@@ -464,6 +537,13 @@ class Emergency(TradecoreAggregate):
         self.positions_closed = max(positions_closed, self.positions_closed or 0)
         self.orders_canceled = max(orders_canceled, self.orders_canceled or 0)
 
+    def _trace(self) -> dict[str, UUID | None]:
+        """The activation's correlation id, and the event just before as the cause."""
+        return {
+            "correlation_id": self.correlation_id,
+            "causation_id": event_id(self.id, self.version),
+        }
+
     def _require_active(self) -> None:
         if not self.active:
             raise EmergencyNotActive("the emergency stop is not active")
@@ -471,7 +551,7 @@ class Emergency(TradecoreAggregate):
 
 def _close_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """The stored shape of a close or a remaining position: exact decimals, no extras."""
-    return {
+    stored: dict[str, Any] = {
         "symbol": str(entry["symbol"]),
         "side": str(entry["side"]),
         "quantity": Decimal(entry["quantity"]),
@@ -479,3 +559,9 @@ def _close_entry(entry: dict[str, Any]) -> dict[str, Any]:
             Decimal(entry["average_price"]) if entry.get("average_price") is not None else None
         ),
     }
+    # The order that closed it, and the mark the flattener saw (the slippage reference).
+    if entry.get("client_order_id"):
+        stored["client_order_id"] = str(entry["client_order_id"])
+    if entry.get("mark_price") is not None:
+        stored["mark_price"] = Decimal(entry["mark_price"])
+    return stored
