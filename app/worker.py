@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.errors import StoreUnavailable
+from adapters.locks import advisory_lock
 from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
@@ -33,6 +34,7 @@ from app.reconcile import Reconciler
 from app.signal_engine import SignalEngine
 from domain.drawdown import Transition
 from domain.errors import InvalidCommand
+from domain.ids import worker_lock_id
 from domain.venue import VenueError
 from projections.tables import worker_status
 
@@ -266,3 +268,28 @@ class Worker:
                 .where(worker_status.c.name == WORKER_NAME)
                 .values(heartbeat_at=self.core.clock())
             )
+
+
+def run_exclusively(
+    core: Core,
+    stop: threading.Event,
+    *,
+    on_standby: Callable[[], None] = lambda: None,
+    on_active: Callable[[], None] = lambda: None,
+    poll: float = 0.5,
+) -> bool:
+    """Run the worker while holding the account's advisory lock; until then wait as a hot
+    standby (a second worker for the same account never trades twice). Returns whether this
+    process ran as the active worker."""
+    key = worker_lock_id(core.settings.account)
+    told = False
+    while not stop.is_set():
+        with advisory_lock(core.address, key, timeout=poll, poll=0.05) as held:
+            if held:
+                on_active()
+                Worker(core).run(stop)
+                return True
+        if not told:
+            on_standby()
+            told = True
+    return False

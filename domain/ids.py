@@ -26,3 +26,8 @@ def market_regime_id(symbol: str) -> UUID:
 def account_id(account: str) -> UUID:
     """The Account aggregate (equity readings, drawdown breaker) of one venue account."""
     return uuid5(NAMESPACE, f"tradecore/account/{account}")
+
+
+def worker_lock_id(account: str) -> UUID:
+    """The advisory lock one worker per account holds; a second waits as a hot standby."""
+    return uuid5(NAMESPACE, f"tradecore/worker/{account}")

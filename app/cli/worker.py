@@ -1,4 +1,4 @@
-"""``tradecore run``: the worker (projections and the emergency flattener; more to come)."""
+"""``tradecore run``: the worker, one active per account (a second waits as a hot standby)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from app.cli.context import state
 from app.cli.output import err
-from app.worker import Worker
+from app.worker import run_exclusively
 
 
 def run(
@@ -40,6 +40,14 @@ def run(
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True
         timer.start()
-    err.print(f"worker running on {core.address.display}, venue {core.settings.exchange}")
-    Worker(core).run(stop)
-    err.print("worker stopped")
+    account = core.settings.account
+    where = f"{core.address.display}, venue {core.settings.exchange}, account {account}"
+    ran = run_exclusively(
+        core,
+        stop,
+        on_standby=lambda: err.print(
+            f"another worker holds account {account}: standing by until it stops ({where})"
+        ),
+        on_active=lambda: err.print(f"worker running on {where}"),
+    )
+    err.print("worker stopped" if ran else "standby stopped (never became active)")
