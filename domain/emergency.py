@@ -30,6 +30,11 @@ SOURCES = ("operator", "drawdown", "system")
 LEGACY_INSTALLATION = uuid5(EMERGENCY_ID, "installation/legacy")
 
 
+def activation_id_for(installation_id: UUID, number: int) -> UUID:
+    """The stable id of activation ``number`` of an installation (an incident's id)."""
+    return uuid5(installation_id, f"emergency-activation/{number}")
+
+
 class EmergencyNotActive(RefusedBySafetyRule):
     """There is no active emergency to reset."""
 
@@ -175,14 +180,7 @@ class Emergency(TradecoreAggregate):
     class Triggered(TradecoreAggregate.Event):
         """The operator-facing summary of an emergency stop, once per activation."""
 
-        correlation_id: UUID | None
-        causation_id: UUID | None
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            # Recorded before the flatten record carried its trace.
-            state.update(correlation_id=None, causation_id=None)
-
+        class_version = 2
         operator_name: ClassVar[str] = "system.emergency.triggered"
         activation_number: int
         reason: str
@@ -190,6 +188,13 @@ class Emergency(TradecoreAggregate):
         positions_closed: int
         orders_canceled: int
         flat: bool
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Recorded before the flatten record carried its trace.
+            state.update(correlation_id=None, causation_id=None)
 
     @event(Created)
     def __init__(self, *, installation_id: UUID, timestamp: datetime) -> None:
@@ -220,7 +225,7 @@ class Emergency(TradecoreAggregate):
         """Stable id of the current (or last) activation, None before the first one."""
         if self.activation_number == 0:
             return None
-        return uuid5(self.installation_id, f"emergency-activation/{self.activation_number}")
+        return activation_id_for(self.installation_id, self.activation_number)
 
     # -- activation and reset ---------------------------------------------------------------
 

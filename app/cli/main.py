@@ -16,6 +16,7 @@ import typer
 
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 from app.cli import (
+    audit,
     db,
     emergency,
     model,
@@ -54,6 +55,7 @@ cli.add_typer(trades.app, name="trades")
 cli.add_typer(sizing.app, name="sizing")
 cli.add_typer(model.app, name="model")
 cli.add_typer(risk.app, name="risk")
+cli.add_typer(audit.app, name="audit")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("positions")(venue.positions)

@@ -1,0 +1,410 @@
+"""Audit: the log replayed to any instant, timelines, and incident reports.
+
+Every answer here is rebuilt from the event log — aggregates at the versions they had at a
+log position (from snapshots where they exist), never today's read-model rows. The one read
+model used is the timestamp index (``projections.event_index``), to turn an instant into a
+log position and to find a time range without scanning the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.utils import get_topic
+from sqlalchemy import and_, func, or_, select
+
+from adapters.eventstore import latest_versions, read_by_ids
+from app.bootstrap import Core
+from domain.account import Account
+from domain.base import event_id
+from domain.emergency import LEGACY_INSTALLATION, Emergency, activation_id_for
+from domain.errors import InvalidCommand
+from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
+from domain.market_regime import MarketRegime
+from domain.model_consumer import ModelConsumer
+from domain.model_registry import ModelRegistry
+from domain.policy import Policy
+from domain.refusal import RefusedIntent
+from domain.sizing_agent import SizingAgent
+from domain.sizing_record import SizingRecord
+from domain.trade import Trade
+from projections.event_index import EventIndexProjection
+from projections.tables import event_index
+
+AGGREGATES = (
+    Policy,
+    Emergency,
+    Account,
+    Trade,
+    ModelRegistry,
+    ModelConsumer,
+    SizingAgent,
+    SizingRecord,
+    MarketRegime,
+    RefusedIntent,
+)
+# What every event carries; the rest of its attributes are its figures.
+COMMON = {"originator_id", "originator_version", "timestamp", "actor", "reason"}
+TRADE_CLOSED = get_topic(Trade.Closed)
+EQUITY = get_topic(Account.EquityRecorded)
+# How much of the equity path before an activation an incident report shows.
+PATH_BEFORE = timedelta(minutes=10)
+
+
+def operator_names() -> dict[str, str]:
+    """Operator-facing event names (``risk.drawdown.hard_breach``) -> topics."""
+    names = {}
+    for aggregate in AGGREGATES:
+        for value in vars(aggregate).values():
+            name = getattr(value, "operator_name", None)
+            if isinstance(value, type) and isinstance(name, str):
+                names[name] = get_topic(value)
+    return names
+
+
+def event_type(event: object) -> str:
+    name = getattr(type(event), "operator_name", None)
+    return name if isinstance(name, str) else type(event).__qualname__
+
+
+def describe(position: int, event: Any) -> dict[str, Any]:
+    """One event as a timeline row: time, type, aggregate, actor, reason, figures, trace."""
+    figures = {
+        k: v
+        for k, v in vars(event).items()
+        if k not in COMMON and k not in ("correlation_id", "causation_id")
+    }
+    return {
+        "position": position,
+        "at": event.timestamp,
+        "type": event_type(event),
+        "topic": get_topic(type(event)),
+        "aggregate": f"{type(event).__qualname__.split('.')[0]}:{event.originator_id}",
+        "version": event.originator_version,
+        "event_id": event_id(event.originator_id, event.originator_version),
+        "actor": getattr(event, "actor", None),
+        "reason": getattr(event, "reason", None)
+        or getattr(event, "emergency_reason", None)
+        or getattr(event, "close_reason", None),
+        "figures": figures,
+        "correlation_id": getattr(event, "correlation_id", None),
+        "causation_id": getattr(event, "causation_id", None),
+    }
+
+
+@dataclass(frozen=True)
+class Instant:
+    position: int  # the last log position recorded at or before the instant
+    at: datetime
+
+
+class Audit:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        core.runner.catch_up_projection(core.runner.projection(EventIndexProjection.default_name))
+
+    # -- instants and positions -------------------------------------------------------------
+
+    def instant(self, at: datetime) -> Instant:
+        ix = event_index.c
+        with self.core.engine.connect() as conn:
+            position = conn.execute(
+                select(func.coalesce(func.max(ix.notification_id), 0)).where(ix.recorded_at <= at)
+            ).scalar_one()
+        return Instant(int(position), at)
+
+    def position_of(self, originator_id: UUID, version: int) -> int:
+        ix = event_index.c
+        with self.core.engine.connect() as conn:
+            found = conn.execute(
+                select(ix.notification_id).where(
+                    ix.originator_id == originator_id, ix.originator_version == version
+                )
+            ).scalar_one_or_none()
+        if found is None:
+            raise LookupError(f"event {originator_id} v{version} is not in the index")
+        return int(found)
+
+    # -- the state at an instant --------------------------------------------------------------
+
+    def state_at(self, at: datetime) -> dict[str, Any]:
+        """The whole core as it was at ``at``, rebuilt from the log up to that instant."""
+        instant = self.instant(at)
+        state = self.state_at_position(instant.position)
+        state["at"] = at
+        return state
+
+    def state_at_position(self, position: int) -> dict[str, Any]:
+        with self.core.engine.connect() as conn:
+            versions = latest_versions(conn, position) if position else []
+        by_id = {originator: (version, topic) for originator, version, topic in versions}
+        policy = self._get(Policy, by_id.get(POLICY_ID))
+        emergency = self._get(Emergency, by_id.get(EMERGENCY_ID))
+        account = self._get(Account, by_id.get(account_id(self.core.settings.account)))
+        trades = [
+            trade
+            for originator, (version, topic) in by_id.items()
+            if topic.startswith("domain.trade:Trade.") and topic != TRADE_CLOSED
+            if (trade := self._get(Trade, (version, topic), originator)) is not None
+            and trade.is_open
+        ]
+        consumers = [
+            c
+            for originator, (version, topic) in by_id.items()
+            if topic.startswith("domain.model_consumer:")
+            if (c := self._get(ModelConsumer, (version, topic), originator)) is not None
+        ]
+        regimes = [
+            r
+            for originator, (version, topic) in by_id.items()
+            if topic.startswith("domain.market_regime:")
+            if (r := self._get(MarketRegime, (version, topic), originator)) is not None
+        ]
+        return {
+            "position": position,
+            "policy": _policy(policy),
+            "emergency": _emergency(emergency),
+            "open_trades": [_trade(t) for t in sorted(trades, key=lambda t: t.opened_at)],
+            "positions": _positions(trades),
+            "risk": _risk(account, policy),
+            "models": sorted(
+                (
+                    {
+                        "consumer": c.consumer,
+                        "model": c.model,
+                        "version": c.model_version,
+                        "loaded_at": c.loaded_at,
+                        "last_error": c.last_error,
+                    }
+                    for c in consumers
+                ),
+                key=lambda m: (str(m["consumer"]), str(m["model"])),
+            ),
+            "regimes": {r.symbol: r.regime for r in regimes},
+        }
+
+    def _get(
+        self, cls: type[Any], found: tuple[int, str] | None, originator: UUID | None = None
+    ) -> Any:
+        if found is None:
+            return None
+        known: dict[type[Any], UUID] = {
+            Policy: POLICY_ID,
+            Emergency: EMERGENCY_ID,
+            Account: account_id(self.core.settings.account),
+        }
+        aggregate_id = originator or known[cls]
+        aggregate: object = self.core.store.repository.get(aggregate_id, version=found[0])
+        return aggregate if isinstance(aggregate, cls) else None
+
+    # -- timelines ------------------------------------------------------------------------------
+
+    def timeline(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        event_type_or_topic: str | None = None,
+        aggregate: UUID | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        """The events recorded in [since, until], in log order, described."""
+        if until < since:
+            raise InvalidCommand(f"--until ({until.isoformat()}) is before --since")
+        ix = event_index.c
+        query = select(ix.notification_id).where(ix.recorded_at >= since, ix.recorded_at <= until)
+        if event_type_or_topic:
+            topic = operator_names().get(event_type_or_topic, event_type_or_topic)
+            query = query.where(or_(ix.topic == topic, ix.topic.contains(event_type_or_topic)))
+        if aggregate is not None:
+            query = query.where(ix.originator_id == aggregate)
+        query = query.order_by(ix.notification_id).limit(limit)
+        with self.core.engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+        return [describe(p, e) for p, e in self.events(ids)]
+
+    def events(self, ids: Iterable[int]) -> list[tuple[int, DomainEventProtocol[UUID]]]:
+        with self.core.engine.connect() as conn:
+            stored = read_by_ids(conn, list(ids))
+        mapper = self.core.store.mapper
+        return [(p, mapper.to_domain_event(s)) for p, s in stored]
+
+    # -- incidents ----------------------------------------------------------------------------
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Every emergency activation, newest first, in brief."""
+        events = list(self.core.store.events.get(EMERGENCY_ID))
+        out = []
+        for activated in reversed([e for e in events if isinstance(e, Emergency.Activated)]):
+            own = [
+                e
+                for e in events
+                if getattr(e, "activation_number", None) == activated.activation_number
+            ]
+            flat = next((e for e in own if isinstance(e, Emergency.AccountFlat)), None)
+            reset = next((e for e in own if isinstance(e, Emergency.Reset)), None)
+            out.append(
+                {
+                    "incident_id": _activation_id(events, activated.activation_number),
+                    "activation_number": activated.activation_number,
+                    "source": activated.source,
+                    "reason": activated.reason,
+                    "activated_at": activated.timestamp,
+                    "flat_at": flat.timestamp if flat else None,
+                    "time_to_flat_ms": flat.time_to_flat_ms if flat else None,
+                    "reset_at": reset.timestamp if reset else None,
+                }
+            )
+        return out
+
+    def incident(self, ref: str | None) -> dict[str, Any]:
+        """The report of one activation (``ref``: its number or id; None: the latest)."""
+        from app.incident import build_incident  # noqa: PLC0415 - keeps this module small
+
+        events = list(self.core.store.events.get(EMERGENCY_ID))
+        activations = [e for e in events if isinstance(e, Emergency.Activated)]
+        if not activations:
+            raise InvalidCommand("no incident recorded: the emergency stop was never activated")
+        chosen = activations[-1] if ref is None else _pick(events, activations, ref)
+        return build_incident(self, events, chosen)
+
+    def account_events_between(self, since: datetime, until: datetime) -> list[Any]:
+        ix = event_index.c
+        query = (
+            select(ix.notification_id)
+            .where(
+                and_(
+                    ix.originator_id == account_id(self.core.settings.account),
+                    ix.recorded_at >= since,
+                    ix.recorded_at <= until,
+                )
+            )
+            .order_by(ix.notification_id)
+        )
+        with self.core.engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+        return [e for _, e in self.events(ids)]
+
+    def correlated(self, correlation_id: UUID) -> list[tuple[int, Any]]:
+        ix = event_index.c
+        with self.core.engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(ix.notification_id)
+                    .where(ix.correlation_id == correlation_id)
+                    .order_by(ix.notification_id)
+                ).scalars()
+            )
+        return self.events(ids)
+
+    def trade_closes_between(self, since: datetime, until: datetime) -> list[tuple[int, Any]]:
+        ix = event_index.c
+        with self.core.engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(ix.notification_id)
+                    .where(
+                        ix.topic == TRADE_CLOSED, ix.recorded_at >= since, ix.recorded_at <= until
+                    )
+                    .order_by(ix.notification_id)
+                ).scalars()
+            )
+        return self.events(ids)
+
+
+def _activation_id(events: list[Any], number: int) -> UUID:
+    installation = getattr(events[0], "installation_id", LEGACY_INSTALLATION)
+    return activation_id_for(installation, number)
+
+
+def _pick(events: list[Any], activations: list[Any], ref: str) -> Any:
+    for activated in activations:
+        number = activated.activation_number
+        if ref == str(number) or ref == str(_activation_id(events, number)):
+            return activated
+    raise InvalidCommand(
+        f"no incident {ref!r}: give an activation number (1..{len(activations)}) or an id "
+        "from `audit incident --list`"
+    )
+
+
+# -- plain forms of the aggregates as they were ----------------------------------------------------
+
+
+def _policy(policy: Policy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    limits = policy.limits
+    return {
+        "allow_new_trades": policy.allow_new_trades,
+        "emergency_mode": policy.emergency_mode,
+        "emergency_reason": policy.emergency_reason,
+        "max_leverage": limits.max_leverage,
+        "max_position_notional": limits.max_position_notional,
+        "drawdown_soft_threshold": limits.drawdown_soft_threshold,
+        "drawdown_hard_threshold": limits.drawdown_hard_threshold,
+        "updated_by": policy.updated_by,
+        "updated_at": policy.updated_at,
+        "version": policy.version,
+    }
+
+
+def _emergency(emergency: Emergency | None) -> dict[str, Any]:
+    if emergency is None:
+        return {"active": False, "activation_number": 0}
+    return {
+        "active": emergency.active,
+        "activation_number": emergency.activation_number,
+        "source": emergency.source,
+        "reason": emergency.reason,
+        "activated_at": emergency.activated_at,
+        "activated_by": emergency.activated_by,
+        "flat": emergency.flat,
+        "reset_at": emergency.reset_at,
+        "reset_by": emergency.reset_by,
+        "version": emergency.version,
+    }
+
+
+def _trade(trade: Trade) -> dict[str, Any]:
+    return {
+        "trade_id": trade.id,
+        "symbol": trade.symbol,
+        "side": trade.side,
+        "quantity": trade.quantity,
+        "entry_price": trade.entry_price,
+        "opened_at": trade.opened_at,
+        "source": trade.source,
+    }
+
+
+def _positions(trades: list[Trade]) -> list[dict[str, Any]]:
+    """The venue positions as tradecore knew them: its open trades, by symbol and side."""
+    held: dict[tuple[str, str], Decimal] = {}
+    for trade in trades:
+        key = (trade.symbol, trade.side)
+        held[key] = held.get(key, Decimal(0)) + trade.quantity
+    return [
+        {"symbol": symbol, "side": side, "quantity": quantity}
+        for (symbol, side), quantity in sorted(held.items())
+        if quantity > 0
+    ]
+
+
+def _risk(account: Account | None, policy: Policy | None) -> dict[str, Any]:
+    return {
+        "equity": account.equity if account else None,
+        "peak": account.peak if account and account.equity is not None else None,
+        "drawdown": account.drawdown if account else Decimal(0),
+        "state": account.state if account else "normal",
+        "last_reading_at": account.last_reading_at if account else None,
+        "soft_threshold": policy.limits.drawdown_soft_threshold if policy else None,
+        "hard_threshold": policy.limits.drawdown_hard_threshold if policy else None,
+        "entries_allowed": policy.allow_new_trades if policy else False,
+    }
