@@ -146,18 +146,24 @@ def incident(
     if as_json:
         emit_json(report)
         return
-    _print_report(report)
+    print_report(report)
 
 
-def _print_report(r: dict[str, Any]) -> None:
+def print_report(r: dict[str, Any]) -> None:
     t = r["trigger"]
     out.print(f"[bold red]incident {r['activation_number']}[/] ({r['incident_id']})")
     out.print(f"trigger     {t['source']}: {t['reason']}", markup=False)
     if "drawdown" in t:
         out.print(
-            f"            reading {t.get('reading_at')}: equity {t['equity']}, peak {t['peak']}, "
-            f"drawdown {t['drawdown']} (hard threshold {t['hard_threshold']})"
+            f"            reading {t.get('reading_at')}: equity {t['equity']:.2f}, peak "
+            f"{t['peak']:.2f}, drawdown {t['drawdown']:.2%} (hard {t['hard_threshold']:.0%})"
         )
+        if t.get("confirmation"):
+            c = t["confirmation"]
+            out.print(
+                f"            held for confirmation at {c['pending_equity']}, confirmed by the "
+                f"re-read at {c['confirmed_by_equity']}"
+            )
     out.print(f"activated   {r['activated_at'].isoformat()} by {r['activated_by']}")
     out.print(f"flat        {r['flat_at']} (time to flat {r['time_to_flat_ms']} ms)")
     out.print(
@@ -167,12 +173,13 @@ def _print_report(r: dict[str, Any]) -> None:
     for o in r["orders"]:
         out.print(
             f"  {o['symbol']:<15} {o['position_side']:<5} {o['quantity']} filled at "
-            f"{o['fill_price']} (mark {o['mark_price']}, slippage {o['slippage_bps']} bp)"
+            f"{_num(o['fill_price'])} (mark {_num(o['mark_price'])}, slippage "
+            f"{o['slippage_bps']} bp)"
         )
     path = r["equity_path"]
     if path:
         low = min(p["drawdown"] for p in path)
-        out.print(f"equity path {len(path)} readings, deepest drawdown {low}")
+        out.print(f"equity path {len(path)} readings, deepest drawdown {low:.2%}")
     policy = r["policy_at_activation"] or {}
     out.print(
         f"policy      version {policy.get('version')}: soft "
@@ -187,6 +194,10 @@ def _print_report(r: dict[str, Any]) -> None:
         if reset
         else "reset       not yet"
     )
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _figures(figures: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 from app.cli import (
     audit,
     db,
+    demo,
     emergency,
     model,
     paper,
@@ -58,6 +59,7 @@ cli.add_typer(risk.app, name="risk")
 cli.add_typer(audit.app, name="audit")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
+cli.command("demo")(demo.demo)
 cli.command("positions")(venue.positions)
 cli.command("orders")(venue.orders)
 
