@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -161,8 +162,8 @@ def print_report(r: dict[str, Any]) -> None:
         if t.get("confirmation"):
             c = t["confirmation"]
             out.print(
-                f"            held for confirmation at {c['pending_equity']}, confirmed by the "
-                f"re-read at {c['confirmed_by_equity']}"
+                f"            held for confirmation at {_num(Decimal(c['pending_equity']))}, "
+                f"confirmed by the re-read at {_num(Decimal(c['confirmed_by_equity']))}"
             )
     out.print(f"activated   {r['activated_at'].isoformat()} by {r['activated_by']}")
     out.print(f"flat        {r['flat_at']} (time to flat {r['time_to_flat_ms']} ms)")
