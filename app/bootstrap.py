@@ -40,6 +40,7 @@ from domain.ids import ORDER_FLOW_LOCK
 from domain.regime import RegimeThresholds
 from domain.sizing_record import decision_id_for
 from domain.venue import ExchangePort
+from projections.dashboard import DashboardProjection
 from projections.event_index import EventIndexProjection
 from projections.model_status import ModelStatusProjection
 from projections.policy_view import PolicyProjection
@@ -279,6 +280,7 @@ def bootstrap(
             TradeProjection(),
             ModelStatusProjection(),
             SizingLearner(store),
+            DashboardProjection(),
         ],
         clock=clock,
     )

@@ -166,3 +166,74 @@ model_consumers = Table(
     Column("last_error", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- the dashboards' read models (the status API reads only these) -----------------------------
+
+# The drawdown breaker of each account as its events left it (P0-07).
+risk_view = Table(
+    "risk_view",
+    metadata,
+    Column("account_id", Uuid, primary_key=True),
+    Column("account", Text, nullable=True),
+    Column("equity", Numeric, nullable=True),
+    Column("peak", Numeric, nullable=False),
+    Column("drawdown", Numeric, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("pending", Boolean, nullable=False),
+    Column("rejected_readings", BigInteger, nullable=False),
+    Column("last_reading_at", DateTime(timezone=True), nullable=True),
+    Column("last_accepted_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every accepted equity reading, for the equity and drawdown chart.
+equity_history = Table(
+    "equity_history",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", Uuid, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("equity", Numeric, nullable=False),
+    Column("peak", Numeric, nullable=False),
+    Column("drawdown", Numeric, nullable=False),
+    Index("ix_equity_history_account_at", "account_id", "at"),
+)
+
+# One row per emergency activation.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("activation_number", Integer, primary_key=True, autoincrement=False),
+    Column("incident_id", Uuid, nullable=False, unique=True),
+    Column("source", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("activated_by", Text, nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+    Column("flat", Boolean, nullable=True),
+    Column("flat_at", DateTime(timezone=True), nullable=True),
+    Column("time_to_flat_ms", Integer, nullable=True),
+    Column("positions_closed", Integer, nullable=True),
+    Column("orders_canceled", Integer, nullable=True),
+    Column("reset_at", DateTime(timezone=True), nullable=True),
+    Column("reset_by", Text, nullable=True),
+    Column("reset_reason", Text, nullable=True),
+)
+
+# The version each model has promoted (what every consumer should be running).
+model_promotions = Table(
+    "model_promotions",
+    metadata,
+    Column("model", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Facts the dashboard projection needs across events (the installation id of the latch).
+dashboard_facts = Table(
+    "dashboard_facts",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -46,7 +46,14 @@ def test_emergency_activation_is_seen_by_policy_show_and_emergency_status(cli: C
     assert overall["gate"]["allowed"] is False
     assert overall["gate"]["code"] == "EMERGENCY_ACTIVE"
     names = [p["name"] for p in overall["projections"]]
-    assert names == ["policy_view", "event_index", "trades", "model_status", "sizing_learner"]
+    assert names == [
+        "policy_view",
+        "event_index",
+        "trades",
+        "model_status",
+        "sizing_learner",
+        "dashboard",
+    ]
     for projection in overall["projections"]:
         assert {"position", "head", "lag"} <= projection.keys()
 

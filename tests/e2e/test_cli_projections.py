@@ -19,6 +19,7 @@ def test_projections_status_rebuild_and_verify(cli: Cli) -> None:
         "trades",
         "model_status",
         "sizing_learner",
+        "dashboard",
     }
     for consumer in consumers:
         assert consumer["lag_events"] == 0
