@@ -105,9 +105,13 @@ class Instant:
 
 
 class Audit:
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, *, catch_up: bool = True) -> None:
+        """``catch_up``: bring the timestamp index to the head first (a reader that must not
+        write, the status API, leaves it to the worker)."""
         self.core = core
-        core.runner.catch_up_projection(core.runner.projection(EventIndexProjection.default_name))
+        if catch_up:
+            index = core.runner.projection(EventIndexProjection.default_name)
+            core.runner.catch_up_projection(index)
 
     # -- instants and positions -------------------------------------------------------------
 

@@ -100,6 +100,7 @@ def run_demo(core: Core, progress: Callable[[str], None], *, seed: int = 7) -> d
     finally:
         stop.set()
         worker.join(timeout=30)
+    core.runner.catch_up()  # every read model at the head: the dashboard shows the incident
     report = Audit(core).incident(None)
     return {
         "demo": {

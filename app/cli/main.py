@@ -25,14 +25,16 @@ from app.cli import (
     policy,
     projections,
     risk,
+    serve,
     sizing,
     trades,
     venue,
     worker,
 )
 from app.cli.context import CliState, state
-from app.cli.output import emit_json, err, out
+from app.cli.output import emit_json, err, out, plain
 from app.queries import status_dict
+from app.read_side import Bounds, ReadSide
 from app.services import ConcurrencyExhausted
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.venue import VenueError
@@ -60,6 +62,7 @@ cli.add_typer(audit.app, name="audit")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("demo")(demo.demo)
+cli.command("serve")(serve.serve)
 cli.command("positions")(venue.positions)
 cli.command("orders")(venue.orders)
 
@@ -91,8 +94,13 @@ def status_command(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
 ) -> None:
-    """Policy, emergency, gate, and each projection's position, head and lag."""
-    data = status_dict(state(ctx).core())
+    """Policy, emergency, gate, each projection's position and lag, and the seven safeguards
+    (ACTIVE or DEGRADED, with the evidence; the same table as GET /api/patches/status)."""
+    core = state(ctx).core()
+    data = status_dict(core)
+    data["safeguards"] = plain(
+        ReadSide(core.engine, core.runner, core.clock, Bounds.of(core.settings)).safeguards()
+    )
     if as_json:
         emit_json(data)
         return
@@ -112,6 +120,20 @@ def status_command(
             f"projection {p['name']}: position {p['position']} / head {p['head']} "
             f"(lag {p['lag']}){' error: ' + p['last_error'] if p['last_error'] else ''}"
         )
+    safeguards = data["safeguards"]
+    out.print(f"safeguards [{_style(safeguards['status'])}]{safeguards['status']}[/]")
+    for name, check in safeguards["safeguards"].items():
+        evidence = ", ".join(
+            f"{k}={v}" for k, v in check["evidence"].items() if not isinstance(v, dict | list)
+        )
+        out.print(
+            f"  {name:27} [{_style(check['status'])}]{check['status']:8}[/] {evidence}",
+            highlight=False,
+        )
+
+
+def _style(status: str) -> str:
+    return "green" if status == "ACTIVE" else "bold red"
 
 
 def main() -> None:

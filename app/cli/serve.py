@@ -1,0 +1,31 @@
+"""``tradecore serve``: the read-only status API and the live dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.context import state
+from app.cli.output import err
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="address to bind (loopback by default)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
+) -> None:
+    """Serve GET /api/... (the read models: safeguards, policy, emergency, risk, positions,
+    trades, incidents, models, projections; OpenAPI at /openapi.json) and the dashboard at /.
+    Read-only; answers 503 while the store is unreachable. Stop with Ctrl-C."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from app.api import create_app  # noqa: PLC0415
+
+    settings = state(ctx).settings()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[bold yellow]serving on {host}: reachable from other machines[/]")
+    err.print(f"tradecore status API and dashboard on http://{host}:{port}/")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,104 @@
+"""The dashboard in a real headless browser (Debian's chromium): it loads, shows the
+emergency banner once the stop is active, and a screenshot is taken."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import TRADECORE, Cli
+
+BANNER = '<div id="banner" role="alert" class="active">EMERGENCY STOP ACTIVE'
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:  # never a silent skip: .ci/run installs it
+        pytest.fail("headless Chromium is required: apt-get install chromium")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(cli: Cli) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(TRADECORE), "serve", "--port", str(port)],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("tradecore serve did not answer") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def browse(url: str, *extra: str) -> str:
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless=new",
+            "--no-sandbox",  # as root in CI
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=8000",  # let the page fetch and render its data
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_dashboard_shows_the_emergency_banner_after_an_activation(
+    cli: Cli, server: str, tmp_path: Path
+) -> None:
+    assert cli("paper", "deposit", "--amount", "1000").code == 0
+    assert cli("status", "--json").code == 0  # the read models at the head
+    calm = browse(server + "/", "--dump-dom")
+    assert 'id="safeguards"' in calm and "p0_07_dd_monitor" in calm
+    assert BANNER not in calm
+
+    activated = cli("emergency", "activate", "--reason", "browser drill", "--yes")
+    assert activated.code == 0, activated.stderr
+    assert cli("status", "--json").code == 0
+    dom = browse(server + "/", "--dump-dom")
+    assert BANNER in dom and "browser drill" in dom
+    assert '<a href="/incidents/1">1</a>' in dom  # the incident, linked to its report
+
+    shot = tmp_path / "dashboard.png"
+    browse(server + "/", f"--screenshot={shot}", "--window-size=1280,1700")
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    report = browse(server + "/incidents/1", "--dump-dom")
+    assert "data:image/png;base64," in report and "browser drill" in report

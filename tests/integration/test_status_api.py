@@ -1,0 +1,169 @@
+"""The status API over a real Postgres with a scripted history: every endpoint's answer,
+the safeguards' states from their evidence, errors as JSON, and no 500 under fuzzing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+
+from adapters.errors import StoreUnavailable
+from adapters.paper.venue import PaperVenue
+from app.api import create_app
+from app.bootstrap import Core
+from app.executor import Outcome, TradeIntent
+from app.read_side import SAFEGUARDS
+from tests.integration.test_p0_06_model_sync import NAME, register
+
+BTC = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+def history(core: Core) -> Core:
+    """Readings, a trade, a promoted model its consumers run, and an emergency stop."""
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    venue.admin().deposit(Decimal(10_000))
+    breaker = core.drawdown_breaker()
+    breaker.poll()
+    opened = core.executor().open(
+        TradeIntent(symbol=BTC, side="long", notional=Decimal(2000), actor="t", reason="t")
+    )
+    assert opened.outcome is Outcome.FILLED
+    breaker.poll()
+    version = register(core, seed=7)
+    core.models().promote(NAME, version, actor="t", reason="t")
+    for consumer in core.model_consumers():
+        consumer.sync()
+    core.runner.catch_up()
+    return core
+
+
+@pytest.fixture
+def client(history: Core) -> Iterator[TestClient]:
+    app = create_app(history.settings, connect=lambda _: history)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def get(client: TestClient, path: str) -> Any:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.text)
+    return response.json()
+
+
+def test_every_endpoint_answers_from_the_read_models(client: TestClient, history: Core) -> None:
+    policy = get(client, "/api/policy")
+    assert policy["allow_new_trades"] is True and policy["emergency_mode"] is False
+    assert get(client, "/api/emergency")["active"] is False
+    risk = get(client, "/api/risk")
+    [account] = risk["accounts"]
+    assert account["state"] == "normal" and Decimal(account["equity"]) > 0
+    assert len(risk["history"]) == 2 and risk["hard_threshold"] == "-0.10"
+    [position] = get(client, "/api/positions")
+    assert position["symbol"] == BTC and position["side"] == "long"
+    [trade] = get(client, "/api/trades?open=true")
+    assert trade["symbol"] == BTC and trade["status"] == "open"
+    models = get(client, "/api/models")
+    assert [m["version"] for m in models["promoted"]] == [1]
+    assert {c["version"] for c in models["consumers"]} == {1}
+    projections = get(client, "/api/projections")
+    assert {p["name"] for p in projections} >= {"policy_view", "trades", "dashboard"}
+    assert all(p["lag_events"] == 0 for p in projections)
+    assert get(client, "/api/incidents") == []
+    status = get(client, "/api/status")
+    assert status["new_entries_allowed"] is True and set(status["safeguards"]) == set(SAFEGUARDS)
+    assert get(client, "/openapi.json")["info"]["title"] == "tradecore status API"
+
+    history.commands.activate_emergency(reason="drill", actor="alice")
+    history.flattener().run()
+    history.runner.catch_up()
+    emergency = get(client, "/api/emergency")
+    assert emergency["active"] is True and emergency["flat"] is True
+    [incident] = get(client, "/api/incidents")
+    assert (incident["source"], incident["activated_by"]) == ("operator", "alice")
+    assert incident["time_to_flat_ms"] is not None
+    report = get(client, f"/api/incidents/{incident['incident_id']}")
+    assert report["trigger"]["reason"] == "drill"
+    assert "data:image/png;base64," in client.get("/incidents/1").text
+    assert get(client, "/api/positions") == []
+
+
+def test_the_breaker_is_degraded_without_a_recent_reading_and_active_with_one(
+    client: TestClient, history: Core
+) -> None:
+    history.drawdown_breaker().poll()
+    history.runner.catch_up()
+    breaker = get(client, "/api/patches/status")["safeguards"]["p0_07_dd_monitor"]
+    assert breaker["status"] == "ACTIVE", breaker
+    assert breaker["evidence"]["reading_age_seconds"] < 5
+
+    real = history.clock
+    history.clock = lambda: real() + timedelta(seconds=30)  # no reading for 30 s
+    try:
+        status = get(client, "/api/patches/status")
+    finally:
+        history.clock = real
+    breaker = status["safeguards"]["p0_07_dd_monitor"]
+    assert breaker["status"] == "DEGRADED" and breaker["evidence"]["reading_age_seconds"] >= 30
+    assert status["status"] == "DEGRADED"
+    assert list(status["safeguards"]) == list(SAFEGUARDS)
+
+
+def test_the_flattener_safeguard_is_degraded_while_no_worker_answers(client: TestClient) -> None:
+    ess = get(client, "/api/patches/status")["safeguards"]["p0_02_ess_close_positions"]
+    assert ess["status"] == "DEGRADED"
+    assert ess["evidence"]["worker_heartbeat_age_seconds"] is None  # no worker ever ran
+
+
+def test_bad_input_is_422_an_unknown_incident_404_and_nothing_changes_state(
+    client: TestClient,
+) -> None:
+    bad = client.get("/api/risk?minutes=-1")
+    assert bad.status_code == 422 and "minutes" in bad.text
+    assert client.get("/api/trades?limit=abc").status_code == 422
+    missing = client.get("/api/incidents/7")
+    assert missing.status_code == 404 and "no incident" in missing.json()["detail"]
+    for method in ("post", "put", "patch", "delete"):
+        assert getattr(client, method)("/api/policy").status_code == 405
+
+
+def test_an_unreachable_store_is_a_503_with_the_reason_and_the_server_keeps_going(
+    settings: Any,
+) -> None:
+    def down(_: Any) -> Core:
+        raise StoreUnavailable("connection refused (test)")
+
+    with TestClient(create_app(settings, connect=down)) as client:
+        for _ in range(2):
+            response = client.get("/api/patches/status")
+            assert response.status_code == 503
+            assert "connection refused" in response.json()["detail"]
+        assert client.get("/").status_code == 200  # the page itself still loads
+
+
+def test_no_request_the_schema_allows_gets_a_server_error(client: TestClient) -> None:
+    """Schemathesis generates requests from /openapi.json (every operation, valid and
+    boundary values); none may end in a 5xx."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 11
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        def call(case: Any) -> None:
+            response = case.call()
+            assert response.status_code < 500, (case.path, response.status_code, response.text)
+
+        call()
