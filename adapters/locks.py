@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -72,3 +73,46 @@ def order_flow_lock(
                 raise
             acquired = False
         yield acquired
+
+
+class SessionLock:
+    """A session-level advisory lock whose holder can ask whether it still holds it: the
+    lock goes with its connection, and a connection can be lost (a server restart, a
+    network cut, an administrator's pg_terminate_backend) while the process lives on."""
+
+    def __init__(self, address: DatabaseAddress, name: UUID) -> None:
+        self.address = address
+        self.key = lock_key(name)
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def try_acquire(self) -> bool:
+        conn = self.address.connect(autocommit=True)
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+        if got and got[0]:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def still_held(self) -> bool:
+        """Ask the server: is this session alive and still holding the lock?"""
+        if self._conn is None:
+            return False
+        try:
+            # A bigint key is shown as two unsigned halves (objsubid 1).
+            unsigned = self.key & 0xFFFFFFFFFFFFFFFF
+            row = self._conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND objsubid = 1 "
+                "AND classid::bigint = %s AND objid::bigint = %s",
+                (unsigned >> 32, unsigned & 0xFFFFFFFF),
+            ).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()  # releases the lock
+            self._conn = None

@@ -24,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.errors import StoreUnavailable
-from adapters.locks import advisory_lock
+from adapters.locks import SessionLock
 from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
@@ -277,19 +277,52 @@ def run_exclusively(
     on_standby: Callable[[], None] = lambda: None,
     on_active: Callable[[], None] = lambda: None,
     poll: float = 0.5,
+    check_every: float = 2.0,
 ) -> bool:
     """Run the worker while holding the account's advisory lock; until then wait as a hot
-    standby (a second worker for the same account never trades twice). Returns whether this
-    process ran as the active worker."""
-    key = worker_lock_id(core.settings.account)
-    told = False
+    standby (a second worker for the same account never trades twice). While active, the
+    lock is checked every ``check_every`` seconds: if its session was lost (and a standby
+    may have taken over), this worker stops at once and stands by again. Returns whether
+    this process ran as the active worker."""
+    lock = SessionLock(core.address, worker_lock_id(core.settings.account))
+    told, ran = False, False
     while not stop.is_set():
-        with advisory_lock(core.address, key, timeout=poll, poll=0.05) as held:
-            if held:
-                on_active()
-                Worker(core).run(stop)
-                return True
-        if not told:
-            on_standby()
-            told = True
-    return False
+        try:
+            acquired = lock.try_acquire()
+        except StoreUnavailable as e:
+            log.warning("cannot reach the store for the worker lock: %s", e)
+            acquired = False
+        if not acquired:
+            if not told:
+                on_standby()
+                told = True
+            stop.wait(poll)
+            continue
+        ran, told = True, False
+        on_active()
+        active = threading.Event()
+        watchdog = threading.Thread(
+            target=_watch_lock, args=(lock, stop, active, check_every), daemon=True
+        )
+        watchdog.start()
+        try:
+            Worker(core).run(active)
+        finally:
+            active.set()
+            watchdog.join(timeout=10)
+            lock.release()
+    return ran
+
+
+def _watch_lock(
+    lock: SessionLock, stop: threading.Event, active: threading.Event, every: float
+) -> None:
+    """Stop the active worker when asked to, or the moment it no longer holds the lock."""
+    while not active.is_set():
+        if stop.wait(every):
+            active.set()
+            return
+        if not active.is_set() and not lock.still_held():
+            log.error("WORKER LOCK LOST: stopping this worker; standing by again")
+            active.set()
+            return

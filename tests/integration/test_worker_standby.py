@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+from sqlalchemy import text
+
+from adapters.locks import lock_key
 from app.bootstrap import bootstrap
 from app.config import Settings
 from app.worker import run_exclusively
+from domain.ids import worker_lock_id
 
 
 def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first_stops(
@@ -48,3 +52,52 @@ def wait_for(condition: object, timeout: float = 20.0) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_worker_that_loses_its_lock_session_stops_and_the_standby_takes_over(
+    settings: Settings,
+) -> None:
+    events: list[str] = []
+    stops = [threading.Event(), threading.Event()]
+    with bootstrap(settings) as first, bootstrap(settings) as second:
+
+        def run(core: object, n: int) -> None:
+            run_exclusively(
+                core,  # type: ignore[arg-type]
+                stops[n],
+                on_standby=lambda: events.append(f"standby {n}"),
+                on_active=lambda: events.append(f"active {n}"),
+                poll=0.1,
+                check_every=0.2,
+            )
+
+        threads = [threading.Thread(target=run, args=(c, n)) for n, c in enumerate((first, second))]
+        threads[0].start()
+        wait_for(lambda: "active 0" in events)
+        threads[1].start()
+        wait_for(lambda: "standby 1" in events)
+
+        # The active worker's lock session is cut (a network cut, a server-side kill) while
+        # its process lives on.
+        key = lock_key(worker_lock_id(settings.account)) & 0xFFFFFFFFFFFFFFFF
+        with first.engine.begin() as conn:
+            killed = (
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                        "WHERE locktype = 'advisory' AND granted "
+                        "AND classid::bigint = :hi AND objid::bigint = :lo"
+                    ),
+                    {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+                )
+                .scalars()
+                .all()
+            )
+        assert killed == [True]
+        wait_for(lambda: "active 1" in events and events.count("standby 0") == 1)
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    # The first worker stopped when its lock went and never ran again; the standby took over.
+    assert events.count("active 0") == 1 and "active 1" in events and "standby 0" in events
