@@ -43,6 +43,12 @@ class Matching:
 
     def account(self, conn: Connection) -> Row[Any]:
         """The account row, created on first use, locked for the rest of the transaction."""
+        # The common case in one statement: every request and fill asks for the account.
+        found = conn.execute(
+            select(t.account).where(t.account.c.id == ACCOUNT).with_for_update()
+        ).first()
+        if found is not None:
+            return found
         created = conn.execute(
             insert(t.account)
             .values(id=ACCOUNT, updated_at=self.clock(), **DEFAULTS)
