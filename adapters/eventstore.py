@@ -148,19 +148,31 @@ class PostgresLogReader:
     """
 
     _head = text(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_SCHEMA}.{EVENTS_TABLE}")
-    _select = (
+    _rows = (
         "SELECT notification_id, originator_id, originator_version, topic, state "
         f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
-        "WHERE notification_id > :after AND notification_id <= :upto "
     )
+    _select = _rows + "WHERE notification_id > :after AND notification_id <= :upto "
     _read = text(_select + "ORDER BY notification_id LIMIT :limit")
     _read_topics = text(_select + "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit")
-
-    _latest = text(
-        "SELECT notification_id, originator_id, originator_version, topic, state "
-        f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
-        "WHERE topic = ANY(:topics) ORDER BY notification_id DESC LIMIT :limit"
+    _latest = text(_rows + "WHERE topic = ANY(:topics) ORDER BY notification_id DESC LIMIT :limit")
+    _by_ids = text(_rows + "WHERE notification_id = ANY(:ids) ORDER BY notification_id")
+    _versions = text(
+        "SELECT originator_id, max(originator_version) AS version, "
+        "(array_agg(topic ORDER BY originator_version DESC))[1] AS topic "
+        f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} WHERE notification_id <= :upto "
+        "GROUP BY originator_id"
     )
+
+    def by_ids(self, conn: Connection, ids: Sequence[int]) -> list[tuple[int, StoredEvent]]:
+        """The stored events with these notification ids, in log order."""
+        rows = conn.execute(self._by_ids, {"ids": list(ids)}).all()
+        return [(r.notification_id, _stored(r)) for r in rows]
+
+    def latest_versions(self, conn: Connection, upto: int) -> list[tuple[UUID, int, str]]:
+        """Each aggregate's last (version, topic) at or before log position ``upto``."""
+        rows = conn.execute(self._versions, {"upto": upto}).all()
+        return [(r.originator_id, int(r.version), str(r.topic)) for r in rows]
 
     def latest(
         self, conn: Connection, *, topics: Sequence[str], limit: int
@@ -196,30 +208,3 @@ def _stored(r: Any) -> StoredEvent:
         topic=r.topic,
         state=bytes(r.state),
     )
-
-
-def read_by_ids(conn: Connection, ids: Sequence[int]) -> list[tuple[int, StoredEvent]]:
-    """The stored events with these notification ids, in log order."""
-    rows = conn.execute(
-        text(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} WHERE notification_id = ANY(:ids) "
-            "ORDER BY notification_id"
-        ),
-        {"ids": list(ids)},
-    ).all()
-    return [(r.notification_id, _stored(r)) for r in rows]
-
-
-def latest_versions(conn: Connection, upto: int) -> list[tuple[UUID, int, str]]:
-    """Each aggregate's last (version, topic) at or before log position ``upto``."""
-    rows = conn.execute(
-        text(
-            "SELECT originator_id, max(originator_version) AS version, "
-            "(array_agg(topic ORDER BY originator_version DESC))[1] AS topic "
-            f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} WHERE notification_id <= :upto "
-            "GROUP BY originator_id"
-        ),
-        {"upto": upto},
-    ).all()
-    return [(r.originator_id, int(r.version), str(r.topic)) for r in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from importlib import resources
 from typing import Annotated, Any
 
@@ -130,7 +130,7 @@ def create_app(settings: Settings, connect: Callable[[Settings], Core] = _connec
         open: Annotated[bool, Query(description="only open trades")] = False,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
     ) -> Any:
-        return plain([_dict(t) for t in read_side().trades(open_only=open, limit=limit)])
+        return plain(read_side().trades(open_only=open, limit=limit))
 
     @app.get("/api/incidents", summary="Emergency activations, newest first")
     def incident_list(limit: Annotated[int, Query(ge=1, le=1_000)] = 50) -> Any:
@@ -146,7 +146,7 @@ def create_app(settings: Settings, connect: Callable[[Settings], Core] = _connec
 
     @app.get("/api/projections", summary="Each read model's position, head and lag")
     def projections() -> Any:
-        return plain([{**_dict(p), "lag_events": p.lag} for p in read_side().projections()])
+        return plain([{**asdict(p), "lag_events": p.lag} for p in read_side().projections()])
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -166,7 +166,3 @@ def _incident(core: Core, ref: str) -> dict[str, Any]:
         return Audit(core, catch_up=False).incident(None if ref == "latest" else ref)
     except InvalidCommand as e:
         raise HTTPException(404, str(e)) from None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else dict(value)

@@ -9,8 +9,7 @@ log position and to find a time range without scanning the log.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,89 +18,22 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 from sqlalchemy import and_, func, or_, select
 
-from adapters.eventstore import latest_versions, read_by_ids
 from app.bootstrap import Core
+from app.incident import build_incident
+from app.log_events import describe, incident_id, operator_names
+from app.queries import risk_dict
 from domain.account import Account
-from domain.base import event_id
-from domain.emergency import LEGACY_INSTALLATION, Emergency, activation_id_for
+from domain.emergency import Emergency
 from domain.errors import InvalidCommand
 from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
 from domain.market_regime import MarketRegime
 from domain.model_consumer import ModelConsumer
-from domain.model_registry import ModelRegistry
 from domain.policy import Policy
-from domain.refusal import RefusedIntent
-from domain.sizing_agent import SizingAgent
-from domain.sizing_record import SizingRecord
 from domain.trade import Trade
 from projections.event_index import EventIndexProjection
 from projections.tables import event_index
 
-AGGREGATES = (
-    Policy,
-    Emergency,
-    Account,
-    Trade,
-    ModelRegistry,
-    ModelConsumer,
-    SizingAgent,
-    SizingRecord,
-    MarketRegime,
-    RefusedIntent,
-)
-# What every event carries; the rest of its attributes are its figures.
-COMMON = {"originator_id", "originator_version", "timestamp", "actor", "reason"}
 TRADE_CLOSED = get_topic(Trade.Closed)
-EQUITY = get_topic(Account.EquityRecorded)
-# How much of the equity path before an activation an incident report shows.
-PATH_BEFORE = timedelta(minutes=10)
-
-
-def operator_names() -> dict[str, str]:
-    """Operator-facing event names (``risk.drawdown.hard_breach``) -> topics."""
-    names = {}
-    for aggregate in AGGREGATES:
-        for value in vars(aggregate).values():
-            name = getattr(value, "operator_name", None)
-            if isinstance(value, type) and isinstance(name, str):
-                names[name] = get_topic(value)
-    return names
-
-
-def event_type(event: object) -> str:
-    name = getattr(type(event), "operator_name", None)
-    return name if isinstance(name, str) else type(event).__qualname__
-
-
-def describe(position: int, event: Any) -> dict[str, Any]:
-    """One event as a timeline row: time, type, aggregate, actor, reason, figures, trace."""
-    figures = {
-        k: v
-        for k, v in vars(event).items()
-        if k not in COMMON and k not in ("correlation_id", "causation_id")
-    }
-    return {
-        "position": position,
-        "at": event.timestamp,
-        "type": event_type(event),
-        "topic": get_topic(type(event)),
-        "aggregate": f"{type(event).__qualname__.split('.')[0]}:{event.originator_id}",
-        "version": event.originator_version,
-        "event_id": event_id(event.originator_id, event.originator_version),
-        "actor": getattr(event, "actor", None),
-        "reason": getattr(event, "reason", None)
-        or getattr(event, "emergency_reason", None)
-        or getattr(event, "close_reason", None),
-        "figures": figures,
-        "correlation_id": getattr(event, "correlation_id", None),
-        "causation_id": getattr(event, "causation_id", None),
-    }
-
-
-@dataclass(frozen=True)
-class Instant:
-    position: int  # the last log position recorded at or before the instant
-    at: datetime
 
 
 class Audit:
@@ -115,13 +47,14 @@ class Audit:
 
     # -- instants and positions -------------------------------------------------------------
 
-    def instant(self, at: datetime) -> Instant:
+    def position_at(self, at: datetime) -> int:
+        """The last log position recorded at or before ``at``."""
         ix = event_index.c
         with self.core.engine.connect() as conn:
             position = conn.execute(
                 select(func.coalesce(func.max(ix.notification_id), 0)).where(ix.recorded_at <= at)
             ).scalar_one()
-        return Instant(int(position), at)
+        return int(position)
 
     def position_of(self, originator_id: UUID, version: int) -> int:
         ix = event_index.c
@@ -139,14 +72,13 @@ class Audit:
 
     def state_at(self, at: datetime) -> dict[str, Any]:
         """The whole core as it was at ``at``, rebuilt from the log up to that instant."""
-        instant = self.instant(at)
-        state = self.state_at_position(instant.position)
+        state = self.state_at_position(self.position_at(at))
         state["at"] = at
         return state
 
     def state_at_position(self, position: int) -> dict[str, Any]:
         with self.core.engine.connect() as conn:
-            versions = latest_versions(conn, position) if position else []
+            versions = self.core.reader.latest_versions(conn, position) if position else []
         by_id = {originator: (version, topic) for originator, version, topic in versions}
         policy = self._get(Policy, by_id.get(POLICY_ID))
         emergency = self._get(Emergency, by_id.get(EMERGENCY_ID))
@@ -235,7 +167,7 @@ class Audit:
 
     def events(self, ids: Iterable[int]) -> list[tuple[int, DomainEventProtocol[UUID]]]:
         with self.core.engine.connect() as conn:
-            stored = read_by_ids(conn, list(ids))
+            stored = self.core.reader.by_ids(conn, list(ids))
         mapper = self.core.store.mapper
         return [(p, mapper.to_domain_event(s)) for p, s in stored]
 
@@ -246,17 +178,14 @@ class Audit:
         events = list(self.core.store.events.get(EMERGENCY_ID))
         out = []
         for activated in reversed([e for e in events if isinstance(e, Emergency.Activated)]):
-            own = [
-                e
-                for e in events
-                if getattr(e, "activation_number", None) == activated.activation_number
-            ]
+            number = activated.activation_number
+            own = [e for e in events if getattr(e, "activation_number", None) == number]
             flat = next((e for e in own if isinstance(e, Emergency.AccountFlat)), None)
             reset = next((e for e in own if isinstance(e, Emergency.Reset)), None)
             out.append(
                 {
-                    "incident_id": _activation_id(events, activated.activation_number),
-                    "activation_number": activated.activation_number,
+                    "incident_id": incident_id(events, number),
+                    "activation_number": number,
                     "source": activated.source,
                     "reason": activated.reason,
                     "activated_at": activated.timestamp,
@@ -269,8 +198,6 @@ class Audit:
 
     def incident(self, ref: str | None) -> dict[str, Any]:
         """The report of one activation (``ref``: its number or id; None: the latest)."""
-        from app.incident import build_incident  # noqa: PLC0415 - keeps this module small
-
         events = list(self.core.store.events.get(EMERGENCY_ID))
         activations = [e for e in events if isinstance(e, Emergency.Activated)]
         if not activations:
@@ -322,15 +249,10 @@ class Audit:
         return self.events(ids)
 
 
-def _activation_id(events: list[Any], number: int) -> UUID:
-    installation = getattr(events[0], "installation_id", LEGACY_INSTALLATION)
-    return activation_id_for(installation, number)
-
-
 def _pick(events: list[Any], activations: list[Any], ref: str) -> Any:
     for activated in activations:
         number = activated.activation_number
-        if ref == str(number) or ref == str(_activation_id(events, number)):
+        if ref == str(number) or ref == str(incident_id(events, number)):
             return activated
     raise InvalidCommand(
         f"no incident {ref!r}: give an activation number (1..{len(activations)}) or an id "
@@ -402,13 +324,7 @@ def _positions(trades: list[Trade]) -> list[dict[str, Any]]:
 
 
 def _risk(account: Account | None, policy: Policy | None) -> dict[str, Any]:
-    return {
-        "equity": account.equity if account else None,
-        "peak": account.peak if account and account.equity is not None else None,
-        "drawdown": account.drawdown if account else Decimal(0),
-        "state": account.state if account else "normal",
-        "last_reading_at": account.last_reading_at if account else None,
-        "soft_threshold": policy.limits.drawdown_soft_threshold if policy else None,
-        "hard_threshold": policy.limits.drawdown_hard_threshold if policy else None,
-        "entries_allowed": policy.allow_new_trades if policy else False,
-    }
+    """The breaker as the log had it (no reading age: there is no 'now' in the past)."""
+    risk = risk_dict(account, policy, None)
+    risk["entries_allowed"] = policy.allow_new_trades if policy else False
+    return risk

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from app.log_events import describe, incident_id
 from domain.account import Account
 from domain.base import event_id
 from domain.emergency import Emergency
@@ -25,8 +26,6 @@ PATH_AFTER = timedelta(seconds=30)
 
 
 def build_incident(audit: Audit, events: list[Any], activated: Any) -> dict[str, Any]:
-    from app.audit import _activation_id, describe  # noqa: PLC0415 - a cycle otherwise
-
     number = activated.activation_number
     own = [e for e in events if getattr(e, "activation_number", None) == number]
     flat = next((e for e in own if isinstance(e, Emergency.AccountFlat)), None)
@@ -46,17 +45,17 @@ def build_incident(audit: Audit, events: list[Any], activated: Any) -> dict[str,
     traced = audit.correlated(activated.correlation_id) if activated.correlation_id else []
     if not traced:
         traced = [(audit.position_of(e.originator_id, e.originator_version), e) for e in own]
-    flat_ids = {event_id(e.originator_id, e.originator_version) for _, e in traced}
+    traced_ids = {event_id(e.originator_id, e.originator_version) for _, e in traced}
     trade_closes = [
         (p, e)
         for p, e in audit.trade_closes_between(activated_at, end + PATH_AFTER)
-        if e.close_reason == "emergency" and e.causation_id in flat_ids
+        if e.close_reason == "emergency" and e.causation_id in traced_ids
     ]
     account_events = audit.account_events_between(activated_at - PATH_BEFORE, end)
     trigger = _trigger(activated, traced)
     rows = [describe(p, e) for p, e in sorted([*traced, *trade_closes], key=lambda pe: pe[0])]
     return {
-        "incident_id": _activation_id(events, number),
+        "incident_id": incident_id(events, number),
         "activation_number": number,
         "trigger": trigger,
         "activated_at": activated_at,

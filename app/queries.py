@@ -127,8 +127,11 @@ def worker_dict(core: Core) -> dict[str, Any] | None:
     return data
 
 
-def risk_dict(account: Account | None, policy: Policy | None, now: datetime) -> dict[str, Any]:
-    """The drawdown breaker as the log has it: figures, thresholds, state, reading age."""
+def risk_dict(
+    account: Account | None, policy: Policy | None, now: datetime | None
+) -> dict[str, Any]:
+    """The drawdown breaker as the log has it: figures, thresholds, state, and the reading's
+    age at ``now`` (None: not asked)."""
     limits = policy.limits if policy is not None else DEFAULT_LIMITS
     last = account.last_reading_at if account is not None else None
     return {
@@ -140,7 +143,7 @@ def risk_dict(account: Account | None, policy: Policy | None, now: datetime) -> 
         "hard_threshold": limits.drawdown_hard_threshold,
         "state": account.state if account is not None else BreakerState.NORMAL.value,
         "last_reading_at": last,
-        "reading_age_seconds": round((now - last).total_seconds(), 3) if last else None,
+        "reading_age_seconds": round((now - last).total_seconds(), 3) if last and now else None,
         "last_accepted_at": account.last_accepted_at if account is not None else None,
         "peak_since": account.peak_reset_at if account is not None else None,
         "pending_confirmation": account.pending is not None if account is not None else False,

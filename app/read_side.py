@@ -72,44 +72,43 @@ class ReadSide:
         emergency = asdict(snapshot.emergency) if snapshot.emergency else None
         return policy, emergency, snapshot.position
 
-    def risk(self, minutes: int = 60) -> dict[str, Any]:
-        """The breaker's state (every account) and the equity history of the last minutes."""
-        since = self.clock() - timedelta(minutes=minutes)
+    def accounts(self) -> list[dict[str, Any]]:
+        """The breaker of each account, with the age of its last reading."""
+        now = self.clock()
         with self.engine.connect() as conn:
             accounts = [dict(r._mapping) for r in conn.execute(select(risk_view))]
-            history = [
-                dict(r._mapping)
-                for r in conn.execute(
-                    select(
-                        equity_history.c.account_id,
-                        equity_history.c.at,
-                        equity_history.c.equity,
-                        equity_history.c.peak,
-                        equity_history.c.drawdown,
-                    )
-                    .where(equity_history.c.at >= since)
-                    .order_by(equity_history.c.position)
-                    .limit(20_000)
-                )
-            ]
-        policy, _, _ = self.policy_and_emergency()
-        now = self.clock()
         for account in accounts:
             last = account["last_reading_at"]
             account["reading_age_seconds"] = (
                 round((now - last).total_seconds(), 3) if last else None
             )
+        return accounts
+
+    def risk(self, minutes: int = 60) -> dict[str, Any]:
+        """The breaker's state (every account) and the equity history of the last minutes."""
+        since = self.clock() - timedelta(minutes=minutes)
+        h = equity_history.c
+        with self.engine.connect() as conn:
+            history = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(h.account_id, h.at, h.equity, h.peak, h.drawdown)
+                    .where(h.at >= since)
+                    .order_by(h.position)
+                    .limit(20_000)
+                )
+            ]
+        policy, _, _ = self.policy_and_emergency()
         return {
-            "accounts": accounts,
+            "accounts": self.accounts(),
             "soft_threshold": policy["drawdown_soft_threshold"] if policy else None,
             "hard_threshold": policy["drawdown_hard_threshold"] if policy else None,
             "history": history,
         }
 
     def trades(self, *, open_only: bool, limit: int) -> list[TradeRow]:
-        store = TradeStateStore(self.engine)
-        rows = store.list_open_trades() if open_only else store.history()
-        return rows[-limit:]  # the most recent
+        """The most recent ``limit`` trades (or open trades), oldest first."""
+        return TradeStateStore(self.engine).recent(limit, open_only=open_only)
 
     def positions(self) -> list[dict[str, Any]]:
         """The positions as tradecore's open trades add up (not the venue's own answer)."""
@@ -163,7 +162,7 @@ class ReadSide:
         policy, emergency, _ = self.policy_and_emergency()
         lags = {p.name: p for p in self.projections()}
         worker = self.worker()
-        risk = self.risk(minutes=0)
+        accounts = self.accounts()
         models = self.models()
         b = self.bounds
         worker_age = worker["heartbeat_age_seconds"] if worker else None
@@ -210,7 +209,8 @@ class ReadSide:
             },
         )
         ok, ev = healthy("trades")
-        checks["p0_04_trade_state"] = (ok, {**ev, "open_trades": len(self.positions())})
+        open_trades = len(TradeStateStore(self.engine).list_open_trades())
+        checks["p0_04_trade_state"] = (ok, {**ev, "open_trades": open_trades})
         ok, ev = healthy("sizing_learner")
         checks["p0_05_rl_fallback"] = (ok, ev)
         ok, ev = healthy("model_status")
@@ -234,7 +234,7 @@ class ReadSide:
             },
         )
         ok, ev = healthy("dashboard")
-        account = risk["accounts"][0] if risk["accounts"] else None
+        account = accounts[0] if accounts else None
         age = account["reading_age_seconds"] if account else None
         checks["p0_07_dd_monitor"] = (
             ok and age is not None and age <= b.reading_age,
@@ -245,8 +245,8 @@ class ReadSide:
                 "max_reading_age_seconds": b.reading_age,
                 "state": account["state"] if account else None,
                 "drawdown": account["drawdown"] if account else None,
-                "soft_threshold": risk["soft_threshold"],
-                "hard_threshold": risk["hard_threshold"],
+                "soft_threshold": policy["drawdown_soft_threshold"] if policy else None,
+                "hard_threshold": policy["drawdown_hard_threshold"] if policy else None,
             },
         )
         safeguards = {

@@ -35,8 +35,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+
+from eventsourcing.projection import ProjectionRunner
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
@@ -76,9 +79,9 @@ READINGS = (
 FLAT = "SELECT CASE WHEN count(*) = 0 THEN 1 ELSE 0 END FROM paper.positions"
 
 
-def wait(condition: object, timeout: float = 10.0, what: str = "") -> None:
+def wait(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.005)
@@ -103,10 +106,9 @@ def prepare_run(core: Core, admin: PaperVenue) -> None:
         admin.deposit(EQUITY - wallet)
     since = core.clock()
     wait(lambda: settled_reading_after(core, since), what="a reading after the top-up")
-    breaker = core.drawdown_breaker()
-    account = breaker.load()
-    if account is not None and account.state != "normal":
-        breaker.reset_peak(actor=ACTOR, reason="bench: next run")
+    # A new high-water mark first: with the latch reset and the old peak kept, the next
+    # reading would trip the breaker again.
+    core.drawdown_breaker().reset_peak(actor=ACTOR, reason="bench: next run")
     emergency = core.commands.load_emergency()
     if emergency is not None and emergency.active:
         core.commands.reset_emergency(
@@ -114,7 +116,6 @@ def prepare_run(core: Core, admin: PaperVenue) -> None:
             actor=ACTOR,
             venue_exposure=lambda: (len(admin.fetch_positions()), len(admin.fetch_open_orders())),
         )
-    breaker.reset_peak(actor=ACTOR, reason="bench: a fresh high-water mark")
     for symbol, mark in MARKS.items():
         quantity = (NOTIONAL / mark).quantize(Decimal("0.001"))
         admin.create_order(OrderRequest(symbol, "buy", quantity, f"bench-{uuid.uuid4().hex[:24]}"))
@@ -151,11 +152,16 @@ def crash_once(admin: PaperVenue, polls: Pollers, run: int) -> Crash:
     return Crash((read - moved) / 1e6, (activated - moved) / 1e6, (is_flat - moved) / 1e6)
 
 
-def library_samples(library: object, poll: Poller, counter: lib.Counter, n: int) -> list[float]:
+def library_samples(
+    library: ProjectionRunner[lib.BaselineApp, lib.CounterView],
+    poll: Poller,
+    counter: lib.Counter,
+    n: int,
+) -> list[float]:
     samples = []
     for _ in range(n):
         counter.set(counter.value + 1)
-        library.app.save(counter)  # type: ignore[attr-defined]
+        library.app.save(counter)
         saved = now_ns()
         seen = poll.wait_until_at_least(counter.value)
         if seen is not None:

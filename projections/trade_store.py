@@ -164,6 +164,20 @@ class TradeStateStore:
             conditions.append(trades.c.opened_at < until)
         return self._select(*conditions)
 
+    def recent(self, limit: int, *, open_only: bool = False) -> list[TradeRow]:
+        """The ``limit`` most recently opened trades (or open trades), oldest first."""
+        conditions = [trades.c.status != "closed"] if open_only else []
+        with self.engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    select(trades.c.trade_id)
+                    .where(*conditions)
+                    .order_by(trades.c.opened_at.desc())
+                    .limit(limit)
+                ).scalars()
+            )
+        return self._select(trades.c.trade_id.in_(ids)) if ids else []
+
     def _select(self, *conditions: Any) -> list[TradeRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(trades).where(*conditions).order_by(trades.c.opened_at))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 
 from tests.e2e.conftest import TRADECORE, Cli
+from tests.waiting import wait_for
 
 
 def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli: Cli) -> None:
@@ -29,7 +28,11 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
         text=True,
     )
     try:
-        wait_until(lambda: cli("risk", "status", "--json").json()["equity"] is not None)
+        wait_for(
+            lambda: cli("risk", "status", "--json").json()["equity"] is not None,
+            60,
+            interval=0.2,
+        )
         for symbol, price in (("BTC/USDT:USDT", "51000"), ("ETH/USDT:USDT", "2550")):
             assert cli("paper", "price", "--symbol", symbol, "--price", price).code == 0
 
@@ -37,7 +40,7 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
             em = cli("emergency", "status", "--json").json()
             return bool(em["active"] and em["flat"])
 
-        wait_until(tripped)
+        wait_for(tripped, 60, interval=0.2, what="the emergency stop, flat")
         emergency = cli("emergency", "status", "--json").json()
         assert (emergency["active"], emergency["source"], emergency["flat"]) == (
             True,
@@ -77,11 +80,3 @@ def test_reset_peak_before_any_reading_is_refused_with_exit_2(cli: Cli) -> None:
     assert "no equity reading" in refused.stderr
     status = cli("risk", "status", "--json")
     assert status.code == 0 and json.loads(status.stdout)["equity"] is None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s")
-        time.sleep(0.2)

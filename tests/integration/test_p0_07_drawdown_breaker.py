@@ -4,7 +4,6 @@ stop in the same transaction; glitches and failed fetches never trip it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +26,7 @@ from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.venue import Balance, VenueUnavailable
 from tests.integration.paper_drill import place
+from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 HARD = "domain.account:Account.HardBreach"
@@ -99,14 +99,6 @@ def worker(core: Core) -> Iterator[Callable[[], None]]:
 def read_since(core: Core, at: datetime) -> bool:
     last = account(core.drawdown_breaker()).last_reading_at
     return last is not None and last > at
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # -- the crash ---------------------------------------------------------------------------------

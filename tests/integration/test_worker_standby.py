@@ -8,10 +8,27 @@ import time
 from sqlalchemy import text
 
 from adapters.locks import lock_key
-from app.bootstrap import bootstrap
+from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.worker import run_exclusively
 from domain.ids import worker_lock_id
+from tests.waiting import wait_for
+
+
+def start(core: Core, n: int, stop: threading.Event, events: list[str]) -> threading.Thread:
+    """Worker ``n`` in a thread, noting "active n" / "standby n" as it goes."""
+    thread = threading.Thread(
+        target=run_exclusively,
+        args=(core, stop),
+        kwargs={
+            "on_standby": lambda: events.append(f"standby {n}"),
+            "on_active": lambda: events.append(f"active {n}"),
+            "poll": 0.1,
+            "check_every": 0.2,
+        },
+    )
+    thread.start()
+    return thread
 
 
 def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first_stops(
@@ -20,21 +37,9 @@ def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first
     events: list[str] = []
     stops = [threading.Event(), threading.Event()]
     with bootstrap(settings) as first, bootstrap(settings) as second:
-
-        def run(core: object, n: int) -> None:
-            run_exclusively(
-                core,  # type: ignore[arg-type]
-                stops[n],
-                on_standby=lambda: events.append(f"standby {n}"),
-                on_active=lambda: events.append(f"active {n}"),
-                poll=0.2,
-            )
-
-        a = threading.Thread(target=run, args=(first, 0))
-        a.start()
+        a = start(first, 0, stops[0], events)
         wait_for(lambda: "active 0" in events)
-        b = threading.Thread(target=run, args=(second, 1))
-        b.start()
+        b = start(second, 1, stops[1], events)
         wait_for(lambda: "standby 1" in events)
         time.sleep(0.5)
         assert "active 1" not in events  # never two active workers for one account
@@ -47,34 +52,15 @@ def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first
     assert events == ["active 0", "standby 1", "active 1"]
 
 
-def wait_for(condition: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_a_worker_that_loses_its_lock_session_stops_and_the_standby_takes_over(
     settings: Settings,
 ) -> None:
     events: list[str] = []
     stops = [threading.Event(), threading.Event()]
     with bootstrap(settings) as first, bootstrap(settings) as second:
-
-        def run(core: object, n: int) -> None:
-            run_exclusively(
-                core,  # type: ignore[arg-type]
-                stops[n],
-                on_standby=lambda: events.append(f"standby {n}"),
-                on_active=lambda: events.append(f"active {n}"),
-                poll=0.1,
-                check_every=0.2,
-            )
-
-        threads = [threading.Thread(target=run, args=(c, n)) for n, c in enumerate((first, second))]
-        threads[0].start()
+        threads = [start(first, 0, stops[0], events)]
         wait_for(lambda: "active 0" in events)
-        threads[1].start()
+        threads.append(start(second, 1, stops[1], events))
         wait_for(lambda: "standby 1" in events)
 
         # The active worker's lock session is cut (a network cut, a server-side kill) while
