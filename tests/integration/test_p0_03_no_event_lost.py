@@ -25,6 +25,7 @@ from projections.policy_view import PolicyProjection, read_policy_snapshot
 from projections.rebuild import VerifyReport, rebuild, verify
 from projections.tables import event_index, worker_status
 from tests.postgres import PgTestServer
+from tests.waiting import wait_for
 
 
 def verify_all(core: Core) -> VerifyReport:
@@ -54,13 +55,6 @@ def recorded(core: Core, *, readings: bool = True) -> int:
         )
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def backlog(core: Core, count: int, *, per_save: int = 200) -> None:
     """``count`` policy changes, ``per_save`` to a transaction (a fast way to a long log).
 
@@ -79,7 +73,7 @@ def backlog(core: Core, count: int, *, per_save: int = 200) -> None:
 
 @pytest.mark.slow
 def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after_it(
-    own_server: EmbeddedPostgres,
+    own_server: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     with bootstrap(Settings(database_url=own_server.address.url, poll_interval=0.2)) as core:
         core.commands.ensure_initialised()
@@ -99,6 +93,13 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
                     )
             assert time.monotonic() - started < 10  # failed fast: no long retries each
             assert not core.gate.can_open_new_trades().allowed
+            # The store stays down until the worker has met the outage itself: on a slow
+            # machine its first round (model load, reconciliation) can outlast the commands.
+            noticed = "store unavailable, retrying"
+            wait_for(
+                lambda: any(noticed in r.getMessage() for r in caplog.records),
+                what="the worker noticing the outage",
+            )
 
             own_server.start()
             for i in range(100):
