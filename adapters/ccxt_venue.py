@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
@@ -62,6 +63,7 @@ from domain.venue import (
     Position,
     PositionSide,
     VenueError,
+    outcome_of,
 )
 
 log = logging.getLogger(__name__)
@@ -476,6 +478,11 @@ class CcxtVenue:
                 f"{self.name}: order {request.client_order_id} sent, answer unreadable: {exc}"
             ) from None
 
+    def create_orders(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
+        """One request per order, in order. (The venues' batch endpoints answer each element
+        with codes of their own, which the dialects do not map yet.)"""
+        return [outcome_of(partial(self.create_order, request)) for request in requests]
+
     def cancel_order(self, order: Order) -> None:
         self._market(order.symbol)
         try:
@@ -505,6 +512,9 @@ class CcxtVenue:
             symbol, dict(self._dialect.conditional_params), seen[1] if seen else None
         )
         return canceled
+
+    def cancel_all_orders_on(self, symbols: Sequence[str]) -> dict[str, int | VenueError]:
+        return {s: outcome_of(partial(self.cancel_all_orders, s)) for s in symbols}
 
     # -- internals ---------------------------------------------------------------------------
 

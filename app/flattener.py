@@ -67,6 +67,19 @@ def client_order_id(activation_id: UUID, attempt: int, position: Position) -> st
     return f"tcx{attempt}-{digest}"
 
 
+def _close_request(activation_id: UUID, attempt: int, position: Position) -> OrderRequest:
+    """One reduce-only market order for the whole position."""
+    return OrderRequest(
+        symbol=position.symbol,
+        side=position.closing_side,
+        quantity=position.quantity,
+        client_order_id=client_order_id(activation_id, attempt, position),
+        type="market",
+        reduce_only=True,
+        position_side=position.side if position.mode == "hedge" else None,
+    )
+
+
 @dataclass
 class _Progress:
     """What this run has seen, to report totals that do not depend on lost answers."""
@@ -183,17 +196,24 @@ class Flattener:
             f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
         )
 
+        # Every cancel in one call and every close in one call: a venue with batch endpoints
+        # (the paper venue: one transaction) answers them in one round trip each.
         canceled, canceled_symbols = 0, []
-        for symbol in sorted({o.symbol for o in orders}):
-            try:
-                count = self.venue.cancel_all_orders(symbol)
-            except VenueError as e:
-                seen.last_error = f"cancel {symbol}: {type(e).__name__}: {e}"
+        symbols = sorted({o.symbol for o in orders})
+        for symbol, answer in (self.venue.cancel_all_orders_on(symbols) if symbols else {}).items():
+            if isinstance(answer, VenueError):
+                seen.last_error = f"cancel {symbol}: {type(answer).__name__}: {answer}"
                 continue
-            canceled += count
+            canceled += answer
             canceled_symbols.append(symbol)
 
-        closes = [c for p in positions if (c := self._close(activation_id, attempt, p, seen))]
+        requests = [_close_request(activation_id, attempt, p) for p in positions]
+        answers = self.venue.create_orders(requests) if requests else []
+        closes = [
+            close
+            for position, request, answer in zip(positions, requests, answers, strict=True)
+            if (close := self._closed(position, request, answer, seen))
+        ]
         emergency.record_attempt_results(
             canceled=canceled,
             canceled_symbols=canceled_symbols,
@@ -203,31 +223,26 @@ class Flattener:
         self._save(emergency)
         return bool(canceled or closes)
 
-    def _close(
-        self, activation_id: UUID, attempt: int, position: Position, seen: _Progress
+    def _closed(
+        self,
+        position: Position,
+        request: OrderRequest,
+        answer: Order | VenueError,
+        seen: _Progress,
     ) -> dict[str, Any] | None:
-        """Send one reduce-only market order for the whole position; the fill it got, if any."""
-        request = OrderRequest(
-            symbol=position.symbol,
-            side=position.closing_side,
-            quantity=position.quantity,
-            client_order_id=client_order_id(activation_id, attempt, position),
-            type="market",
-            reduce_only=True,
-            position_side=position.side if position.mode == "hedge" else None,
-        )
+        """What one close order achieved: the fill it got, if any."""
         order: Order | None = None
-        try:
-            order = self.venue.create_order(request)
-            if order.status == "open" and order.filled <= 0:
-                # Some venues (Bybit) only acknowledge a market order; ask for its fill.
-                order = self._look_up(request, seen) or order
-        except (OutcomeUnknown, DuplicateClientOrderId) as e:
+        if isinstance(answer, (OutcomeUnknown, DuplicateClientOrderId)):
             # The order may exist: ask the venue, never assume.
-            seen.last_error = f"close {position.symbol}: {type(e).__name__}: {e}"
+            seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
             order = self._look_up(request, seen)
-        except VenueError as e:
-            seen.last_error = f"close {position.symbol}: {type(e).__name__}: {e}"
+        elif isinstance(answer, VenueError):
+            seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
+        elif answer.status == "open" and answer.filled <= 0:
+            # Some venues (Bybit) only acknowledge a market order; ask for its fill.
+            order = self._look_up(request, seen) or answer
+        else:
+            order = answer
         if order is None or order.filled <= 0:
             return None
         return {

@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def _trade(at: dt.datetime) -> list[Any]:
     return list(trade.collect_events())
 
 
-def _copy(conn: object, stored: list[object], table: str) -> None:
+def _copy(conn: object, stored: Sequence[object], table: str) -> None:
     if not stored:
         return
     sql = (

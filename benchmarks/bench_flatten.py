@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -56,7 +56,16 @@ from benchmarks.support import (
     tally,
     time_ms,
 )
-from domain.venue import Balance, ExchangePort, Order, OrderRequest, Position, Side
+from domain.market_data import Candles
+from domain.venue import (
+    Balance,
+    ExchangePort,
+    Order,
+    OrderRequest,
+    Position,
+    Side,
+    VenueError,
+)
 
 T = TypeVar("T")
 
@@ -227,11 +236,23 @@ class CountingVenue:
     def fetch_mark_price(self, symbol: str) -> Decimal:
         return self._count("fetch_mark_price", lambda: self.venue.fetch_mark_price(symbol))
 
+    def fetch_closes(self, symbol: str, limit: int) -> list[Decimal]:
+        return self._count("fetch_closes", lambda: self.venue.fetch_closes(symbol, limit))
+
+    def fetch_candles(self, symbol: str, limit: int) -> Candles:
+        return self._count("fetch_candles", lambda: self.venue.fetch_candles(symbol, limit))
+
     def create_order(self, request: OrderRequest) -> Order:
         return self._count("create_order", lambda: self.venue.create_order(request))
 
+    def create_orders(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
+        return self._count("create_orders", lambda: self.venue.create_orders(requests))
+
     def cancel_order(self, order: Order) -> None:
         self._count("cancel_order", lambda: self.venue.cancel_order(order))
+
+    def cancel_all_orders_on(self, symbols: Sequence[str]) -> dict[str, int | VenueError]:
+        return self._count("cancel_all_orders_on", lambda: self.venue.cancel_all_orders_on(symbols))
 
     def cancel_all_orders(self, symbol: str) -> int:
         return self._count("cancel_all_orders", lambda: self.venue.cancel_all_orders(symbol))

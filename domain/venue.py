@@ -11,12 +11,15 @@ exactly one thing about a failure: did the order possibly reach the venue or not
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from domain.market_data import Candles
+
+T = TypeVar("T")
 
 Side = Literal["buy", "sell"]
 PositionSide = Literal["long", "short"]
@@ -53,6 +56,14 @@ class RateLimited(VenueUnavailable):
 
 class VenueAuthenticationFailed(VenueError):
     """The venue refused the keys. Retrying will not help; an operator must act."""
+
+
+def outcome_of(call: Callable[[], T]) -> T | VenueError:
+    """What ``call`` returned, or the VenueError it raised: one element of a batch answer."""
+    try:
+        return call()
+    except VenueError as e:
+        return e
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,13 @@ class ExchangePort(Protocol):
         VenueAuthenticationFailed."""
         ...
 
+    def create_orders(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
+        """Send several orders together, in as few requests as the venue allows (the paper
+        venue: one transaction). One outcome per request, in order: the Order (perhaps an
+        acknowledgement only) or the VenueError that order met, OutcomeUnknown where it may
+        have executed. One order's failure never hides another's outcome."""
+        ...
+
     def cancel_order(self, order: Order) -> None:
         """Cancel one open order. An order already gone is not an error. Raises
         OutcomeUnknown (a timeout), VenueUnavailable, VenueAuthenticationFailed."""
@@ -160,6 +178,11 @@ class ExchangePort(Protocol):
     def cancel_all_orders(self, symbol: str) -> int:
         """Cancel every open order on ``symbol``, conditional ones included; returns how
         many were canceled."""
+        ...
+
+    def cancel_all_orders_on(self, symbols: Sequence[str]) -> dict[str, int | VenueError]:
+        """``cancel_all_orders`` for each of ``symbols``, together where the venue allows:
+        per symbol, how many were canceled or the VenueError met."""
         ...
 
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:

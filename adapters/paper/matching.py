@@ -118,7 +118,7 @@ class Matching:
                 raise OrderRejected("paper venue: reduce-only order would not reduce a position")
             quantity = min(quantity, held)
         now = self.clock()
-        order_id = conn.execute(
+        order = conn.execute(
             t.orders.insert()
             .values(
                 client_order_id=req.client_order_id,
@@ -136,8 +136,8 @@ class Matching:
                 created_at=now,
                 updated_at=now,
             )
-            .returning(t.orders.c.id)
-        ).scalar_one()
+            .returning(*t.orders.c)
+        ).one()
         marketable = req.type == "market" or (
             req.type == "limit"
             and req.price is not None
@@ -147,14 +147,19 @@ class Matching:
             to_fill = quantity
             if fault.partial_fraction is not None and req.type == "market":
                 to_fill = max((quantity * fault.partial_fraction).quantize(QTY), QTY)
-            self.fill(
+            filled = self.fill(
                 conn,
-                order_id,
+                order,
                 taker_price(req.side, mark, acct.slippage),
                 to_fill,
                 ioc=req.type == "market",
+                acct=acct,
+                closable=quantity if req.reduce_only else None,
             )
-        return self.order(conn, order_id)
+            if filled is not None:  # a new order has this one fill, and its fee
+                row, fee = filled
+                return replace(order_from_row(row), fee=fee)
+        return self.order(conn, order.id)
 
     def order(self, conn: Connection, order_id: int) -> Order:
         """One order as the port shows it, with the fees of its fills so far."""
@@ -180,32 +185,46 @@ class Matching:
         return Decimal(held or 0)
 
     def fill(
-        self, conn: Connection, order_id: int, price: Decimal, quantity: Decimal, *, ioc: bool
-    ) -> None:
-        """Execute ``quantity`` of an order at ``price``: position, wallet, fill, order row."""
-        order = conn.execute(select(t.orders).where(t.orders.c.id == order_id)).one()
-        acct = self.account(conn)
+        self,
+        conn: Connection,
+        order: Row[Any],
+        price: Decimal,
+        quantity: Decimal,
+        *,
+        ioc: bool,
+        acct: Row[Any],
+        closable: Decimal | None = None,
+    ) -> tuple[Row[Any], Decimal] | None:
+        """Execute ``quantity`` of ``order`` (its row) at ``price``: position, wallet, fill,
+        order row. Returns the order row as it now is and this fill's fee; None when a
+        reduce-only order found nothing left to reduce and expired.
+
+        ``acct`` may predate earlier fills in the transaction: its wallet is not used.
+        ``closable`` is what a reduce-only order may still close, when the caller just read it.
+        """
         if order.reduce_only:
-            quantity = min(quantity, self.closable(conn, as_request(order), acct.position_mode))
+            if closable is None:
+                closable = self.closable(conn, as_request(order), acct.position_mode)
+            quantity = min(quantity, closable)
             if quantity <= 0:
                 conn.execute(
                     update(t.orders)
-                    .where(t.orders.c.id == order_id)
+                    .where(t.orders.c.id == order.id)
                     .values(status="expired", updated_at=self.clock())
                 )
-                return
+                return None
         realized, opened = self.apply_to_positions(conn, order, price, quantity, acct.position_mode)
         fee = (price * quantity * acct.taker_fee).quantize(QTY)
         if opened > 0:
-            self.check_margin(conn, acct)
+            self.check_margin(conn)
         conn.execute(
             update(t.account)
             .where(t.account.c.id == ACCOUNT)
-            .values(wallet=acct.wallet + realized - fee, updated_at=self.clock())
+            .values(wallet=t.account.c.wallet + (realized - fee), updated_at=self.clock())
         )
         conn.execute(
             t.fills.insert().values(
-                order_id=order_id,
+                order_id=order.id,
                 symbol=order.symbol,
                 side=order.side,
                 quantity=quantity,
@@ -219,16 +238,18 @@ class Matching:
         average = ((order.average_price or 0) * order.filled + price * quantity) / filled
         done = filled >= order.quantity
         status = "closed" if done else ("expired" if ioc else "open")
-        conn.execute(
+        row = conn.execute(
             update(t.orders)
-            .where(t.orders.c.id == order_id)
+            .where(t.orders.c.id == order.id)
             .values(
                 filled=filled,
                 average_price=average.quantize(QTY),
                 status=status,
                 updated_at=self.clock(),
             )
-        )
+            .returning(*t.orders.c)
+        ).one()
+        return row, fee
 
     def apply_to_positions(
         self, conn: Connection, order: Row[Any], price: Decimal, quantity: Decimal, mode: str
@@ -237,13 +258,13 @@ class Matching:
         if mode == "hedge":
             side = order.position_side
             closing = (side == "long") == (order.side == "sell")
-        else:
-            current = conn.execute(
+            held = self.position(conn, order.symbol, side)
+        else:  # one position at most per symbol
+            held = conn.execute(
                 select(t.positions).where(t.positions.c.symbol == order.symbol)
             ).first()
-            side = current.side if current else ("long" if order.side == "buy" else "short")
-            closing = current is not None and (side == "long") == (order.side == "sell")
-        held = self.position(conn, order.symbol, side)
+            side = held.side if held else ("long" if order.side == "buy" else "short")
+            closing = held is not None and (side == "long") == (order.side == "sell")
         if not closing:
             self.set_position(conn, order.symbol, side, held, quantity, price)
             return Decimal(0), quantity
@@ -301,7 +322,8 @@ class Matching:
             .values(quantity=total, entry_price=entry, updated_at=now)
         )
 
-    def check_margin(self, conn: Connection, acct: Row[Any]) -> None:
+    def check_margin(self, conn: Connection) -> None:
+        acct = self.account(conn)
         positions = self.positions(conn, None)
         equity = acct.wallet + sum((p.unrealized_pnl for p in positions), Decimal(0))
         used = sum(
@@ -334,7 +356,9 @@ class Matching:
                 continue
             try:
                 with conn.begin_nested():
-                    self.fill(conn, o.id, price, o.quantity - o.filled, ioc=o.type == "stop")
+                    self.fill(
+                        conn, o, price, o.quantity - o.filled, ioc=o.type == "stop", acct=acct
+                    )
             except OrderRejected:
                 conn.execute(
                     update(t.orders)

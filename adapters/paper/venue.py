@@ -11,9 +11,10 @@ through the port; the back-office calls used by drills (``admin()``) are never f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Any, TypeVar
 
@@ -33,10 +34,16 @@ from domain.venue import (
     OutcomeUnknown,
     Position,
     RateLimited,
+    VenueError,
     VenueUnavailable,
+    outcome_of,
 )
 
 T = TypeVar("T")
+# A request: what it does in the transaction, and the order to log in the access log if any.
+Op = tuple[Callable[[Connection, Draw], T], OrderRequest | None]
+# What became of it: the fault drawn, the kind of request, a refusal, the result.
+Outcome = tuple[Fault, str, OrderRejected | None, T | None]
 
 
 class PaperVenue:
@@ -127,9 +134,18 @@ class PaperVenue:
     # -- the port: actions -------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> Order:
-        return self._request(
-            lambda conn, d: self.book.create(conn, request, d), kind="order", logged=request
+        return self._request(self._creating(request), kind="order", logged=request)
+
+    def create_orders(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
+        """The batch in one transaction (a batch endpoint is one request). Each order draws
+        its own fault, as each element of a venue's batch answer has its own outcome."""
+        return self._batch(
+            [(self._creating(request), request) for request in requests],
+            kind="order",
         )
+
+    def _creating(self, request: OrderRequest) -> Callable[[Connection, Draw], Order]:
+        return lambda conn, fault: self.book.create(conn, request, fault)
 
     def cancel_order(self, order: Order) -> None:
         def cancel(conn: Connection, _: Draw) -> None:
@@ -142,15 +158,22 @@ class PaperVenue:
         self._request(cancel, kind="cancel")
 
     def cancel_all_orders(self, symbol: str) -> int:
-        def cancel_all(conn: Connection, _: Draw) -> int:
-            result = conn.execute(
-                update(t.orders)
-                .where(t.orders.c.symbol == symbol, t.orders.c.status == "open")
-                .values(status="canceled", updated_at=self.clock())
-            )
-            return int(result.rowcount)
+        return self._request(partial(self._cancel_all, symbol=symbol), kind="cancel")
 
-        return self._request(cancel_all, kind="cancel")
+    def cancel_all_orders_on(self, symbols: Sequence[str]) -> dict[str, int | VenueError]:
+        outcomes = self._batch(
+            [(partial(self._cancel_all, symbol=symbol), None) for symbol in symbols],
+            kind="cancel",
+        )
+        return dict(zip(symbols, outcomes, strict=True))
+
+    def _cancel_all(self, conn: Connection, _: Draw, *, symbol: str) -> int:
+        result = conn.execute(
+            update(t.orders)
+            .where(t.orders.c.symbol == symbol, t.orders.c.status == "open")
+            .values(status="canceled", updated_at=self.clock())
+        )
+        return int(result.rowcount)
 
     # -- back office (drills, tests) ---------------------------------------------------------
 
@@ -244,78 +267,96 @@ class PaperVenue:
         kind: str,
         logged: OrderRequest | None = None,
     ) -> T:
-        """One request: lock the account, draw the fault, run ``op`` (or not), commit, then
-        answer as the fault says. The draw (and the access log) is committed even when
-        ``op`` is refused. A request lost to a network error never reached the venue, so it
-        is not in the access log."""
-        refusal: OrderRejected | None = None
-        result: T | None = None
+        """One request, answered as its fault says."""
+        (outcome,) = self._execute([(op, logged)], kind=kind)
+        return _answer(*outcome)
+
+    def _batch(self, ops: Sequence[Op[T]], *, kind: str) -> list[T | VenueError]:
+        """Several requests in one transaction, each with its own fault and answer."""
+        if not ops:
+            return []
+        return [outcome_of(partial(_answer, *outcome)) for outcome in self._execute(ops, kind=kind)]
+
+    def _execute(self, ops: Sequence[Op[T]], *, kind: str) -> list[Outcome[T]]:
+        """Run requests in one transaction: lock the account, draw each one's fault, run its
+        ``op`` (or not) in a savepoint, log the orders, commit. The draws (and the access
+        log) are committed even when an ``op`` is refused. A request lost to a network error
+        never reached the venue, so it is not in the access log."""
+        outcomes: list[Outcome[T]] = []
+        access_log: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             self.book.account(conn)
-            fault = self._draw(conn, new_order=kind == "order")
-            if fault.fault in (Fault.NONE, Fault.TIMEOUT_EXECUTED):
-                try:
-                    with conn.begin_nested():
-                        result = op(conn, fault)
-                except OrderRejected as e:
-                    refusal = e
-            if logged is not None and fault.fault is not Fault.NETWORK_ERROR:
-                self._log_request(conn, logged, fault.fault, refusal, result)
-        return self._answer(fault.fault, kind, refusal, result)
+            draws = self._draws(conn, len(ops), new_order=kind == "order")
+            for (op, logged), fault in zip(ops, draws, strict=True):
+                refusal: OrderRejected | None = None
+                result: T | None = None
+                if fault.fault in (Fault.NONE, Fault.TIMEOUT_EXECUTED):
+                    try:
+                        with conn.begin_nested():
+                            result = op(conn, fault)
+                    except OrderRejected as e:
+                        refusal = e
+                if logged is not None and fault.fault is not Fault.NETWORK_ERROR:
+                    access_log.append(self._access(logged, fault.fault, refusal, result))
+                outcomes.append((fault.fault, kind, refusal, result))
+            if access_log:
+                conn.execute(t.requests.insert(), access_log)
+        return outcomes
 
-    def _log_request(
+    def _access(
         self,
-        conn: Connection,
         request: OrderRequest,
         fault: Fault,
         refusal: OrderRejected | None,
         result: object,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The access log's row for one order request."""
         if refusal is not None:
             outcome = f"rejected: {refusal}"
         elif isinstance(result, Order):
             outcome = "resting" if result.status == "open" and not result.filled else "filled"
         else:
             outcome = f"fault: {fault.value}"
-        conn.execute(
-            t.requests.insert().values(
-                client_order_id=request.client_order_id,
-                symbol=request.symbol,
-                side=request.side,
-                quantity=request.quantity,
-                reduce_only=request.reduce_only,
-                outcome=outcome,
-                received_at=self.clock(),
-            )
-        )
+        return {
+            "client_order_id": request.client_order_id,
+            "symbol": request.symbol,
+            "side": request.side,
+            "quantity": request.quantity,
+            "reduce_only": request.reduce_only,
+            "outcome": outcome,
+            "received_at": self.clock(),
+        }
 
-    @staticmethod
-    def _answer(fault: Fault, kind: str, refusal: OrderRejected | None, result: T | None) -> T:
-        if fault is Fault.NETWORK_ERROR:
-            raise VenueUnavailable("paper venue: simulated network error")
-        if fault is Fault.RATE_LIMITED:
-            raise RateLimited("paper venue: simulated rate limit (HTTP 429)")
-        if fault is Fault.REJECTED:
-            raise OrderRejected("paper venue: simulated rejection by the matching engine")
-        if fault in (Fault.TIMEOUT_EXECUTED, Fault.TIMEOUT_NOT_EXECUTED):
-            if kind == "read":
-                raise VenueUnavailable("paper venue: simulated timeout")
-            raise OutcomeUnknown("paper venue: simulated timeout; the request may have executed")
-        if refusal is not None:
-            raise refusal
-        return result  # type: ignore[return-value]
-
-    def _draw(self, conn: Connection, *, new_order: bool) -> Draw:
+    def _draws(self, conn: Connection, count: int, *, new_order: bool) -> list[Draw]:
+        """The next ``count`` draws of the fault sequence (one read and one write of it)."""
+        calm = [Draw(Fault.NONE, None)] * count
         if not self.faulted:
-            return Draw(Fault.NONE, None)
+            return calm
         row = conn.execute(
             select(t.faults).where(t.faults.c.id == ACCOUNT).with_for_update()
         ).first()
         settings = _fault_settings(row)
         if row is None or not settings.active:
-            return Draw(Fault.NONE, None)
-        conn.execute(update(t.faults).where(t.faults.c.id == ACCOUNT).values(draws=row.draws + 1))
-        return draw(settings, int(row.draws), new_order=new_order)
+            return calm
+        first = int(row.draws)
+        conn.execute(update(t.faults).where(t.faults.c.id == ACCOUNT).values(draws=first + count))
+        return [draw(settings, first + i, new_order=new_order) for i in range(count)]
+
+
+def _answer(fault: Fault, kind: str, refusal: OrderRejected | None, result: T | None) -> T:
+    if fault is Fault.NETWORK_ERROR:
+        raise VenueUnavailable("paper venue: simulated network error")
+    if fault is Fault.RATE_LIMITED:
+        raise RateLimited("paper venue: simulated rate limit (HTTP 429)")
+    if fault is Fault.REJECTED:
+        raise OrderRejected("paper venue: simulated rejection by the matching engine")
+    if fault in (Fault.TIMEOUT_EXECUTED, Fault.TIMEOUT_NOT_EXECUTED):
+        if kind == "read":
+            raise VenueUnavailable("paper venue: simulated timeout")
+        raise OutcomeUnknown("paper venue: simulated timeout; the request may have executed")
+    if refusal is not None:
+        raise refusal
+    return result  # type: ignore[return-value]
 
 
 def _fault_settings(row: Row[Any] | None) -> FaultSettings:

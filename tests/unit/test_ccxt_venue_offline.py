@@ -33,6 +33,7 @@ from adapters.ccxt_mapping import position_from_ccxt
 from adapters.ccxt_venue import CcxtConfigurationError, CcxtVenue, Dialect
 from domain.venue import (
     DuplicateClientOrderId,
+    Order,
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
@@ -609,6 +610,25 @@ def test_binance_timeout_is_resolved_by_asking_for_the_client_id(binance: Rig) -
 
     assert found is not None and found.filled == btc.quantity
     assert binance.wire.one("POST", "/fapi/v1/order").body["newClientOrderId"] == "tcx1-timeout"
+
+
+def test_binance_batch_gives_each_order_its_own_outcome(binance: Rig) -> None:
+    positions = {p.symbol: p for p in binance.venue.fetch_positions()}
+    binance.wire.on(
+        "POST",
+        "/fapi/v1/order",
+        requests.exceptions.ReadTimeout("Read timed out."),
+        when=lambda sent: sent.body.get("newClientOrderId") == "tcx1-btc",
+    )
+
+    lost, answered = binance.venue.create_orders(
+        [close_request(positions[BTC], "tcx1-btc"), close_request(positions[ETH], "tcx1-eth")]
+    )
+
+    assert isinstance(lost, OutcomeUnknown)  # the timeout did not stop the next order
+    assert isinstance(answered, Order) and answered.filled > 0
+    sent = [s.body["newClientOrderId"] for s in binance.wire.to("POST", "/fapi/v1/order")]
+    assert sent == ["tcx1-btc", "tcx1-eth"]
 
 
 # -- Bybit ---------------------------------------------------------------------------------
