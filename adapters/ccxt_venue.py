@@ -304,6 +304,10 @@ def _plain(number: Decimal) -> str:
 class CcxtVenue:
     """Implements ``domain.venue.ExchangePort`` over a synchronous ccxt exchange."""
 
+    # The position endpoints of Binance and Bybit are fed by their account services, which
+    # can trail a fill by a few milliseconds.
+    position_lag = 0.02
+
     def __init__(
         self,
         exchange: Any,

@@ -80,6 +80,10 @@ def _close_request(activation_id: UUID, attempt: int, position: Position) -> Ord
     )
 
 
+class _Overtaken(Exception):
+    """Another writer saved the emergency first: the copy in hand is stale."""
+
+
 @dataclass
 class _Progress:
     """What this run has seen, to report totals that do not depend on lost answers."""
@@ -146,8 +150,9 @@ class Flattener:
     def _flatten(self, started: float) -> FlattenReport | None:
         seen = _Progress()
         backoff = self.interval
+        emergency: Emergency | None = None  # re-read unless this run's last save kept it current
         while True:
-            emergency = self._load()
+            emergency = emergency or self._load()
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
             try:
@@ -160,6 +165,7 @@ class Flattener:
                 self.progress(f"venue unavailable ({e}); retrying in {backoff:.2f}s")
                 self.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
+                emergency = None  # an operator may reset while the venue is away
                 continue
             seen.orders_seen |= {o.id for o in orders}
             seen.positions_seen |= {(p.symbol, p.side) for p in positions}
@@ -167,10 +173,13 @@ class Flattener:
                 return self._conclude_flat(emergency, seen)
             if time.monotonic() - started > self.deadline:
                 return self._conclude_incomplete(emergency, seen, positions, orders)
-            # Progress keeps the pace; an attempt that achieved nothing backs off (bounded).
-            progressed = self._attempt(emergency, positions, orders, seen)
+            try:
+                progressed = self._attempt(emergency, positions, orders, seen)
+            except _Overtaken:  # someone else recorded meanwhile (a reset?): re-read, decide
+                emergency, progressed = None, True
+            # Progress: re-read once the venue can show it. None: back off (bounded).
             backoff = self.interval if progressed else min(backoff * 2, self.max_backoff)
-            self.sleep(backoff)
+            self.sleep(self.venue.position_lag if progressed else backoff)
 
     def _attempt(
         self,
@@ -188,8 +197,7 @@ class Flattener:
             orders_open=len(orders),
             timestamp=self.clock(),
         )
-        if not self._save(emergency):
-            return True  # someone else recorded meanwhile (reset?): re-read and decide
+        self._save_current(emergency)  # before any order leaves
         activation_id = emergency.activation_id
         assert activation_id is not None
         self.progress(
@@ -220,7 +228,7 @@ class Flattener:
             closes=closes,
             timestamp=self.clock(),
         )
-        self._save(emergency)
+        self._save_current(emergency)
         return bool(canceled or closes)
 
     def _closed(
@@ -270,8 +278,8 @@ class Flattener:
                 orders_canceled=len(seen.orders_seen),
                 timestamp=self.clock(),
             )
-            self._save(emergency)
-            emergency = self._load() or emergency
+            if not self._save(emergency):
+                emergency = self._load() or emergency
         try:
             self.on_flat(emergency)
         except Exception:  # bookkeeping; the account is flat regardless
@@ -338,6 +346,11 @@ class Flattener:
             return None
         assert isinstance(emergency, Emergency)
         return emergency
+
+    def _save_current(self, emergency: Emergency) -> None:
+        """Save; raise _Overtaken if another writer got there first."""
+        if not self._save(emergency):
+            raise _Overtaken
 
     def _save(self, emergency: Emergency) -> bool:
         """Save; False if another writer got there first (the caller re-reads)."""

@@ -133,6 +133,9 @@ class ExchangePort(Protocol):
     """What the core needs of a futures venue. Every method may raise a VenueError."""
 
     name: str
+    # Seconds an answered order may take to show in fetch_positions: a venue's account
+    # service can trail its matching engine. The flattener waits this long before it checks.
+    position_lag: float
 
     def fetch_positions(self) -> list[Position]:
         """Every open position (quantity > 0), in both position modes."""

@@ -50,6 +50,7 @@ class PaperVenue:
     """Implements ``domain.venue.ExchangePort`` on the paper tables."""
 
     name = "paper"
+    position_lag = 0.0  # one database: an answered order is in the next read
 
     def __init__(
         self, engine: Engine, clock: Callable[[], datetime], *, faulted: bool = True
