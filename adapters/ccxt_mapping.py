@@ -334,3 +334,47 @@ class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
         except (TypeError, ValueError):
             text = f"{msg} {args}"
         self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
+
+
+def refused(raw: Mapping[str, Any]) -> bool:
+    """A refused element of a batch answer: ccxt marks it "rejected", with the venue's code."""
+    return raw.get("status") == "rejected" and (raw.get("info") or {}).get("code") is not None
+
+
+def match_batch_answer(raws: list[dict[str, Any]], sent: list[str]) -> list[dict[str, Any] | None]:
+    """The batch answer's elements in the order of ``sent``, the client order ids of the
+    orders sent (None where one cannot be told).
+
+    ccxt sorts the parsed orders by time, so an accepted order is found by its client order
+    id. A refusal carries neither id nor time, and a stable sort keeps the refusals in their
+    order, so they fill the places left, in turn. An answer that does not add up tells
+    nothing of any order in it."""
+    accepted = {r.get("clientOrderId"): r for r in raws if not refused(r)}
+    refusals = [r for r in raws if refused(r)]
+    left = [cid for cid in sent if cid not in accepted]
+    if len(raws) != len(sent) or len(accepted) + len(refusals) != len(sent):
+        return [None] * len(sent)
+    if len(left) != len(refusals):  # an id answered that was not sent, or twice
+        return [None] * len(sent)
+    in_turn = dict(zip(left, refusals, strict=True))
+    return [accepted.get(cid) or in_turn[cid] for cid in sent]
+
+
+def batch_element_error(
+    exchange: Any, tables: Iterable[Mapping[str, Any]], info: Mapping[str, Any]
+) -> BaseException:
+    """The ccxt exception a refused element of a batch answer stands for, found as ccxt
+    finds one for a whole request: by the venue's code in ``tables`` (ccxt's code ->
+    exception tables that apply), then by its message. A code neither knows is an
+    unclassified ExchangeError, which the port reads as an unknown outcome."""
+    message = f"{exchange.id} {json.dumps(dict(info), default=str)}"
+    try:
+        for table in tables:
+            exchange.throw_exactly_matched_exception(table, str(info.get("code")), message)
+        broad = exchange.exceptions.get("broad") or {}
+        exchange.throw_broadly_matched_exception(broad, str(info.get("msg")), message)
+    except ccxt.BaseError as exc:
+        found: BaseException = exc
+        return found
+    unclassified: BaseException = ccxt.ExchangeError(message)
+    return unclassified

@@ -45,12 +45,15 @@ import ccxt  # type: ignore[import-untyped]
 from adapters.ccxt_mapping import (
     RedactingLogger,
     balance_from_rows,
+    batch_element_error,
     contract_size,
+    match_batch_answer,
     order_error,
     order_from_ccxt,
     position_from_ccxt,
     positive,
     read_error,
+    refused,
     venue_error_code,
 )
 from domain.market_data import Candles, candles_from_rows
@@ -103,6 +106,11 @@ class Dialect:
     separate_conditional_ids = False  # conditional orders have ids of their own number space
     duplicate_codes: frozenset[str] = frozenset()  # venue codes for a duplicate client id
     gone_codes: frozenset[str] = frozenset()  # venue codes for "no such open order"
+    batch_size = 0  # orders per request of the venue's batch endpoint; 0: none used
+
+    def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
+        """ccxt's code -> exception tables that apply to this venue's order endpoints."""
+        return [exchange.exceptions.get("exact") or {}]
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -171,6 +179,11 @@ class BinanceUsdm(Dialect):
     separate_conditional_ids = True
     duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
     gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
+    batch_size = 5  # POST /fapi/v1/batchOrders takes at most 5 orders (no conditional ones)
+
+    def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
+        linear = exchange.exceptions.get("linear") or {}
+        return [linear.get("exact") or {}, *super().error_tables(exchange)]
 
     def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
         # Binance answers -1106 to reduceOnly in hedge mode: the position side closes alone.
@@ -457,35 +470,29 @@ class CcxtVenue:
         """Send an order; ccxt's unified type is "market" or "limit", a stop carries
         ``triggerPrice``. Raises OrderRejected, DuplicateClientOrderId, OutcomeUnknown,
         RateLimited, VenueUnavailable, VenueAuthenticationFailed."""
-        size = contract_size(self._market(request.symbol, unknown=OrderRejected))
-        if request.type == "limit" and request.price is None:
-            raise OrderRejected(f"{request.client_order_id}: a limit order needs a price")
-        if request.type == "stop" and request.stop_price is None:
-            raise OrderRejected(f"{request.client_order_id}: a stop order needs a stop price")
-        params = self._dialect.order_params(request)
-        # A stop with a limit price is a stop-limit; any other stop triggers a market order.
-        kind = "limit" if request.type != "market" and request.price is not None else "market"
-        amount = _plain(request.quantity / size)
-        price = _plain(request.price) if kind == "limit" and request.price is not None else None
+        args = self._unified_order(request)
         try:
-            raw = self._exchange.create_order(
-                request.symbol, kind, request.side, amount, price, params
-            )
+            raw = self._exchange.create_order(**args)
         except ccxt.BaseError as exc:
-            raise order_error(
-                exc, self.name, self._secrets, self._dialect.duplicate_codes
-            ) from None
-        try:
-            return self._order(raw, conditional=request.stop_price is not None, sent=request)
-        except VenueError as exc:
-            raise OutcomeUnknown(
-                f"{self.name}: order {request.client_order_id} sent, answer unreadable: {exc}"
-            ) from None
+            raise self._order_error(exc) from None
+        return self._answered(raw, request)
 
     def create_orders(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
-        """One request per order, in order. (The venues' batch endpoints answer each element
-        with codes of their own, which the dialects do not map yet.)"""
-        return [outcome_of(partial(self.create_order, request)) for request in requests]
+        """Plain orders go through the venue's batch endpoint where the dialect names one
+        (``batch_size`` orders a request); stop orders, and every order elsewhere, one
+        request each."""
+        answers: dict[int, Order | VenueError] = {}
+        size = self._dialect.batch_size
+        batchable = [i for i, r in enumerate(requests) if r.stop_price is None] if size else []
+        for start in range(0, len(batchable), size or 1):
+            chunk = batchable[start : start + size]
+            if len(chunk) > 1:
+                sent = self._create_batch([requests[i] for i in chunk])
+                answers.update(zip(chunk, sent, strict=True))
+        for i, request in enumerate(requests):
+            if i not in answers:
+                answers[i] = outcome_of(partial(self.create_order, request))
+        return [answers[i] for i in range(len(requests))]
 
     def cancel_order(self, order: Order) -> None:
         self._market(order.symbol)
@@ -521,6 +528,72 @@ class CcxtVenue:
         return {s: outcome_of(partial(self.cancel_all_orders, s)) for s in symbols}
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _unified_order(self, request: OrderRequest) -> dict[str, Any]:
+        """ccxt's ``create_order`` arguments for ``request``; OrderRejected if it cannot be
+        sent as it is."""
+        size = contract_size(self._market(request.symbol, unknown=OrderRejected))
+        if request.type == "limit" and request.price is None:
+            raise OrderRejected(f"{request.client_order_id}: a limit order needs a price")
+        if request.type == "stop" and request.stop_price is None:
+            raise OrderRejected(f"{request.client_order_id}: a stop order needs a stop price")
+        # A stop with a limit price is a stop-limit; any other stop triggers a market order.
+        kind = "limit" if request.type != "market" and request.price is not None else "market"
+        return {
+            "symbol": request.symbol,
+            "type": kind,
+            "side": request.side,
+            "amount": _plain(request.quantity / size),
+            "price": _plain(request.price)
+            if kind == "limit" and request.price is not None
+            else None,
+            "params": self._dialect.order_params(request),
+        }
+
+    def _create_batch(self, requests: Sequence[OrderRequest]) -> list[Order | VenueError]:
+        """One batch request. A failure of the request is every order's outcome; otherwise
+        each element of the answer is its order's."""
+        answers: dict[int, Order | VenueError] = {}
+        sending: list[tuple[int, dict[str, Any]]] = []
+        for i, request in enumerate(requests):
+            try:
+                sending.append((i, self._unified_order(request)))
+            except OrderRejected as e:
+                answers[i] = e
+        if not sending:
+            return [answers[i] for i in range(len(requests))]
+        sent = [requests[i] for i, _ in sending]
+        try:
+            raws = list(self._exchange.create_orders([args for _, args in sending]))
+        except ccxt.BaseError as exc:
+            error = self._order_error(exc)
+            answers.update((i, error) for i, _ in sending)
+            return [answers[i] for i in range(len(requests))]
+        matched = match_batch_answer(raws, [q.client_order_id for q in sent])
+        for (i, _), request, raw in zip(sending, sent, matched, strict=True):
+            if raw is None:
+                answers[i] = OutcomeUnknown(
+                    f"{self.name}: order {request.client_order_id}: the batch answer does not "
+                    "say what became of it"
+                )
+            elif refused(raw):
+                tables = self._dialect.error_tables(self._exchange)
+                refusal = batch_element_error(self._exchange, tables, raw["info"])
+                answers[i] = self._order_error(refusal)
+            else:
+                answers[i] = outcome_of(partial(self._answered, raw, request))
+        return [answers[i] for i in range(len(requests))]
+
+    def _answered(self, raw: Raw, request: OrderRequest) -> Order:
+        try:
+            return self._order(raw, conditional=request.stop_price is not None, sent=request)
+        except VenueError as exc:
+            raise OutcomeUnknown(
+                f"{self.name}: order {request.client_order_id} sent, answer unreadable: {exc}"
+            ) from None
+
+    def _order_error(self, exc: BaseException) -> VenueError:
+        return order_error(exc, self.name, self._secrets, self._dialect.duplicate_codes)
 
     def _cancel_all(self, symbol: str, params: dict[str, Any], seen: int | None) -> int:
         try:

@@ -199,7 +199,11 @@ def _by_symbol(wire: CannedVenue, name: str) -> Callable[[Sent], Any]:
 
 
 def _binance_new_order(sent: Sent) -> dict[str, Any]:
-    p = sent.body
+    return _binance_order(sent.body)
+
+
+def _binance_order(p: dict[str, Any]) -> dict[str, Any]:
+    """Binance's answer to a new order with the parameters ``p``."""
     return {
         "orderId": 4061232456,
         "symbol": p["symbol"],
@@ -612,22 +616,89 @@ def test_binance_timeout_is_resolved_by_asking_for_the_client_id(binance: Rig) -
     assert binance.wire.one("POST", "/fapi/v1/order").body["newClientOrderId"] == "tcx1-timeout"
 
 
-def test_binance_batch_gives_each_order_its_own_outcome(binance: Rig) -> None:
+BATCH_REFUSALS = {
+    "tcx1-2": {"code": -2022, "msg": "ReduceOnly Order is rejected."},
+    "tcx1-3": {"code": -4116, "msg": "ClientOrderId is duplicated."},
+    "tcx1-4": {"code": -1001, "msg": "Internal error; unable to process your request."},
+    "tcx1-5": {"code": -9999, "msg": "A code neither ccxt nor tradecore knows."},
+}
+
+
+def _binance_batch(sent: Sent) -> list[dict[str, Any]]:
+    """Binance's batch answer: per order, the order or the refusal's code and message."""
+    orders = json.loads(sent.body["batchOrders"])
+    return [BATCH_REFUSALS.get(o["newClientOrderId"]) or _binance_order(o) for o in orders]
+
+
+def test_binance_batch_sends_five_orders_a_request_and_maps_each_answer(binance: Rig) -> None:
     positions = {p.symbol: p for p in binance.venue.fetch_positions()}
+    binance.wire.on("POST", "/fapi/v1/batchOrders", _binance_batch)
+    requests_ = [close_request(positions[(BTC, ETH)[i % 2]], f"tcx1-{i}") for i in range(7)]
+
+    answers = binance.venue.create_orders(requests_)
+
+    kinds = [type(a).__name__ for a in answers]
+    assert kinds == [
+        "Order",
+        "Order",
+        "OrderRejected",  # -2022: refused, nothing done
+        "DuplicateClientOrderId",  # -4116
+        "OutcomeUnknown",  # -1001: the venue cannot say; ask by client id
+        "OutcomeUnknown",  # an unknown code: never assumed refused
+        "Order",
+    ]
+    batches = binance.wire.to("POST", "/fapi/v1/batchOrders")
+    sent = [[o["newClientOrderId"] for o in json.loads(b.body["batchOrders"])] for b in batches]
+    assert sent == [[f"tcx1-{i}" for i in range(5)], ["tcx1-5", "tcx1-6"]]
+    assert all(
+        o["reduceOnly"] in (True, "true")
+        for b in batches
+        for o in json.loads(b.body["batchOrders"])
+    )
+    assert binance.wire.to("POST", "/fapi/v1/order") == []
+    assert_binance_signed(batches[0])
+
+
+def test_binance_batch_that_times_out_leaves_every_order_of_it_unknown(binance: Rig) -> None:
+    positions = binance.venue.fetch_positions()
     binance.wire.on(
-        "POST",
-        "/fapi/v1/order",
-        requests.exceptions.ReadTimeout("Read timed out."),
-        when=lambda sent: sent.body.get("newClientOrderId") == "tcx1-btc",
+        "POST", "/fapi/v1/batchOrders", requests.exceptions.ReadTimeout("Read timed out.")
     )
 
-    lost, answered = binance.venue.create_orders(
+    answers = binance.venue.create_orders(
+        [close_request(p, f"tcx1-{i}") for i, p in enumerate(positions)]
+    )
+
+    assert len(answers) == 2 and all(isinstance(a, OutcomeUnknown) for a in answers)
+    assert len(binance.wire.to("POST", "/fapi/v1/batchOrders")) == 1  # ccxt did not retry
+
+
+def test_binance_batch_answer_that_does_not_add_up_is_an_unknown_outcome(binance: Rig) -> None:
+    positions = {p.symbol: p for p in binance.venue.fetch_positions()}
+    binance.wire.on("POST", "/fapi/v1/batchOrders", lambda sent: _binance_batch(sent)[:2])
+    requests_ = [close_request(positions[(BTC, ETH)[i % 2]], f"tcx1-{i}") for i in range(3)]
+
+    answers = binance.venue.create_orders(requests_)
+
+    assert all(isinstance(a, OutcomeUnknown) for a in answers)  # looked up, never assumed
+
+
+def test_bybit_batch_goes_one_request_per_order_each_with_its_outcome(bybit: Rig) -> None:
+    positions = {p.symbol: p for p in bybit.venue.fetch_positions()}
+    bybit.wire.on(
+        "POST",
+        "/v5/order/create",
+        requests.exceptions.ReadTimeout("Read timed out."),
+        when=lambda sent: sent.body.get("orderLinkId") == "tcx1-btc",
+    )
+
+    lost, answered = bybit.venue.create_orders(
         [close_request(positions[BTC], "tcx1-btc"), close_request(positions[ETH], "tcx1-eth")]
     )
 
     assert isinstance(lost, OutcomeUnknown)  # the timeout did not stop the next order
-    assert isinstance(answered, Order) and answered.filled > 0
-    sent = [s.body["newClientOrderId"] for s in binance.wire.to("POST", "/fapi/v1/order")]
+    assert isinstance(answered, Order) and answered.client_order_id == "tcx1-eth"
+    sent = [s.body["orderLinkId"] for s in bybit.wire.to("POST", "/v5/order/create")]
     assert sent == ["tcx1-btc", "tcx1-eth"]
 
 
