@@ -167,7 +167,7 @@ class Core:
 
         return Reconciler(self.store, self.venue(), self.clock, self.open_trade_ids, exclusive_flow)
 
-    def signal_engine(self) -> SignalEngine | None:
+    def signal_engine(self, fence: Callable[[], bool] = lambda: True) -> SignalEngine | None:
         """The rule-based signal source, when symbols are configured for it."""
         symbols = self.settings.signal_symbol_list
         if not symbols:
@@ -180,6 +180,7 @@ class Core:
             symbols=symbols,
             notional=self.settings.signal_notional,
             bar_seconds=self.settings.signal_bar_seconds,
+            fence=fence,
         )
 
     def artifacts(self) -> ArtifactStore:

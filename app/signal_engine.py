@@ -36,7 +36,10 @@ class SignalEngine:
         notional: Decimal,
         bar_seconds: float,
         rule: MovingAverageCrossover | None = None,
+        fence: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``fence`` is asked right before a signal is acted on: False means this process
+        may no longer be the account's one active worker, so it sends nothing."""
         self.venue = venue
         self.executor = executor
         self.trades = trades
@@ -45,6 +48,7 @@ class SignalEngine:
         self.notional = notional
         self.bar_seconds = bar_seconds
         self.rule = rule or MovingAverageCrossover()
+        self.fence = fence
         self.closes: dict[str, deque[Decimal]] = {
             s: deque(maxlen=self.rule.slow + 1) for s in self.symbols
         }
@@ -65,8 +69,12 @@ class SignalEngine:
             if len(self.closes[symbol]) <= self.rule.slow:
                 continue
             signal = evaluate(self.rule, symbol, list(self.closes[symbol]), bar_time)
-            if signal is not None:
-                executions += self._act(signal)
+            if signal is None:
+                continue
+            if not self.fence():
+                log.error("WORKER LOCK NOT HELD: signal %s %s not acted on", symbol, signal.side)
+                continue
+            executions += self._act(signal)
         return executions
 
     def _act(self, signal: Signal) -> list[Execution]:

@@ -94,8 +94,11 @@ class Worker:
         retry_interval: float = 5.0,
         verify_interval: float = 10.0,
         heartbeat_interval: float = 1.0,
+        fence: Callable[[], bool] = lambda: True,
     ) -> None:
         self.core = core
+        # Asked before each signal trade: is this still the account's one active worker?
+        self.fence = fence
         self.retry_interval = retry_interval
         self.verify_interval = verify_interval
         self.heartbeat_interval = heartbeat_interval
@@ -113,7 +116,7 @@ class Worker:
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
-        signals = self.core.signal_engine()
+        signals = self.core.signal_engine(fence=self.fence)
         self.consumers = self.core.model_consumers()
         engine_model, monitor, insights = self.consumers
         if signals is not None:
@@ -285,8 +288,8 @@ def run_exclusively(
     """Run the worker while holding the account's advisory lock; until then wait as a hot
     standby (a second worker for the same account never trades twice). While active, the
     lock is checked every ``check_every`` seconds: if its session was lost (and a standby
-    may have taken over), this worker stops at once and stands by again. Returns whether
-    this process ran as the active worker."""
+    may have taken over), this worker stops at once and stands by again; and right before
+    each signal trade. Returns whether this process ran as the active worker."""
     lock = SessionLock(core.address, worker_lock_id(core.settings.account))
     told, ran = False, False
     while not stop.is_set():
@@ -309,7 +312,9 @@ def run_exclusively(
         )
         watchdog.start()
         try:
-            Worker(core).run(active)
+            # The watchdog notices a lost lock within ``check_every``; the fence closes that
+            # window for orders: the lock is asked again right before each signal trade.
+            Worker(core, fence=lock.still_held).run(active)
         finally:
             active.set()
             watchdog.join(timeout=10)

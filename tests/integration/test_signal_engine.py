@@ -3,6 +3,7 @@ opposite signal, and a replayed bar is never a second trade."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -28,7 +29,7 @@ class Bars:
         self.now += timedelta(minutes=1)
 
 
-def engine(core: Core, bars: Bars) -> SignalEngine:
+def engine(core: Core, bars: Bars, fence: Callable[[], bool] = lambda: True) -> SignalEngine:
     return SignalEngine(
         core.venue(),
         core.executor(),
@@ -38,6 +39,7 @@ def engine(core: Core, bars: Bars) -> SignalEngine:
         notional=Decimal(300),
         bar_seconds=60,
         rule=MovingAverageCrossover(fast=2, slow=4),
+        fence=fence,
     )
 
 
@@ -91,3 +93,21 @@ def test_a_bar_replayed_after_a_restart_is_not_a_second_trade(core: Core) -> Non
     assert replayed == [Outcome.DUPLICATE]
     assert core.trade_store().list_open_trades() == []
     assert [t.trade_id for t in core.trade_store().history()] == [first.trade_id]
+
+
+def test_a_worker_that_no_longer_holds_its_lock_acts_on_no_signal(core: Core) -> None:
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    venue.admin().deposit(Decimal(10_000))
+    bars = Bars()
+    holds_lock = [True]
+    signals = engine(core, bars, fence=lambda: holds_lock[0])
+    assert play(core, signals, bars, [3000, 3000, 3000, 3000, 3100]) == [Outcome.FILLED]
+
+    holds_lock[0] = False  # the lock session was lost; a standby may be trading already
+    down = play(core, signals, bars, [3100, 3100, 2900, 2800])
+
+    assert down == []  # neither the exit nor the short
+    (still_open,) = core.trade_store().list_open_trades()
+    assert still_open.side == "long"
+    assert [p.side for p in venue.fetch_positions()] == ["long"]
