@@ -285,10 +285,13 @@ class Flattener:
         except Exception:  # bookkeeping; the account is flat regardless
             log.exception("closing the trades after the flatten failed; retried on next check")
         report = self._report(emergency, flat=True, progress=seen)
-        self.progress(
-            f"account flat: {report.positions_closed} position(s) closed, "
-            f"{report.orders_canceled} order(s) canceled in {report.attempts} attempt(s)"
-        )
+        if seen.positions_seen or seen.orders_seen:
+            self.progress(
+                f"account flat: {report.positions_closed} position(s) closed, "
+                f"{report.orders_canceled} order(s) canceled in {report.attempts} attempt(s)"
+            )
+        else:  # another flattener (or an earlier run) did the work and recorded it
+            self.progress("account already flat")
         return report
 
     def _conclude_incomplete(
