@@ -202,6 +202,7 @@ class ReadSide:
             worker_alive and not behind,
             {
                 "mechanism": "replay from the event log",
+                "worker_heartbeat_age_seconds": worker_age,  # no worker: nothing replays
                 "head": max((p.head for p in lags.values()), default=0),
                 "max_lag_events": max((p.lag for p in lags.values()), default=0),
                 "read_models_behind_or_failing": [p.name for p in behind],

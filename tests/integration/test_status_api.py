@@ -116,10 +116,15 @@ def test_the_breaker_is_degraded_without_a_recent_reading_and_active_with_one(
     assert list(status["safeguards"]) == list(SAFEGUARDS)
 
 
-def test_the_flattener_safeguard_is_degraded_while_no_worker_answers(client: TestClient) -> None:
-    ess = get(client, "/api/patches/status")["safeguards"]["p0_02_ess_close_positions"]
-    assert ess["status"] == "DEGRADED"
-    assert ess["evidence"]["worker_heartbeat_age_seconds"] is None  # no worker ever ran
+def test_the_safeguards_a_worker_carries_are_degraded_while_no_worker_answers(
+    client: TestClient,
+) -> None:
+    safeguards = get(client, "/api/patches/status")["safeguards"]
+    for name in ("p0_02_ess_close_positions", "p0_03_event_buffer"):
+        assert safeguards[name]["status"] == "DEGRADED", name
+        # The evidence says why: no worker ever ran.
+        assert safeguards[name]["evidence"]["worker_heartbeat_age_seconds"] is None, name
+    assert safeguards["p0_03_event_buffer"]["evidence"]["read_models_behind_or_failing"] == []
 
 
 def test_bad_input_is_422_an_unknown_incident_404_and_nothing_changes_state(
