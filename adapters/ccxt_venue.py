@@ -567,7 +567,16 @@ class CcxtVenue:
             raws = list(self._exchange.create_orders([args for _, args in sending]))
         except ccxt.BaseError as exc:
             error = self._order_error(exc)
-            answers.update((i, error) for i, _ in sending)
+            if type(error) is OrderRejected:
+                # The batch as such was refused (an account without the endpoint, a batch
+                # it will not take): nothing was done, so each order goes alone instead.
+                log.warning("%s: batch refused (%s); sending one order at a time", self.name, error)
+                answers.update(
+                    (i, outcome_of(partial(self.create_order, q)))
+                    for (i, _), q in zip(sending, sent, strict=True)
+                )
+            else:
+                answers.update((i, error) for i, _ in sending)
             return [answers[i] for i in range(len(requests))]
         matched = match_batch_answer(raws, [q.client_order_id for q in sent])
         for (i, _), request, raw in zip(sending, sent, matched, strict=True):

@@ -673,6 +673,22 @@ def test_binance_batch_that_times_out_leaves_every_order_of_it_unknown(binance: 
     assert len(binance.wire.to("POST", "/fapi/v1/batchOrders")) == 1  # ccxt did not retry
 
 
+def test_binance_batch_refused_as_a_whole_is_sent_again_one_order_at_a_time(
+    binance: Rig,
+) -> None:
+    positions = binance.venue.fetch_positions()
+    refusal = {"code": -1102, "msg": "Mandatory parameter 'batchOrders' was not sent."}
+    binance.wire.on("POST", "/fapi/v1/batchOrders", refusal, status=400)
+
+    answers = binance.venue.create_orders(
+        [close_request(p, f"tcx1-{i}") for i, p in enumerate(positions)]
+    )
+
+    assert all(isinstance(a, Order) and a.filled > 0 for a in answers)
+    singles = [s.body["newClientOrderId"] for s in binance.wire.to("POST", "/fapi/v1/order")]
+    assert singles == ["tcx1-0", "tcx1-1"]
+
+
 def test_binance_batch_answer_that_does_not_add_up_is_an_unknown_outcome(binance: Rig) -> None:
     positions = {p.symbol: p for p in binance.venue.fetch_positions()}
     binance.wire.on("POST", "/fapi/v1/batchOrders", lambda sent: _binance_batch(sent)[:2])
