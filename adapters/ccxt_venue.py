@@ -220,6 +220,7 @@ class Bybit(Dialect):
     # order does not exist / already finished or canceled / already canceled
     gone_codes = frozenset({"110001", "110008", "110010", "170213"})
     page_size = 50
+    batch_size = 10  # POST /v5/order/create-batch: 10 orders a request (the lowest limit)
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]

@@ -699,23 +699,63 @@ def test_binance_batch_answer_that_does_not_add_up_is_an_unknown_outcome(binance
     assert all(isinstance(a, OutcomeUnknown) for a in answers)  # looked up, never assumed
 
 
-def test_bybit_batch_goes_one_request_per_order_each_with_its_outcome(bybit: Rig) -> None:
+def _bybit_batch(refusals: dict[str, dict[str, Any]]) -> Callable[[Sent], Any]:
+    """Bybit's batch answer: the orders in ``result``, each one's code in ``retExtInfo``; a
+    refused order keeps no id."""
+
+    def answer(sent: Sent) -> Any:
+        orders = sent.body["request"]
+        listed, codes = [], []
+        for i, o in enumerate(orders):
+            refused = refusals.get(o["orderLinkId"])
+            listed.append(
+                {
+                    "category": "linear",
+                    "symbol": o["symbol"],
+                    "orderId": "" if refused else f"1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a{i:02d}",
+                    "orderLinkId": "" if refused else o["orderLinkId"],
+                    "createAt": "" if refused else "1767225601234",
+                }
+            )
+            codes.append(refused or {"code": 0, "msg": "OK"})
+        return {
+            **bybit_ok({"list": listed}),
+            "retExtInfo": {"list": codes},
+        }
+
+    return answer
+
+
+def test_bybit_batch_sends_ten_orders_a_request_and_maps_each_answer(bybit: Rig) -> None:
     positions = {p.symbol: p for p in bybit.venue.fetch_positions()}
-    bybit.wire.on(
-        "POST",
-        "/v5/order/create",
-        requests.exceptions.ReadTimeout("Read timed out."),
-        when=lambda sent: sent.body.get("orderLinkId") == "tcx1-btc",
+    refusals = {
+        "tcx1-1": {"code": 110017, "msg": "Reduce-only rule not satisfied"},
+        "tcx1-2": {"code": 110072, "msg": "OrderLinkedID is duplicate"},
+    }
+    bybit.wire.on("POST", "/v5/order/create-batch", _bybit_batch(refusals))
+    requests_ = [close_request(positions[(BTC, ETH)[i % 2]], f"tcx1-{i}") for i in range(12)]
+    stop = OrderRequest(
+        BTC, "sell", Decimal("0.01"), "tcx1-stop", "stop", stop_price=Decimal(90000)
     )
 
-    lost, answered = bybit.venue.create_orders(
-        [close_request(positions[BTC], "tcx1-btc"), close_request(positions[ETH], "tcx1-eth")]
-    )
+    *answers, stop_answer = bybit.venue.create_orders([*requests_, stop])
 
-    assert isinstance(lost, OutcomeUnknown)  # the timeout did not stop the next order
-    assert isinstance(answered, Order) and answered.client_order_id == "tcx1-eth"
-    sent = [s.body["orderLinkId"] for s in bybit.wire.to("POST", "/v5/order/create")]
-    assert sent == ["tcx1-btc", "tcx1-eth"]
+    assert isinstance(answers[1], OrderRejected)
+    assert not isinstance(answers[1], DuplicateClientOrderId)
+    assert isinstance(answers[2], DuplicateClientOrderId)
+    accepted = [a for i, a in enumerate(answers) if i not in (1, 2)]
+    assert all(isinstance(a, Order) for a in accepted)
+    assert [a.client_order_id for a in accepted if isinstance(a, Order)] == [
+        f"tcx1-{i}" for i in range(12) if i not in (1, 2)
+    ]
+    batches = bybit.wire.to("POST", "/v5/order/create-batch")
+    assert [len(b.body["request"]) for b in batches] == [10, 2]
+    assert batches[0].body["category"] == "linear"
+    assert all(o["reduceOnly"] in (True, "true") for b in batches for o in b.body["request"])
+    # A conditional order is never batched: it goes alone, as create_order sends it.
+    assert isinstance(stop_answer, Order)
+    (alone,) = bybit.wire.to("POST", "/v5/order/create")
+    assert alone.body["orderLinkId"] == "tcx1-stop"
 
 
 # -- Bybit ---------------------------------------------------------------------------------
