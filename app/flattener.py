@@ -152,7 +152,8 @@ class Flattener:
         backoff = self.interval
         emergency: Emergency | None = None  # re-read unless this run's last save kept it current
         while True:
-            emergency = emergency or self._load()
+            if emergency is None:
+                emergency = self._load()
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
             try:
