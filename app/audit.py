@@ -16,11 +16,11 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 
 from app.bootstrap import Core
 from app.incident import build_incident
-from app.log_events import describe, incident_id, operator_names
+from app.log_events import describe, incident_id, topics_matching
 from app.queries import risk_dict
 from domain.account import Account
 from domain.emergency import Emergency
@@ -156,8 +156,13 @@ class Audit:
         ix = event_index.c
         query = select(ix.notification_id).where(ix.recorded_at >= since, ix.recorded_at <= until)
         if event_type_or_topic:
-            topic = operator_names().get(event_type_or_topic, event_type_or_topic)
-            query = query.where(or_(ix.topic == topic, ix.topic.contains(event_type_or_topic)))
+            topics = topics_matching(event_type_or_topic)
+            if not topics:
+                raise InvalidCommand(
+                    f"--type {event_type_or_topic!r} names no event type (try an event name "
+                    "such as risk.drawdown.hard_breach or Emergency.Activated, or part of one)"
+                )
+            query = query.where(ix.topic.in_(sorted(topics)))
         if aggregate is not None:
             query = query.where(ix.originator_id == aggregate)
         query = query.order_by(ix.notification_id).limit(limit)

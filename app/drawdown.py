@@ -159,14 +159,14 @@ class DrawdownBreaker:
         confirmed = False
         for _ in range(self.max_attempts):
             account = self._load(fresh=True)
-            old_peak = account.peak
+            old_peak, old_state = account.peak, account.state
             account.reset_peak(
                 actor=actor, reason=reason, timestamp=self.clock(), correlation_id=correlation_id
             )
             if not confirmed:
                 confirm(
                     f"reset the drawdown peak from {old_peak} to {account.peak} "
-                    f"(breaker {account.state} -> normal) ({reason})"
+                    f"(breaker {old_state} -> {account.state}) ({reason})"
                 )
                 confirmed = True
             try:

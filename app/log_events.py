@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from domain.account import Account
@@ -46,15 +47,25 @@ COMMON = {
 }
 
 
-def operator_names() -> dict[str, str]:
-    """Operator-facing event names (``risk.drawdown.hard_breach``) -> topics."""
-    names = {}
+def topics_matching(fragment: str) -> set[str]:
+    """The topics of the events an operator may mean by ``fragment``, ignoring case: part of
+    an operator name (``risk.drawdown``), of a class name (``Emergency.Activated``, also
+    written ``EmergencyActivated``) or of a topic."""
+    want = fragment.lower()
+    squeezed = want.replace(".", "").replace("_", "")
+    found = set()
     for aggregate in AGGREGATES:
         for value in vars(aggregate).values():
-            name = getattr(value, "operator_name", None)
-            if isinstance(value, type) and isinstance(name, str):
-                names[name] = get_topic(value)
-    return names
+            if not (isinstance(value, type) and issubclass(value, Aggregate.Event)):
+                continue
+            topic = get_topic(value)
+            names = [topic, value.__qualname__, str(getattr(value, "operator_name", ""))]
+            if (
+                any(want in n.lower() for n in names)
+                or squeezed in value.__qualname__.replace(".", "").lower()
+            ):
+                found.add(topic)
+    return found
 
 
 def event_type(event: object) -> str:

@@ -21,6 +21,7 @@ from app.drawdown import DrawdownBreaker
 from app.executor import Outcome, TradeIntent
 from app.flattener import positions_and_orders
 from domain.drawdown import BreakerState
+from domain.errors import InvalidCommand
 
 SYMBOLS = {"BTC/USDT:USDT": Decimal(50_000), "ETH/USDT:USDT": Decimal(3_000)}
 
@@ -172,6 +173,21 @@ def test_the_timeline_finds_the_breaches_by_their_operator_names(
     )
     assert [r["type"] for r in hard] == ["risk.drawdown.hard_breach"]
     assert hard[0]["figures"]["drawdown"] <= Decimal("-0.10")
+    # What an operator types: part of a name, any case, a class name with or without its dot.
+    for fragment in ("risk.drawdown", "DRAWDOWN", "breach"):
+        found = audit.timeline(
+            history.before_crash, history.after_reset, event_type_or_topic=fragment
+        )
+        assert {"risk.drawdown.soft_breach", "risk.drawdown.hard_breach"} <= {
+            r["type"] for r in found
+        }, fragment
+    for name in ("Emergency.Activated", "emergencyactivated"):
+        activated = audit.timeline(
+            history.before_crash, history.after_reset, event_type_or_topic=name
+        )
+        assert [r["type"] for r in activated] == ["Emergency.Activated"], name
+    with pytest.raises(InvalidCommand, match="names no event type"):
+        audit.timeline(history.before_crash, history.after_reset, event_type_or_topic="nosuch")
 
 
 def test_the_html_report_is_one_page_with_the_chart(core: Core, history: History) -> None:
