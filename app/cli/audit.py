@@ -119,6 +119,12 @@ def incident(
 ) -> None:
     """An emergency activation explained: trigger, equity path, causation chain, each close
     with its fill and slippage, time to flat, policy and models in force, the reset."""
+    if list_all and (html_file is not None or ref is not None or latest):
+        raise InvalidCommand(
+            "--list lists every incident; --html, --latest or an incident go alone"
+        )
+    if html_file is not None and not html_file.parent.is_dir():
+        raise InvalidCommand(f"--html {html_file}: the folder {html_file.parent} does not exist")
     core = state(ctx).core()
     audit = Audit(core)
     if list_all:
@@ -141,8 +147,12 @@ def incident(
 
         page = render(report)
         tmp = html_file.with_name(html_file.name + ".tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(html_file)  # whole or not at all
+        try:
+            tmp.write_text(page, encoding="utf-8")
+            tmp.replace(html_file)  # whole or not at all
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise InvalidCommand(f"--html {html_file}: cannot write it ({e.strerror})") from None
         err.print(f"wrote {html_file}")
     if as_json:
         emit_json(report)

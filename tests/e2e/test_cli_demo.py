@@ -68,8 +68,14 @@ def test_the_demo_trips_the_breaker_flattens_and_its_incident_can_be_audited(
         assert stopped.code == 0, stopped.stderr
 
 
-def test_audit_refuses_a_time_that_is_not_iso_8601(cli: Cli) -> None:
+def test_audit_refuses_bad_input_with_exit_2_naming_what_is_wrong(cli: Cli) -> None:
     bad = cli("audit", "state", "--at", "yesterday")
     assert bad.code == 2 and "ISO 8601" in bad.stderr
     none = cli("audit", "incident", "--latest")
     assert none.code == 2 and "no incident" in none.stderr
+    nowhere = cli("audit", "incident", "--latest", "--html", "/no/such/folder/x.html")
+    assert nowhere.code == 2 and "/no/such/folder does not exist" in nowhere.stderr
+    both = cli("audit", "incident", "--list", "--html", "x.html")
+    assert both.code == 2 and "--list" in both.stderr
+    unknown = cli("audit", "timeline", "--since", "2026-01-01T00:00:00", "--type", "nosuch")
+    assert unknown.code == 2 and "names no event type" in unknown.stderr
