@@ -63,6 +63,10 @@ def create_app(settings: Settings, connect: Callable[[Settings], Core] = _connec
         title="tradecore status API",
         version="1",
         description="Read-only: the read models of the safety chain. No endpoint changes state.",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; a desk's network
+        # may not reach it. The schema itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.holder = holder
     bounds = Bounds.of(settings)

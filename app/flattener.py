@@ -273,6 +273,7 @@ class Flattener:
             return None
 
     def _conclude_flat(self, emergency: Emergency, seen: _Progress) -> FlattenReport:
+        already = emergency.flat is True  # recorded before this run looked
         if emergency.flat is not True or seen.positions_seen or seen.orders_seen:
             emergency.record_flat(
                 positions_closed=len(seen.positions_seen),
@@ -291,8 +292,9 @@ class Flattener:
                 f"account flat: {report.positions_closed} position(s) closed, "
                 f"{report.orders_canceled} order(s) canceled in {report.attempts} attempt(s)"
             )
-        else:  # another flattener (or an earlier run) did the work and recorded it
+        elif not already:  # flat before this run sent anything: nothing to close
             self.progress("account already flat")
+        # else: a re-check of an account known flat (the worker's every few seconds): quiet
         return report
 
     def _conclude_incomplete(

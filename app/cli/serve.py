@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
 from app.cli.context import state
 from app.cli.output import err
+from domain.errors import InvalidCommand
 
 
 def serve(
@@ -25,7 +27,25 @@ def serve(
     from app.api import create_app  # noqa: PLC0415
 
     settings = state(ctx).settings()
+    _check_free(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[bold yellow]serving on {host}: reachable from other machines[/]")
     err.print(f"tradecore status API and dashboard on http://{host}:{port}/")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _check_free(host: str, port: int) -> None:
+    """Say so plainly, before announcing anything, when the address cannot be listened on
+    (uvicorn would log it and exit 3, which here means a refusal by a safety rule)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InvalidCommand(f"--host {host}: {e.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            err.print(f"cannot listen on {host}:{port}: {e.strerror}", markup=False)
+            raise typer.Exit(1) from None

@@ -102,3 +102,14 @@ def test_the_dashboard_shows_the_emergency_banner_after_an_activation(
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     report = browse(server + "/incidents/1", "--dump-dom")
     assert "data:image/png;base64," in report and "browser drill" in report
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_1(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        answer = cli("serve", "--port", str(port))
+    assert answer.code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in answer.stderr
+    assert "dashboard on" not in answer.stderr  # nothing announced that is not there

@@ -139,6 +139,14 @@ def test_bad_input_is_422_an_unknown_incident_404_and_nothing_changes_state(
         assert getattr(client, method)("/api/policy").status_code == 405
 
 
+def test_no_page_served_needs_the_internet(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):  # FastAPI's own pages load their scripts from a CDN
+        assert client.get(page).status_code == 404, page
+    assert client.get("/openapi.json").json()["info"]["title"] == "tradecore status API"
+    dashboard = client.get("/").text
+    assert "<script src=" not in dashboard and "https://" not in dashboard
+
+
 def test_an_unreachable_store_is_a_503_with_the_reason_and_the_server_keeps_going(
     settings: Any,
 ) -> None:
