@@ -25,7 +25,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
 from domain.emergency import Emergency
-from domain.errors import InvalidCommand
+from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID, POLICY_ID
 from domain.policy import Policy
 from domain.venue import VenueError
@@ -241,6 +241,7 @@ class SafetyCommands:
         force: bool = False,
         correlation_id: UUID | None = None,
         confirm: Confirm = _no_confirmation,
+        breaker_state: Callable[[], str | None] = lambda: None,
     ) -> EmergencyReset:
         """Release the latch and leave emergency mode, in one transaction.
 
@@ -248,7 +249,17 @@ class SafetyCommands:
         refused (AccountNotFlat) unless both are 0 or ``force`` is set; a venue that cannot
         be asked counts as not flat. New trades stay stopped: an operator re-allows them
         explicitly. Raises EmergencyNotActive when the latch is not active.
+
+        ``breaker_state`` returns the drawdown breaker's state: while it is ``hard_breach``
+        the reset is refused too (unless ``force``), since the breaker would activate the stop
+        again at its next reading; an operator resets the peak first.
         """
+        if not force and breaker_state() == "hard_breach":
+            raise RefusedBySafetyRule(
+                "the drawdown breaker is still in hard breach and would activate the stop again "
+                "at its next reading: reset the peak first (`tradecore risk reset-peak`), or "
+                "--force"
+            )
         try:
             open_positions, open_orders = venue_exposure()
             exposure: tuple[int | None, int | None] = (open_positions, open_orders)

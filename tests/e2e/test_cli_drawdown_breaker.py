@@ -61,12 +61,19 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
         }
         assert cli("positions", "--json").json() == []
 
+        # The latch is not released while the breaker would trip it again at once.
+        early = cli("emergency", "reset", "--reason", "too early", "--yes")
+        assert early.code == 3 and "reset the peak first" in early.stderr
+        assert cli("emergency", "status", "--json").json()["active"] is True
+
         # Only an operator's reset of the peak ends the hard breach.
         refused = cli("risk", "reset-peak", "--reason", "reviewed")
         assert refused.code == 2 and "--yes" in refused.stderr
         reset = cli("risk", "reset-peak", "--reason", "reviewed", "--yes")
         assert reset.code == 0, reset.stderr
         assert cli("risk", "status", "--json").json()["state"] == "normal"
+        released = cli("emergency", "reset", "--reason", "reviewed", "--yes")
+        assert released.code == 0, released.stderr
     finally:
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=30)
