@@ -88,6 +88,9 @@ def state_at(
         return
     policy, emergency, risk = data["policy"] or {}, data["emergency"], data["risk"]
     out.print(f"at {data['at'].isoformat()} (log position {data['position']})")
+    if not data["position"]:
+        out.print("nothing was recorded yet at that instant")
+        return
     out.print(
         f"policy     allow_new_trades={policy.get('allow_new_trades')} "
         f"emergency_mode={policy.get('emergency_mode')} (version {policy.get('version')})"
@@ -99,8 +102,12 @@ def state_at(
     )
     for trade in data["open_trades"]:
         out.print(f"open trade {trade['symbol']} {trade['side']} {trade['quantity']}")
+    for p in data["positions"]:
+        out.print(f"position   {p['symbol']} {p['side']} {p['quantity']}", markup=False)
     for model in data["models"]:
         out.print(f"model      {model['consumer']}: {model['model']} v{model['version']}")
+    for symbol, regime in data["regimes"].items():
+        out.print(f"regime     {symbol}: {regime}", markup=False)
 
 
 @app.command("incident")

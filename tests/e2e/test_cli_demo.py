@@ -55,6 +55,10 @@ def test_the_demo_trips_the_breaker_flattens_and_its_incident_can_be_audited(
         assert data["policy"]["allow_new_trades"] is False
         assert data["emergency"]["active"] is False
         assert len(data["open_trades"]) == 3
+        text = bare_cli(*args, "audit", "state", "--at", between.isoformat())
+        assert text.code == 0 and "position   BTC/USDT:USDT long" in text.stdout
+        early = bare_cli(*args, "audit", "state", "--at", "2000-01-01T00:00:00")
+        assert early.code == 0 and "nothing was recorded yet" in early.stdout
 
         page = home.parent / "incident.html"
         html = bare_cli(*args, "audit", "incident", "1", "--html", str(page))
