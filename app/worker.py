@@ -137,14 +137,13 @@ class Worker:
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
-                # An active emergency first: a flatten never shares the interpreter with a
-                # catch-up (the breaker's thread may be flattening; this one then waits idle
-                # on the flatten lock, and catches up once the account is flat).
-                self._supervise_emergency(flattener.run)
+                # The catch-up first: its engine fails fast when the store is down, which is
+                # how an outage is noticed (the event store's own pool waits for a connection).
                 began = time.monotonic()
                 applied = self.core.runner.catch_up()
                 if self._outage_started is not None:
                     self._recovered(applied, time.monotonic() - began)
+                self._supervise_emergency(flattener.run)
                 for consumer in self.consumers:
                     consumer.sync()
                 self._watch_if_due(watch)

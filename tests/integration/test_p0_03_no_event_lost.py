@@ -98,6 +98,7 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
             noticed = "store unavailable, retrying"
             wait_for(
                 lambda: any(noticed in r.getMessage() for r in caplog.records),
+                60,
                 what="the worker noticing the outage",
             )
 
