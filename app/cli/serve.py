@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
+import threading
 from typing import Annotated
 
 import typer
@@ -31,6 +33,11 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[bold yellow]serving on {host}: reachable from other machines[/]")
     err.print(f"tradecore status API and dashboard on http://{host}:{port}/")
+    # The incident pages draw their chart with matplotlib, 1-2 s to import: load it now, in
+    # the background, rather than on an operator's first click.
+    threading.Thread(
+        target=importlib.import_module, args=("app.cli.incident_html",), daemon=True
+    ).start()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
