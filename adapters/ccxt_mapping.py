@@ -352,9 +352,12 @@ def match_batch_answer(raws: list[dict[str, Any]], sent: list[str]) -> list[dict
     accepted = {r.get("clientOrderId"): r for r in raws if not refused(r)}
     refusals = [r for r in raws if refused(r)]
     left = [cid for cid in sent if cid not in accepted]
-    if len(raws) != len(sent) or len(accepted) + len(refusals) != len(sent):
-        return [None] * len(sent)
-    if len(left) != len(refusals):  # an id answered that was not sent, or twice
+    # Every element accounted for once: no id answered twice or that was not sent.
+    if (
+        len(raws) != len(sent)
+        or len(left) != len(refusals)
+        or len(accepted) != len(sent) - len(left)
+    ):
         return [None] * len(sent)
     in_turn = dict(zip(left, refusals, strict=True))
     return [accepted.get(cid) or in_turn[cid] for cid in sent]

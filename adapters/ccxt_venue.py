@@ -580,6 +580,7 @@ class CcxtVenue:
                 answers.update((i, error) for i, _ in sending)
             return [answers[i] for i in range(len(requests))]
         matched = match_batch_answer(raws, [q.client_order_id for q in sent])
+        tables = self._dialect.error_tables(self._exchange)
         for (i, _), request, raw in zip(sending, sent, matched, strict=True):
             if raw is None:
                 answers[i] = OutcomeUnknown(
@@ -587,7 +588,6 @@ class CcxtVenue:
                     "say what became of it"
                 )
             elif refused(raw):
-                tables = self._dialect.error_tables(self._exchange)
                 refusal = batch_element_error(self._exchange, tables, raw["info"])
                 answers[i] = self._order_error(refusal)
             else:

@@ -270,7 +270,7 @@ def bootstrap(
         engine.dispose()
         raise
     reader = PostgresLogReader()
-    commands = SafetyCommands(store, clock, probe=address.check)
+    commands = SafetyCommands(store, clock, probe=address.check, account=settings.account)
     runner = ProjectionRunner(
         engine,
         reader,

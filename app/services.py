@@ -24,9 +24,11 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
+from domain.account import Account
+from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.errors import InvalidCommand, RefusedBySafetyRule
-from domain.ids import EMERGENCY_ID, POLICY_ID
+from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
 from domain.policy import Policy
 from domain.venue import VenueError
 
@@ -82,8 +84,11 @@ class SafetyCommands:
         *,
         max_attempts: int = 50,
         probe: Callable[[], None] = lambda: None,
+        account: str | None = None,
     ) -> None:
         self.store = store
+        # The account whose drawdown breaker holds a reset back while it is in hard breach.
+        self.account = account
         self.clock = clock
         self.max_attempts = max_attempts
         # Checks the store is reachable (raising StoreUnavailable) before a command, so a
@@ -241,7 +246,6 @@ class SafetyCommands:
         force: bool = False,
         correlation_id: UUID | None = None,
         confirm: Confirm = _no_confirmation,
-        breaker_state: Callable[[], str | None] = lambda: None,
     ) -> EmergencyReset:
         """Release the latch and leave emergency mode, in one transaction.
 
@@ -250,11 +254,11 @@ class SafetyCommands:
         be asked counts as not flat. New trades stay stopped: an operator re-allows them
         explicitly. Raises EmergencyNotActive when the latch is not active.
 
-        ``breaker_state`` returns the drawdown breaker's state: while it is ``hard_breach``
-        the reset is refused too (unless ``force``), since the breaker would activate the stop
-        again at its next reading; an operator resets the peak first.
+        While the account's drawdown breaker is in hard breach the reset is refused too
+        (unless ``force``): the breaker would activate the stop again at its next reading, so
+        an operator resets the peak first.
         """
-        if not force and breaker_state() == "hard_breach":
+        if not force and self._breaker_state() is BreakerState.HARD_BREACH:
             raise RefusedBySafetyRule(
                 "the drawdown breaker is still in hard breach and would activate the stop again "
                 "at its next reading: reset the peak first (`tradecore risk reset-peak`), or "
@@ -298,6 +302,13 @@ class SafetyCommands:
         return self._retrying(attempt)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _breaker_state(self) -> BreakerState | None:
+        if self.account is None:
+            return None
+        name = self.account
+        account = self.guard(lambda: self._get(Account, account_id(name)))
+        return account.breaker_state if account is not None else None
 
     def _get(self, cls: type[T], aggregate_id: UUID) -> T | None:
         try:

@@ -42,8 +42,8 @@ from domain.venue import (
 T = TypeVar("T")
 # A request: what it does in the transaction, and the order to log in the access log if any.
 Op = tuple[Callable[[Connection, Draw], T], OrderRequest | None]
-# What became of it: the fault drawn, the kind of request, a refusal, the result.
-Outcome = tuple[Fault, str, OrderRejected | None, T | None]
+# What became of it: the fault drawn, a refusal, the result.
+Outcome = tuple[Fault, OrderRejected | None, T | None]
 
 
 class PaperVenue:
@@ -270,13 +270,13 @@ class PaperVenue:
     ) -> T:
         """One request, answered as its fault says."""
         (outcome,) = self._execute([(op, logged)], kind=kind)
-        return _answer(*outcome)
+        return _answer(kind, *outcome)
 
     def _batch(self, ops: Sequence[Op[T]], *, kind: str) -> list[T | VenueError]:
         """Several requests in one transaction, each with its own fault and answer."""
         if not ops:
             return []
-        return [outcome_of(partial(_answer, *outcome)) for outcome in self._execute(ops, kind=kind)]
+        return [outcome_of(partial(_answer, kind, *o)) for o in self._execute(ops, kind=kind)]
 
     def _execute(self, ops: Sequence[Op[T]], *, kind: str) -> list[Outcome[T]]:
         """Run requests in one transaction: lock the account, draw each one's fault, run its
@@ -299,7 +299,7 @@ class PaperVenue:
                         refusal = e
                 if logged is not None and fault.fault is not Fault.NETWORK_ERROR:
                     access_log.append(self._access(logged, fault.fault, refusal, result))
-                outcomes.append((fault.fault, kind, refusal, result))
+                outcomes.append((fault.fault, refusal, result))
             if access_log:
                 conn.execute(t.requests.insert(), access_log)
         return outcomes
@@ -344,7 +344,7 @@ class PaperVenue:
         return [draw(settings, first + i, new_order=new_order) for i in range(count)]
 
 
-def _answer(fault: Fault, kind: str, refusal: OrderRejected | None, result: T | None) -> T:
+def _answer(kind: str, fault: Fault, refusal: OrderRejected | None, result: T | None) -> T:
     if fault is Fault.NETWORK_ERROR:
         raise VenueUnavailable("paper venue: simulated network error")
     if fault is Fault.RATE_LIMITED:

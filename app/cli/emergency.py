@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from app.bootstrap import Core
 from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, err, out
 from app.flattener import positions_and_orders
@@ -79,7 +78,6 @@ def reset(
         venue_exposure=lambda: positions_and_orders(core.venue()),
         force=force,
         confirm=confirmer(yes),
-        breaker_state=lambda: _breaker_state(core),
     )
     out.print(
         f"emergency stop reset (activation {result.activation_number}); new trades remain "
@@ -97,8 +95,3 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
         return
     for key, value in data.items():
         out.print(f"{key:18} {value}")
-
-
-def _breaker_state(core: Core) -> str | None:
-    account = core.drawdown_breaker().load()
-    return account.state if account is not None else None

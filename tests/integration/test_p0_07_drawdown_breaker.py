@@ -24,6 +24,7 @@ from app.worker import Worker
 from domain.account import Account
 from domain.drawdown import BreakerState
 from domain.emergency import Emergency
+from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
 from tests.integration.paper_drill import place
 from tests.waiting import wait_for
@@ -297,7 +298,22 @@ def test_an_operator_reset_of_the_peak_ends_a_hard_breach(core: Core, venue: Pap
     move(venue, "0.85")
     breaker.poll()
     assert account(breaker).breaker_state is BreakerState.HARD_BREACH
+    report = core.flattener().run()
+    assert report is not None and report.flat
+
+    # The latch stays while the breaker would trip it again at its next reading.
+    def flat_venue() -> tuple[int, int]:
+        return positions_and_orders(venue)
+
+    with pytest.raises(RefusedBySafetyRule, match="reset the peak first"):
+        core.commands.reset_emergency(reason="early", actor="alice", venue_exposure=flat_venue)
+    emergency = core.commands.load_emergency()
+    assert emergency is not None and emergency.active
+
     reset = breaker.reset_peak(actor="alice", reason="reviewed")
     assert reset.breaker_state is BreakerState.NORMAL and reset.peak == reset.equity
     breaker.poll()
     assert account(breaker).breaker_state is BreakerState.NORMAL
+    core.commands.reset_emergency(reason="reviewed", actor="alice", venue_exposure=flat_venue)
+    emergency = core.commands.load_emergency()
+    assert emergency is not None and not emergency.active
