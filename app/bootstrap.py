@@ -30,6 +30,7 @@ from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.model_consumers import CONSUMERS, ConsumerRuntime
 from app.models import ModelService
+from app.projection_skips import ProjectionSkips
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
 from app.signal_engine import SignalEngine
@@ -161,6 +162,9 @@ class Core:
             ),
         )
 
+    def projection_skips(self) -> ProjectionSkips:
+        return ProjectionSkips(self.runner, self.reader, self.commands, self.clock)
+
     def reconciler(self) -> Reconciler:
         def exclusive_flow(timeout: float) -> AbstractContextManager[bool]:
             return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=True, timeout=timeout)
@@ -284,6 +288,7 @@ def bootstrap(
             DashboardProjection(),
         ],
         clock=clock,
+        probe=address.check,
     )
     gate = PolicyGate(
         engine, reader, commands.load_policy, max_lag_events=settings.gate_max_lag_events

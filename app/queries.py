@@ -12,19 +12,73 @@ from sqlalchemy import select
 from app.bootstrap import Core
 from domain.account import Account
 from domain.drawdown import BreakerState
+from domain.emergency import Emergency
 from domain.policy import DEFAULT_LIMITS, Policy
-from projections.policy_view import PolicySnapshot, read_policy_snapshot
+from projections.policy_view import EmergencyRow, PolicyRow, PolicySnapshot, read_policy_snapshot
 from projections.tables import worker_status
 
 
 def current_snapshot(core: Core) -> tuple[PolicySnapshot, int]:
-    """Catch the view up with the log, then read it with the head (one transaction)."""
-    core.runner.catch_up()
+    """The policy and the latch as committed, and the log's head.
+
+    The view and the head are read in one snapshot; when the view is behind the head (no
+    worker, or a policy view failing on an event) both rows come from the aggregates
+    instead, so the answer is current either way. A read never runs a projection or a
+    process manager: one they cannot apply must not break a read. Raises StoreUnavailable.
+    """
     connection = core.engine.connect().execution_options(isolation_level="REPEATABLE READ")
     with connection as conn, conn.begin():
         head = core.reader.head(conn)
         snapshot = read_policy_snapshot(conn)
-    return snapshot, head
+    if snapshot.position >= head:
+        return snapshot, head
+    policy, emergency = core.commands.load_policy(), core.commands.load_emergency()
+    return PolicySnapshot(
+        policy=policy_row(policy) if policy else None,
+        emergency=emergency_row(emergency) if emergency else None,
+        position=head,
+        source="aggregate",
+    ), head
+
+
+def policy_row(policy: Policy) -> PolicyRow:
+    """The policy view's row as the aggregate has it."""
+    limits = policy.limits
+    return PolicyRow(
+        emergency_mode=policy.emergency_mode,
+        allow_new_trades=policy.allow_new_trades,
+        emergency_reason=policy.emergency_reason,
+        emergency_activated_at=policy.emergency_activated_at,
+        max_leverage=limits.max_leverage,
+        max_position_notional=limits.max_position_notional,
+        drawdown_soft_threshold=limits.drawdown_soft_threshold,
+        drawdown_hard_threshold=limits.drawdown_hard_threshold,
+        version=policy.version,
+        updated_by=policy.updated_by,
+        updated_at=policy.updated_at,
+    )
+
+
+def emergency_row(e: Emergency) -> EmergencyRow:
+    """The emergency view's row as the aggregate has it."""
+    return EmergencyRow(
+        active=e.active,
+        activation_number=e.activation_number,
+        reason=e.reason,
+        source=e.source,
+        activated_at=e.activated_at,
+        activated_by=e.activated_by,
+        reset_at=e.reset_at,
+        reset_by=e.reset_by,
+        reset_reason=e.reset_reason,
+        version=e.version,
+        flat=e.flat,
+        positions_closed=e.positions_closed,
+        orders_canceled=e.orders_canceled,
+        time_to_flat_ms=e.time_to_flat_ms,
+        flatten_attempts=e.flatten_attempts,
+        forced_reset=e.forced_reset,
+    )
 
 
 def policy_dict(snapshot: PolicySnapshot, head: int) -> dict[str, Any]:
@@ -33,6 +87,7 @@ def policy_dict(snapshot: PolicySnapshot, head: int) -> dict[str, Any]:
     data = asdict(snapshot.policy)
     data["position"] = snapshot.position
     data["fresh"] = snapshot.position >= head
+    data["source"] = snapshot.source
     return data
 
 
@@ -61,10 +116,10 @@ def emergency_dict(snapshot: PolicySnapshot) -> dict[str, Any]:
 
 
 def status_dict(core: Core) -> dict[str, Any]:
-    """Policy, emergency, gate and every projection's position, head and lag.
+    """Policy, emergency, gate and every projection's position, head, lag and failure.
 
-    The projections' positions are read first, so the lag shown is the one the worker left;
-    then the view is caught up, so the policy shown is the committed one, as the gate says.
+    Nothing is caught up: the lag shown is the one the worker left, and the policy shown is
+    the committed one (from the aggregates when the view is behind), as the gate says.
     """
     positions = core.runner.positions()
     snapshot, _ = current_snapshot(core)
@@ -93,6 +148,9 @@ def status_dict(core: Core) -> dict[str, Any]:
                 "lag": p.lag,
                 "updated_at": p.updated_at,
                 "last_error": p.last_error,
+                "failing_event_id": p.failing_event_id,
+                "failing_topic": p.failing_topic,
+                "failing_since": p.failing_since,
             }
             for p in positions
         ],
@@ -111,6 +169,10 @@ def projections_dict(core: Core) -> list[dict[str, Any]]:
             "last_error": p.last_error,
             "replayed_since_start": p.replayed_since_start,
             "updated_at": p.updated_at,
+            "failing_event_id": p.failing_event_id,
+            "failing_topic": p.failing_topic,
+            "failing_since": p.failing_since,
+            "failures": p.failures,
         }
         for p in core.runner.positions()
     ]

@@ -173,7 +173,20 @@ class ReadSide:
             if p is None:
                 return False, {"read_model": name, "missing": True}
             ok = p.lag <= b.max_lag_events and not p.last_error
-            return ok, {"read_model": name, "lag_events": p.lag, "last_error": p.last_error}
+            evidence: dict[str, Any] = {
+                "read_model": name,
+                "lag_events": p.lag,
+                "last_error": p.last_error,
+            }
+            if p.failing_event_id is not None:
+                evidence.update(
+                    failing_event_id=p.failing_event_id,
+                    failing_topic=p.failing_topic,
+                    failing_since=p.failing_since,
+                    reason=f"{name} cannot apply event {p.failing_event_id} "
+                    f"({p.failing_topic}): {p.last_error}",
+                )
+            return ok, evidence
 
         checks: dict[str, tuple[bool, dict[str, Any]]] = {}
         ok, ev = healthy("policy_view")
@@ -206,6 +219,11 @@ class ReadSide:
                 "head": max((p.head for p in lags.values()), default=0),
                 "max_lag_events": max((p.lag for p in lags.values()), default=0),
                 "read_models_behind_or_failing": [p.name for p in behind],
+                "read_models_failing": {
+                    p.name: f"event {p.failing_event_id} ({p.failing_topic}): {p.last_error}"
+                    for p in behind
+                    if p.failing_event_id is not None
+                },
                 "worker_outages": worker["outages"] if worker else None,
             },
         )

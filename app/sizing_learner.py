@@ -46,7 +46,9 @@ class SizingLearner(Projection):
         return {}  # its effect is events, not rows
 
     def renamed(self, suffix: str) -> Self:
-        return type(self)(self.store, {}, name=self.name + suffix)
+        copy = type(self)(self.store, {}, name=self.name + suffix)
+        copy.origin = self.origin
+        return copy
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
         e: Any = event

@@ -6,6 +6,11 @@ on start it catches up on any activation it has not seen to a flat account, and 
 latch is on it keeps the account flat (retrying an incomplete flatten at a lower rate, and
 re-checking a flat one now and then, since a position can appear from outside).
 
+Each job is a ``Duty`` that fails on its own: a read model that cannot apply an event, a
+model that will not load or a venue that will not answer delays only its own duty, never
+the emergency supervision (which reads the Emergency aggregate, not a view) nor the breaker
+(a thread of its own).
+
 When the store goes away it keeps running, retries with a bounded backoff, and when the
 store returns it catches up from the tracked positions: the log is the buffer. It records
 each outage and the catch-up after it (events, seconds) in ``worker_status``.
@@ -40,6 +45,40 @@ from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
 WORKER_NAME = "worker"
+
+
+class Duty:
+    """One of the worker's jobs, failing on its own: a failure is logged and the duty waits
+    out a backoff of its own (``backoff`` seconds, doubling up to ``cap``) while the other
+    duties go on. An outage of the store is the worker's to handle, not a duty's."""
+
+    def __init__(
+        self, name: str, action: Callable[[], None], *, backoff: float, cap: float = 30.0
+    ) -> None:
+        self.name = name
+        self.action = action
+        self.base = backoff
+        self.cap = cap
+        self._delay = backoff
+        self._next = float("-inf")
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next
+
+    def failed(self, error: Exception) -> None:
+        log.error(
+            "worker duty %r failed (%s: %s); the others go on, retrying it in %.1fs",
+            self.name,
+            type(error).__name__,
+            error,
+            self._delay,
+            exc_info=error,
+        )
+        self._next = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self.cap)
+
+    def succeeded(self) -> None:
+        self._delay = self.base
 
 
 class BreakerLoop:
@@ -134,31 +173,65 @@ class Worker:
             target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
         )
         breaker.start()
-        backoff = self.core.settings.poll_interval
+        poll = self.core.settings.poll_interval
+        duties = [
+            # The catch-up first: its engine fails fast when the store is down, which is how
+            # an outage is noticed (the event store's own pool waits for a connection). A
+            # read model that cannot apply an event does not fail it: the runner isolates
+            # that one and the others go on.
+            Duty("read models", self._catch_up, backoff=poll),
+            # Not behind anything but an outage: the account is kept flat whatever a read
+            # model or process manager does.
+            Duty(
+                "emergency supervision",
+                lambda: self._supervise_emergency(flattener.run),
+                backoff=poll,
+                cap=self.retry_interval,
+            ),
+            Duty("model consumers", self._sync_consumers, backoff=poll),
+            Duty("model watch", lambda: self._watch_if_due(watch), backoff=poll),
+            Duty("reconciliation", lambda: self._reconcile_if_due(reconciler), backoff=poll),
+            *(
+                [Duty("signal trading", lambda: self._trade_signals(signals), backoff=poll)]
+                if signals is not None
+                else []
+            ),
+            Duty("heartbeat", self._heartbeat, backoff=poll),
+        ]
+        backoff = poll
         while not stop.is_set():
-            try:
-                # The catch-up first: its engine fails fast when the store is down, which is
-                # how an outage is noticed (the event store's own pool waits for a connection).
-                began = time.monotonic()
-                applied = self.core.runner.catch_up()
-                if self._outage_started is not None:
-                    self._recovered(applied, time.monotonic() - began)
-                self._supervise_emergency(flattener.run)
-                for consumer in self.consumers:
-                    consumer.sync()
-                self._watch_if_due(watch)
-                self._reconcile_if_due(reconciler)
-                if signals is not None:
-                    self._trade_signals(signals)
-                self._heartbeat()
-                backoff = self.core.settings.poll_interval
-            except Exception as error:  # noqa: BLE001 - a worker logs, backs off, carries on
-                self._failed(error, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+            if self._perform(duties):
+                backoff = poll
+                waiter(poll)
                 continue
-            waiter(self.core.settings.poll_interval)
+            stop.wait(backoff)  # the store is down: every duty needs it
+            backoff = min(backoff * 2, 30.0)
         breaker.join(timeout=10)
+
+    def _perform(self, duties: list[Duty]) -> bool:
+        """One round of every duty that is due. False, at once, when the store is down."""
+        for duty in duties:
+            if not duty.due():
+                continue
+            try:
+                duty.action()
+            except Exception as error:  # noqa: BLE001 - a worker logs, backs off, carries on
+                if self._store_down(error):
+                    return False
+                duty.failed(error)
+                continue
+            duty.succeeded()
+        return True
+
+    def _catch_up(self) -> None:
+        began = time.monotonic()
+        applied = self.core.runner.catch_up()
+        if self._outage_started is not None:
+            self._recovered(applied, time.monotonic() - began)
+
+    def _sync_consumers(self) -> None:
+        for consumer in self.consumers:
+            consumer.sync()
 
     # -- emergency ------------------------------------------------------------------------------
 
@@ -220,16 +293,17 @@ class Worker:
 
     # -- outages and liveness --------------------------------------------------------------------
 
-    def _failed(self, error: Exception, backoff: float) -> None:
+    def _store_down(self, error: Exception) -> bool:
+        """Is ``error`` an outage? Then it is recorded (once per outage) and True."""
         try:
             self.core.address.check()
         except StoreUnavailable as unreachable:
             if self._outage_started is None:
                 self._outage_started = time.monotonic()
                 self._outage_at = self.core.clock()
-                log.error("store unavailable, retrying with backoff: %s", unreachable)
-            return
-        log.exception("worker iteration failed (%s); retrying in %.1fs", error, backoff)
+                log.error("store unavailable, retrying with backoff: %s (%s)", unreachable, error)
+            return True
+        return False
 
     def _recovered(self, applied: int, seconds: float) -> None:
         assert self._outage_started is not None

@@ -236,6 +236,7 @@ class PolicySnapshot:
     policy: PolicyRow | None
     emergency: EmergencyRow | None
     position: int
+    source: str = "view"  # or "aggregate": the rows as the aggregates have them
 
 
 def read_policy_snapshot(conn: Connection) -> PolicySnapshot:

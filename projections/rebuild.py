@@ -8,13 +8,14 @@ model until that commit and the new one after it, never a partial or empty one. 
 interrupted rebuild leaves the live model as it was; the next one starts its shadow afresh.
 
 Verification replays into scratch copies up to exactly the live model's position (taken
-under the same lock) and compares the tables row by row.
+under the same lock) and compares the tables row by row. Both honour the skips recorded in
+the log (``projections skip``), and verification lists the ones it honoured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, except_, inspect, select, text, update
@@ -41,6 +42,8 @@ class VerifyReport:
     consistent: bool = True
     differences: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
+    # The recorded skips the replay honoured: consumer, event id, topic, reason, actor, when.
+    skips: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rebuild(
@@ -89,6 +92,11 @@ def verify(
             live_position = _lock(runner, conn, projection)
             runner.apply_pending(conn, scratch, upto=live_position)
             report.positions[projection.name] = live_position
+            report.skips.extend(
+                asdict(skip)
+                for skip in runner.recorded_skips()
+                if skip.consumer == projection.name and skip.event_id <= live_position
+            )
             for role, live in projection.tables.items():
                 _compare(conn, live, scratch.tables[role], report)
     finally:

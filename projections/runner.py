@@ -7,12 +7,21 @@ take turns instead of applying an event twice. Events a projection does not hand
 skipped without being decoded, but the position still advances past them, so lag reads 0
 when the projection has seen everything. Batches are bounded, so memory is too, however
 long the log.
+
+A consumer that fails on an event is isolated: its batch is replayed one event at a time to
+find the event it cannot apply (the ones before it are applied), the failure is recorded in
+its tracking row (position, event id, topic, error, since when, how many tries), it waits
+out a backoff of its own, and the other consumers keep going. It stays at that position
+until the event applies (an upcaster release) or an operator records a skip of exactly
+that event (``domain.projection_skip``). A store that cannot be reached is not a consumer's
+failure: it is raised at once, so the caller notices the outage.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +32,11 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Engine, MetaData, Table, select, update
+from sqlalchemy import Connection, Engine, MetaData, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.elements import quoted_name
 
+from domain.projection_skip import ProjectionSkip
 from projections.tables import projection_tracking
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,8 @@ class Projection(ABC):
     def __init__(self, tables: Mapping[str, Table] | None = None, name: str | None = None):
         self.tables: dict[str, Table] = dict(tables or self.default_tables())
         self.name = name or self.default_name
+        # The live consumer this one copies (itself unless renamed): whose skips it honours.
+        self.origin = self.name
 
     @classmethod
     @abstractmethod
@@ -74,7 +86,9 @@ class Projection(ABC):
 
     def renamed(self, suffix: str) -> Self:
         copies = {role: renamed_table(table, suffix) for role, table in self.tables.items()}
-        return type(self)(copies, name=self.name + suffix)
+        copy = type(self)(copies, name=self.name + suffix)
+        copy.origin = self.origin
+        return copy
 
     @abstractmethod
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
@@ -106,10 +120,52 @@ class ProjectionPosition:
     last_error: str | None
     replayed_since_start: int
     lag_seconds: float
+    # The event it cannot apply (None while healthy), since when, and how many tries failed.
+    failing_event_id: int | None = None
+    failing_topic: str | None = None
+    failing_since: datetime | None = None
+    failures: int = 0
 
     @property
     def lag(self) -> int:
         return max(self.head - self.position, 0)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A consumer that cannot apply an event: where it stands and what it met."""
+
+    name: str
+    position: int  # its tracked position: the last event it applied (or passed)
+    event_id: int | None  # the notification id of the event it cannot apply
+    topic: str | None
+    error: str
+
+
+class ProjectionFailed(Exception):
+    """A consumer cannot apply an event (not a store outage): ``failure`` says which."""
+
+    def __init__(self, failure: Failure) -> None:
+        at = f"event {failure.event_id} ({failure.topic})" if failure.event_id else "its batch"
+        super().__init__(f"{failure.name} cannot apply {at}: {failure.error}")
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A recorded skip: ``consumer`` passes over event ``event_id`` of the log."""
+
+    consumer: str
+    event_id: int
+    topic: str
+    error: str
+    reason: str
+    actor: str
+    recorded_at: datetime
+    position: int  # where the skip itself is in the log
+
+
+SKIP_TOPICS = [get_topic(ProjectionSkip.Recorded)]
 
 
 class ProjectionRunner:
@@ -122,13 +178,26 @@ class ProjectionRunner:
         *,
         batch_size: int = 500,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        probe: Callable[[], None] = lambda: None,
+        retry_after: float = 1.0,
+        max_retry_after: float = 60.0,
     ) -> None:
+        """``probe`` raises when the store cannot be reached: how a consumer's own failure
+        is told from an outage. A failing consumer is retried after ``retry_after`` seconds,
+        doubling up to ``max_retry_after``."""
         self.engine = engine
         self.reader = reader
         self.mapper = mapper
         self.projections = list(projections)
         self.batch_size = batch_size
         self.clock = clock
+        self.probe = probe
+        self.retry_after = retry_after
+        self.max_retry_after = max_retry_after
+        # name -> (monotonic time of the next try, the delay after the next failure)
+        self._retry: dict[str, tuple[float, float]] = {}
+        # consumer -> the event ids it skips, read from the log when one fails.
+        self._skips: dict[str, set[int]] = {}
 
     def projection(self, name: str) -> Projection:
         """The projection called ``name``; KeyError if the runner has none."""
@@ -138,8 +207,27 @@ class ProjectionRunner:
         raise KeyError(name)
 
     def catch_up(self) -> int:
-        """Apply every committed event each projection has not processed. Returns the count."""
-        return sum(self.catch_up_projection(p) for p in self.projections)
+        """Apply every committed event each projection has not processed. Returns the count.
+
+        A projection that fails on an event is recorded, waits out its backoff and is
+        passed over meanwhile; the others go on (see ``failing``). Raises only what the
+        store raises when it cannot be reached."""
+        applied = 0
+        for projection in self.projections:
+            due, _ = self._retry.get(projection.name, (0.0, self.retry_after))
+            if time.monotonic() < due:
+                continue
+            try:
+                applied += self.catch_up_projection(projection)
+            except ProjectionFailed as failed:
+                self._back_off(projection.name, failed)
+                continue
+            self._retry.pop(projection.name, None)
+        return applied
+
+    def failing(self) -> list[str]:
+        """The projections this runner is holding back after a failure."""
+        return sorted(self._retry)
 
     def catch_up_projection(
         self,
@@ -149,15 +237,21 @@ class ProjectionRunner:
         progress: Callable[[int, int], None] = lambda position, head: None,
     ) -> int:
         """Apply ``projection``'s pending events up to ``upto`` (default: the head), one
-        transaction per batch. Returns how many events it applied."""
+        transaction per batch. Returns how many events it applied.
+
+        Raises ProjectionFailed (recorded in its tracking row) when it cannot apply an
+        event, having applied the ones before it; a store error as it is."""
         applied = 0
         while True:
             try:
                 with self.engine.begin() as conn:
                     count, position, target = self.step(conn, projection, upto=upto)
             except Exception as error:
-                self._record_error(projection.name, error)
-                raise
+                if self._store_down():
+                    self._record_error(projection.name, error)
+                    raise
+                # Find the event: one at a time, applying those before it.
+                count, position, target = self._one_by_one(projection, upto)
             applied += count
             progress(position, target)
             if position >= target:
@@ -180,17 +274,24 @@ class ProjectionRunner:
         target = self.reader.head(conn) if upto is None else upto
         if position >= target:
             return 0, position, target
+        return self._apply(conn, projection, position, target, self.batch_size)
+
+    def _apply(
+        self, conn: Connection, projection: Projection, position: int, target: int, limit: int
+    ) -> tuple[int, int, int]:
         batch = self.reader.read(
-            conn, after=position, upto=target, topics=projection.topics(), limit=self.batch_size
+            conn, after=position, upto=target, topics=projection.topics(), limit=limit
         )
+        skipped = self._skips.get(projection.origin, set())
         projection.apply_batch(
             conn,
             [
                 (notification_id, self.mapper.to_domain_event(stored))
                 for notification_id, stored in batch
+                if notification_id not in skipped
             ],
         )
-        full = len(batch) == self.batch_size
+        full = len(batch) == limit
         new_position = batch[-1][0] if full else target
         conn.execute(
             update(projection_tracking)
@@ -199,6 +300,10 @@ class ProjectionRunner:
                 position=new_position,
                 updated_at=self.clock(),
                 last_error=None,
+                failing_event_id=None,
+                failing_topic=None,
+                failing_since=None,
+                failures=0,
                 replayed_since_start=projection_tracking.c.replayed_since_start + len(batch),
             )
         )
@@ -243,6 +348,10 @@ class ProjectionRunner:
                         last_error=row.last_error if row else None,
                         replayed_since_start=row.replayed_since_start if row else 0,
                         lag_seconds=lag_seconds,
+                        failing_event_id=row.failing_event_id if row else None,
+                        failing_topic=row.failing_topic if row else None,
+                        failing_since=row.failing_since if row else None,
+                        failures=row.failures if row else 0,
                     )
                 )
         return result
@@ -258,7 +367,8 @@ class ProjectionRunner:
 
         The poll matters: the library's LISTEN/NOTIFY can miss a notification, and a
         projection that waited only for NOTIFY could then stall (DESIGN.md decision 2).
-        A failing projection is retried with a bounded backoff; its event is never skipped.
+        A failing projection is retried with a backoff of its own while the others go on;
+        its event is never skipped unless an operator recorded a skip of it.
         """
         backoff = poll_interval
         while not stop.is_set():
@@ -286,7 +396,129 @@ class ProjectionRunner:
         ).scalar_one()
         return int(position)
 
+    def recorded_skips(self) -> list[Skip]:
+        """Every skip recorded in the log, in log order."""
+        with self.engine.connect() as conn, conn.begin():
+            return self._read_skips(conn)
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _read_skips(self, conn: Connection) -> list[Skip]:
+        head = self.reader.head(conn)
+        found = []
+        for position, stored in self.reader.read(
+            conn, after=0, upto=head, topics=SKIP_TOPICS, limit=1_000_000
+        ):
+            e: Any = self.mapper.to_domain_event(stored)
+            found.append(
+                Skip(
+                    consumer=e.consumer,
+                    event_id=e.notification_id,
+                    topic=e.topic,
+                    error=e.error,
+                    reason=e.reason,
+                    actor=e.actor,
+                    recorded_at=e.timestamp,
+                    position=position,
+                )
+            )
+        return found
+
+    def _load_skips(self) -> None:
+        skips: dict[str, set[int]] = {}
+        for skip in self.recorded_skips():
+            skips.setdefault(skip.consumer, set()).add(skip.event_id)
+        self._skips = skips
+
+    def _one_by_one(self, projection: Projection, upto: int | None) -> tuple[int, int, int]:
+        """After a failed batch: up to one batch of events, each in a transaction of its
+        own, so the event that fails is known (and the ones before it are applied). The
+        skips are read afresh first: an operator may have recorded one meanwhile. Returns
+        (events applied, position, target); raises ProjectionFailed at the failing event."""
+        self._load_skips()
+        skipped = self._skips.get(projection.origin, set())
+        applied, position, target = 0, 0, 0
+        for _ in range(self.batch_size):
+            event: tuple[int, str] | None = None
+            try:
+                with self.engine.begin() as conn:
+                    position = self.lock_position(conn, projection.name)
+                    target = self.reader.head(conn) if upto is None else upto
+                    if position >= target:
+                        break
+                    batch = self.reader.read(
+                        conn, after=position, upto=target, topics=projection.topics(), limit=1
+                    )
+                    if batch:
+                        event = (batch[0][0], batch[0][1].topic)
+                        if event[0] in skipped:
+                            log.warning(
+                                "%s passes over event %d (%s): a recorded skip",
+                                projection.name,
+                                *event,
+                            )
+                    count, position, target = self._apply(conn, projection, position, target, 1)
+                    applied += count
+            except Exception as error:
+                if self._store_down():
+                    self._record_error(projection.name, error)
+                    raise
+                failure = Failure(
+                    name=projection.name,
+                    position=position,
+                    event_id=event[0] if event else None,
+                    topic=event[1] if event else None,
+                    error=f"{type(error).__name__}: {error}"[:2000],
+                )
+                self._record_failure(failure)
+                raise ProjectionFailed(failure) from error
+            if position >= target:
+                break
+        return applied, position, target
+
+    def _store_down(self) -> bool:
+        try:
+            self.probe()
+        except Exception:  # noqa: BLE001 - whatever the probe raises, the store is not there
+            return True
+        return False
+
+    def _back_off(self, name: str, failed: ProjectionFailed) -> None:
+        _, delay = self._retry.get(name, (0.0, self.retry_after))
+        self._retry[name] = (time.monotonic() + delay, min(delay * 2, self.max_retry_after))
+        log.error("read model failing, the others go on; retrying in %.0fs: %s", delay, failed)
+
+    def _record_failure(self, failure: Failure) -> None:
+        now = self.clock()
+        t = projection_tracking
+        values = {
+            "last_error": failure.error,
+            "failing_event_id": failure.event_id,
+            "failing_topic": failure.topic,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(t)
+                    .values(
+                        name=failure.name,
+                        position=0,
+                        updated_at=now,
+                        failing_since=now,
+                        failures=1,
+                        **values,
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["name"],
+                        set_={
+                            **values,
+                            "failing_since": func.coalesce(t.c.failing_since, now),
+                            "failures": t.c.failures + 1,
+                        },
+                    )
+                )
+        except Exception:  # the store may be what failed; the caller still gets the error
+            log.debug("could not record the failure of %s", failure.name, exc_info=True)
 
     def _record_error(self, name: str, error: Exception) -> None:
         try:

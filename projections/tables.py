@@ -33,6 +33,11 @@ projection_tracking = Table(
     Column("last_error", Text, nullable=True),
     Column("replayed_since_start", BigInteger, nullable=False, server_default="0"),
     Column("started_at", DateTime(timezone=True), nullable=True),
+    # The event it cannot apply (None while healthy), since when, and how many tries failed.
+    Column("failing_event_id", BigInteger, nullable=True),
+    Column("failing_topic", Text, nullable=True),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("failures", BigInteger, nullable=False, server_default="0"),
 )
 
 # The timestamp index of the log (the library has none): one row per event, so time ranges,

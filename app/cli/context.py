@@ -20,6 +20,8 @@ class CliState:
     database_url: str | None = None
     home: Path | None = None
     exchange: str | None = None
+    # False for read commands: they leave every projection and process manager alone.
+    catch_up_on_close: bool = True
     _core: Core | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -43,14 +45,23 @@ class CliState:
             self._core = core
         return self._core
 
+    def reading(self) -> Core:
+        """The core for a read command: it reads views (or aggregates) and runs no
+        projection or process manager, not even on close, so one that cannot apply an
+        event never breaks a read."""
+        self.catch_up_on_close = False
+        return self.core()
+
     def close(self) -> None:
         if self._core is not None:
-            # Leave the read models at the head after every command, so they are current
-            # even when no worker runs. Best effort: the command itself already succeeded.
-            try:
-                self._core.runner.catch_up()
-            except Exception:  # reported by `projections status`; never fatal here
-                log.warning("read models not caught up after the command", exc_info=True)
+            # Leave the read models at the head after every command that wrote, so they are
+            # current even when no worker runs. Best effort: the command already succeeded,
+            # and a read model failing on an event is isolated and recorded by the runner.
+            if self.catch_up_on_close:
+                try:
+                    self._core.runner.catch_up()
+                except Exception:  # reported by `projections status`; never fatal here
+                    log.warning("read models not caught up after the command", exc_info=True)
             self._core.close()
             self._core = None
 

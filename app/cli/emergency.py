@@ -88,7 +88,7 @@ def reset(
 @app.command("status")
 def status(ctx: typer.Context, as_json: Json = False) -> None:
     """The latch: active or not, why, since when, by whom; the flatten result; the last reset."""
-    snapshot, _ = current_snapshot(state(ctx).core())
+    snapshot, _ = current_snapshot(state(ctx).reading())
     data = emergency_dict(snapshot)
     if as_json:
         emit_json(data)

@@ -95,8 +95,9 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
 ) -> None:
     """Policy, emergency, gate, each projection's position and lag, and the seven safeguards
-    (ACTIVE or DEGRADED, with the evidence; the same table as GET /api/patches/status)."""
-    core = state(ctx).core()
+    (ACTIVE or DEGRADED, with the evidence; the same table as GET /api/patches/status).
+    Reads only: a read model failing on an event is named, never run."""
+    core = state(ctx).reading()
     data = status_dict(core)
     data["safeguards"] = plain(
         ReadSide(core.engine, core.runner, core.clock, Bounds.of(core.settings)).safeguards()
@@ -118,7 +119,9 @@ def status_command(
     for p in data["projections"]:
         out.print(
             f"projection {p['name']}: position {p['position']} / head {p['head']} "
-            f"(lag {p['lag']}){' error: ' + p['last_error'] if p['last_error'] else ''}"
+            f"(lag {p['lag']}){_failing(p)}",
+            markup=False,
+            highlight=False,
         )
     safeguards = data["safeguards"]
     out.print(f"safeguards [{_style(safeguards['status'])}]{safeguards['status']}[/]")
@@ -130,6 +133,15 @@ def status_command(
             f"  {name:27} [{_style(check['status'])}]{check['status']:8}[/] {evidence}",
             highlight=False,
         )
+
+
+def _failing(p: dict[str, object]) -> str:
+    if p["failing_event_id"] is not None:
+        return (
+            f" FAILING at event {p['failing_event_id']} ({p['failing_topic']}) since "
+            f"{p['failing_since']}: {p['last_error']}"
+        )
+    return f" error: {p['last_error']}" if p["last_error"] else ""
 
 
 def _style(status: str) -> str:

@@ -26,8 +26,8 @@ Actor = Annotated[
 
 @app.command("show")
 def show(ctx: typer.Context, as_json: Json = False) -> None:
-    """The policy as committed (the view, caught up with the log)."""
-    snapshot, head = current_snapshot(state(ctx).core())
+    """The policy as committed (the view, or the aggregate when the view is behind)."""
+    snapshot, head = current_snapshot(state(ctx).reading())
     data = policy_dict(snapshot, head)
     if as_json:
         emit_json(data)

@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli.context import state
+from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, err, out
 from app.queries import projections_dict
 from domain.errors import InvalidCommand
 from projections.rebuild import VerifyReport, rebuild, verify
+from projections.runner import Skip
 
 app = typer.Typer(help="Read models: lag, rebuilds without downtime.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
@@ -42,12 +43,17 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 @app.command("status")
 def status(ctx: typer.Context, as_json: Json = False) -> None:
     """Per consumer: position, head, lag in events and seconds, last error, replayed."""
-    data = projections_dict(state(ctx).core())
+    data = projections_dict(state(ctx).reading())
     if as_json:
         emit_json(data)
         return
     for p in data:
         error = f"  last error: {p['last_error']}" if p["last_error"] else ""
+        if p["failing_event_id"] is not None:
+            error = (
+                f"  FAILING at event {p['failing_event_id']} ({p['failing_topic']}) since "
+                f"{p['failing_since']}, {p['failures']} tries: {p['last_error']}"
+            )
         out.print(
             f"{p['name']:14} position {p['position']} / head {p['head']}  lag "
             f"{p['lag_events']} events, {p['lag_seconds']:.1f}s  replayed since start "
@@ -80,8 +86,44 @@ def rebuild_command(
         )
 
 
+@app.command("skip")
+def skip_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="the read model or process manager")],
+    event: Annotated[int, typer.Option("--event", help="the notification id it cannot apply")],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="who acts (default: login name)", show_default=False),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Record that NAME passes over one event it cannot apply (a poison event): the skip is
+    itself an event in the log, honoured on the next pass, by rebuilds, and listed by
+    `verify`. The event's effect on that read model is lost for good: prefer a fix (an
+    upcaster release) when there is one."""
+    core = state(ctx).core()
+    skip, new = core.projection_skips().record(
+        consumer=name,
+        event_id=event,
+        reason=reason,
+        actor=actor or default_actor(),
+        confirm=confirmer(yes),
+    )
+    verb = "skip recorded" if new else "skip already recorded"
+    out.print(f"{verb}: {_skip_line(skip)}", markup=False, highlight=False)
+
+
+def _skip_line(skip: Skip) -> str:
+    return (
+        f"{skip.consumer} passes over event {skip.event_id} ({skip.topic}), by {skip.actor} "
+        f"at {skip.recorded_at}: {skip.reason}"
+    )
+
+
 def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
-    """Replay every read model into scratch tables and compare them with the live ones."""
+    """Replay every read model into scratch tables and compare them with the live ones
+    (honouring the recorded skips, which it lists)."""
     core = state(ctx).core()
     report = VerifyReport()
     for projection in core.runner.projections:
@@ -93,13 +135,22 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
                 "consistent": report.consistent,
                 "differences": report.differences,
                 "positions": report.positions,
+                "skips": report.skips,
             }
         )
-    elif report.consistent:
-        out.print(f"consistent: every read model equals a full replay ({report.positions})")
     else:
-        out.print(f"[bold red]INCONSISTENT[/]: {len(report.differences)} difference(s)")
-        for difference in report.differences:
-            out.print(f"  {difference}", markup=False)
+        for skip in report.skips:
+            out.print(
+                f"skipped: {skip['consumer']} passes over event {skip['event_id']} "
+                f"({skip['topic']}), by {skip['actor']}: {skip['reason']}",
+                markup=False,
+                highlight=False,
+            )
+        if report.consistent:
+            out.print(f"consistent: every read model equals a full replay ({report.positions})")
+        else:
+            out.print(f"[bold red]INCONSISTENT[/]: {len(report.differences)} difference(s)")
+            for difference in report.differences:
+                out.print(f"  {difference}", markup=False)
     if not report.consistent:
         raise typer.Exit(EXIT_INCONSISTENT)
