@@ -8,8 +8,10 @@ import time
 import pytest
 from sqlalchemy import select
 
+from adapters.errors import StoreUnavailable
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
+from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
 from projections.tables import policy_view, projection_tracking
 
@@ -92,14 +94,37 @@ def test_runner_catches_up_by_polling_when_no_notification_arrives(core: Core) -
         worker.join(timeout=5)
 
 
-def test_a_failing_projection_records_its_error_and_does_not_advance(core: Core) -> None:
+def test_a_failing_projection_records_its_error_does_not_advance_and_the_others_go_on(
+    core: Core,
+) -> None:
     class Broken(PolicyProjection):
         def apply(self, conn, event, position):  # type: ignore[no-untyped-def]
             raise RuntimeError("boom")
 
+    core.runner.projections = [Broken(), EventIndexProjection()]
+    core.runner.catch_up()  # no raise: only the broken one is held back
+    broken, index = core.runner.positions()
+    assert broken.position == 0
+    assert broken.last_error is not None and "boom" in broken.last_error
+    assert broken.failing_event_id == 1  # the first event it handles
+    assert index.position == index.head > 0 and index.last_error is None
+    assert core.runner.failing() == ["policy_view"]
+    # Held back for its backoff: another pass within it does not try it again.
+    core.runner.catch_up()
+    [broken, _] = core.runner.positions()
+    assert broken.failures == 1
+
+
+def test_a_store_outage_is_raised_not_recorded_as_a_read_model_failure(core: Core) -> None:
+    def down() -> None:
+        raise StoreUnavailable("down")
+
+    class Broken(PolicyProjection):
+        def apply(self, conn, event, position):  # type: ignore[no-untyped-def]
+            raise RuntimeError("connection lost")
+
     core.runner.projections = [Broken()]
-    with pytest.raises(RuntimeError, match="boom"):
+    core.runner.probe = down
+    with pytest.raises(RuntimeError, match="connection lost"):
         core.runner.catch_up()
-    [position] = core.runner.positions()
-    assert position.position == 0
-    assert position.last_error is not None and "boom" in position.last_error
+    assert core.runner.failing() == []
