@@ -20,6 +20,7 @@ from app.bootstrap import Core
 from app.executor import Outcome, TradeIntent
 from app.read_side import SAFEGUARDS
 from tests.integration.test_p0_06_model_sync import NAME, register
+from tests.poison import poison_policy_view
 
 BTC = "BTC/USDT:USDT"
 
@@ -125,6 +126,24 @@ def test_the_safeguards_a_worker_carries_are_degraded_while_no_worker_answers(
         # The evidence says why: no worker ever ran.
         assert safeguards[name]["evidence"]["worker_heartbeat_age_seconds"] is None, name
     assert safeguards["p0_03_event_buffer"]["evidence"]["read_models_behind_or_failing"] == []
+
+
+def test_a_read_model_failing_on_an_event_degrades_its_safeguard_with_the_reason(
+    client: TestClient, history: Core
+) -> None:
+    poison = poison_policy_view(history)
+    history.runner.catch_up()
+    safeguards = get(client, "/api/patches/status")
+    assert safeguards["status"] == "DEGRADED"
+    store = safeguards["safeguards"]["p0_01_policy_store"]
+    assert store["status"] == "DEGRADED"
+    assert store["evidence"]["failing_event_id"] == poison
+    assert f"policy_view cannot apply event {poison}" in store["evidence"]["reason"]
+    assert "NumericValueOutOfRange" in store["evidence"]["reason"]
+    buffer = safeguards["safeguards"]["p0_03_event_buffer"]["evidence"]
+    assert list(buffer["read_models_failing"]) == ["policy_view"]
+    [view] = [p for p in get(client, "/api/projections") if p["name"] == "policy_view"]
+    assert view["last_error"] is not None
 
 
 def test_bad_input_is_422_an_unknown_incident_404_and_nothing_changes_state(
