@@ -216,6 +216,7 @@ class CountingVenue:
         self.venue = venue
         self.name = venue.name
         self.position_lag = venue.position_lag
+        self.concurrent_requests = venue.concurrent_requests
         self.calls: Tally[str] = Tally()
         self.elapsed_ms = 0.0
 
