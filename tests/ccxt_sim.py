@@ -94,7 +94,7 @@ class SimulatedAccount:
     def fill(self, symbol: str, side: str, quantity: Decimal, client_id: str) -> Filled:
         """A reduce-only market order: it closes at most the position, never flips it."""
         held = self.positions.get(symbol, Decimal(0))
-        closing = held > 0 and side == "SELL" or held < 0 and side == "BUY"
+        closing = (held > 0 and side == "SELL") or (held < 0 and side == "BUY")
         done = min(quantity, abs(held)) if closing else Decimal(0)
         left = held - done if held > 0 else held + done
         if left == 0:
@@ -364,8 +364,12 @@ class SimulatedSession:
 
     def _bybit_get_v5_order_history(self, params: dict[str, Any]) -> Answer:
         template = _fixture("bybit", "order_filled.json")["result"]["list"][0]
-        found = self.account.filled.get(params.get("orderLinkId", ""))
-        rows = [self._bybit_order_row(template, found)] if found else []
+        if "orderLinkId" in params:
+            found = self.account.filled.get(params["orderLinkId"])
+            rows = [self._bybit_order_row(template, found)] if found else []
+        else:  # the latest orders first
+            latest = list(self.account.filled.values())[::-1][: int(params.get("limit", 20))]
+            rows = [self._bybit_order_row(template, o) for o in latest]
         return 200, _bybit({"list": rows, "nextPageCursor": "", "category": "linear"})
 
     def _bybit_post_v5_order_cancel_all(self, params: dict[str, Any]) -> Answer:
@@ -408,7 +412,7 @@ class SimulatedSession:
 
 def venue_symbol(symbol: str) -> str:
     """``BTC/USDT:USDT`` -> ``BTCUSDT`` (both venues spell linear perpetuals so)."""
-    return symbol.split(":")[0].replace("/", "")
+    return symbol.split(":", maxsplit=1)[0].replace("/", "")
 
 
 def simulated_exchange(
@@ -455,6 +459,16 @@ def rest_order(
         account.resting[order_id] = Resting(
             order_id, client_id, venue_symbol(symbol), side.upper(), quantity, price, trigger
         )
+
+
+def peak_in_flight(calls: list[Call]) -> int:
+    """The most calls of ``calls`` in flight at one same instant."""
+    edges = sorted([(c.started, 1) for c in calls] + [(c.ended, -1) for c in calls])
+    peak = level = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        level += step
+        peak = max(peak, level)
+    return peak
 
 
 def overlapping(calls: list[Call]) -> bool:
