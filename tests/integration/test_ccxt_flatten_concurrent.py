@@ -31,31 +31,8 @@ from tests.ccxt_sim import (
     venue_symbol,
 )
 
-SYMBOLS = [
-    f"{base}/USDT:USDT"
-    for base in [
-        "BTC",
-        "ETH",
-        "SOL",
-        "BNB",
-        "XRP",
-        "DOGE",
-        "ADA",
-        "AVAX",
-        "LINK",
-        "DOT",
-        "TRX",
-        "LTC",
-        "BCH",
-        "NEAR",
-        "ATOM",
-        "APT",
-        "ARB",
-        "OP",
-        "FIL",
-        "UNI",
-    ]
-]
+BASES = "BTC ETH SOL BNB XRP DOGE ADA AVAX LINK DOT TRX LTC BCH NEAR ATOM APT ARB OP FIL UNI"
+SYMBOLS = [f"{base}/USDT:USDT" for base in BASES.split(" ")]
 MARKS = {symbol: Decimal(100 + 10 * i) for i, symbol in enumerate(SYMBOLS)}
 LATENCY, JITTER = 0.05, 0.01  # seconds per request, as the benchmark: longer than sending a step
 
