@@ -198,7 +198,7 @@ def test_a_rate_limit_answer_is_retried_without_breaking_the_other_requests(
         assert canceled[1] == order_symbols
 
 
-def test_positions_seen_by_the_flattener_are_the_venue_positions(
+def test_the_simulated_account_shows_its_longs_and_shorts_through_ccxt(
     rig: tuple[str, CcxtVenue, SimulatedSession],
 ) -> None:
     _, venue, _ = rig
