@@ -25,6 +25,16 @@ gathered in one small ``Dialect`` per exchange:
 Other exchange ids get the base ``Dialect``: ccxt's unified parameters, untested against
 those venues, and no balance until someone maps its fields.
 
+Round trips, not requests: every request is a network round trip, so the independent
+requests of one call go out together from a small thread pool (both order listings; the
+cancel-alls of every symbol; every close batch), each element's outcome kept apart as before,
+and the venue says ``concurrent_requests`` so the flattener overlaps its own independent
+calls. Their pace is set by one limiter of ccxt's costs over the venue's published window
+(``adapters/ccxt_limits.py``) instead of ccxt's, which spaces requests one after another.
+A cancel-all's count comes from its answer (Bybit lists what it canceled) or, where the
+answer is a bare acknowledgement (Binance), from the latest listing; no listing is made for
+it. Bybit's acknowledged market orders get their fills from one listing of recent orders.
+
 Keys come from ``TRADECORE_<ID>_API_KEY`` / ``_API_SECRET`` / ``_API_PASSWORD``; they never
 appear in ``repr``, in an error message or in a log line (ccxt's own DEBUG log of request
 headers goes through a redacting logger).
