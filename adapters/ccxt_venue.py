@@ -574,7 +574,8 @@ class CcxtVenue:
         }
         if len(acknowledged) < 2:  # one look-up costs the same as the listing
             return
-        settle = self._exchange.markets[requests[0].symbol].get("settleId")
+        first = requests[next(iter(acknowledged.values()))]
+        settle = self._exchange.markets[first.symbol].get("settleId")
         try:
             rows = self._dialect.recent_orders(self._exchange, str(settle))
         except ccxt.BaseError as exc:
