@@ -25,6 +25,16 @@ gathered in one small ``Dialect`` per exchange:
 Other exchange ids get the base ``Dialect``: ccxt's unified parameters, untested against
 those venues, and no balance until someone maps its fields.
 
+Round trips, not requests: every request is a network round trip, so the independent
+requests of one call go out together from a small thread pool (both order listings; the
+cancel-alls of every symbol; every close batch), each element's outcome kept apart as before,
+and the venue says ``concurrent_requests`` so the flattener overlaps its own independent
+calls. Their pace is set by one limiter of ccxt's costs over the venue's published window
+(``adapters/ccxt_limits.py``) instead of ccxt's, which spaces requests one after another.
+A cancel-all's count comes from its answer (Bybit lists what it canceled) or, where the
+answer is a bare acknowledgement (Binance), from the latest listing; no listing is made for
+it. Bybit's acknowledged market orders get their fills from one listing of recent orders.
+
 Keys come from ``TRADECORE_<ID>_API_KEY`` / ``_API_SECRET`` / ``_API_PASSWORD``; they never
 appear in ``repr``, in an error message or in a log line (ccxt's own DEBUG log of request
 headers goes through a redacting logger).
@@ -34,7 +44,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -42,6 +54,7 @@ from typing import Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 
+from adapters.ccxt_limits import RateRule, SlidingWindowLimiter, install_limiter
 from adapters.ccxt_mapping import (
     RedactingLogger,
     balance_from_rows,
@@ -107,6 +120,9 @@ class Dialect:
     duplicate_codes: frozenset[str] = frozenset()  # venue codes for a duplicate client id
     gone_codes: frozenset[str] = frozenset()  # venue codes for "no such open order"
     batch_size = 0  # orders per request of the venue's batch endpoint; 0: none used
+    rate_rule = RateRule()  # ccxt's rate over one second, every endpoint together
+    # One cancel-all for every symbol of a settle currency, where the venue has it.
+    settle_wide_cancel = False
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
@@ -165,6 +181,11 @@ class Dialect:
                 continue
         return None
 
+    def recent_orders(self, exchange: Any, settle: str) -> list[Raw] | None:
+        """One listing of the account's latest orders, filled ones included, to read the
+        fills of orders the venue only acknowledged; None where the venue has none."""
+        return None
+
     def balance(self, exchange: Any, currency: str) -> Balance:
         raise VenueError(
             f"ccxt:{exchange.id}: the wallet and unrealized PnL fields of this venue are not "
@@ -180,6 +201,7 @@ class BinanceUsdm(Dialect):
     duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
     gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
     batch_size = 5  # POST /fapi/v1/batchOrders takes at most 5 orders (no conditional ones)
+    rate_rule = RateRule(window=60.0)  # request weight per IP and minute
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         linear = exchange.exceptions.get("linear") or {}
@@ -221,6 +243,11 @@ class Bybit(Dialect):
     gone_codes = frozenset({"110001", "110008", "110010", "170213"})
     page_size = 50
     batch_size = 10  # POST /v5/order/create-batch: 10 orders a request (the lowest limit)
+    rate_rule = RateRule(window=1.0, per_endpoint=True)  # per endpoint, UID and second
+    # /v5/order/cancel-all takes a settleCoin instead of a symbol, and for linear contracts
+    # without orderFilter it cancels every kind of order (conditional ones too). ccxt's cost
+    # for it is a whole second's budget, so one request instead of one per symbol.
+    settle_wide_cancel = True
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -265,6 +292,14 @@ class Bybit(Dialect):
             if found:
                 return found[0], False
         return None
+
+    def recent_orders(self, exchange: Any, settle: str) -> list[Raw] | None:
+        # /v5/order/history without a symbol: the latest 50 orders of the settle coin.
+        return list(
+            exchange.fetch_canceled_and_closed_orders(
+                None, None, self.page_size, {"settleCoin": settle}
+            )
+        )
 
     def balance(self, exchange: Any, currency: str) -> Balance:
         info = exchange.fetch_balance().get("info") or {}
@@ -321,6 +356,10 @@ class CcxtVenue:
     # The position endpoints of Binance and Bybit are fed by their account services, which
     # can trail a fill by a few milliseconds.
     position_lag = 0.02
+    # Each request is a network round trip: independent ones go out together.
+    concurrent_requests = True
+    # Requests in flight at once, at most; the rate limiter decides how fast they start.
+    max_in_flight = 64
 
     def __init__(
         self,
@@ -359,6 +398,17 @@ class CcxtVenue:
         exchange.logger = RedactingLogger(
             logging.getLogger(f"tradecore.ccxt.{exchange.id}"), self._secrets
         )
+        # Requests go out from several threads at once: ccxt's own limiter spaces them one
+        # after another, so it gives way to one of the same rules that allows the venue's
+        # bursts. An exchange built without rate limiting (the offline tests) keeps none.
+        self.limiter: SlidingWindowLimiter | None = (
+            install_limiter(exchange, self._dialect.rate_rule) if exchange.enableRateLimit else None
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # The latest listing of every open order: order id -> (symbol, conditional). A
+        # cancel-all answered without a list of what it canceled is counted from it.
+        self._listed: dict[str, tuple[str, bool]] | None = None
 
     @classmethod
     def from_id(
@@ -410,6 +460,8 @@ class CcxtVenue:
 
     def fetch_open_orders(self) -> list[Order]:
         regular, conditional = self._open_orders(None)
+        self._listed = {o.id: (o.symbol, False) for o in regular}
+        self._listed.update({o.id: (o.symbol, True) for o in conditional})
         separate = self._dialect.separate_conditional_ids
         merged: dict[tuple[bool, str], Order] = {}
         for listed_conditional, orders in ((False, regular), (True, conditional)):
@@ -482,18 +534,63 @@ class CcxtVenue:
         """Plain orders go through the venue's batch endpoint where the dialect names one
         (``batch_size`` orders a request); stop orders, and every order elsewhere, one
         request each."""
-        answers: dict[int, Order | VenueError] = {}
         size = self._dialect.batch_size
         batchable = [i for i, r in enumerate(requests) if r.stop_price is None] if size else []
-        for start in range(0, len(batchable), size or 1):
-            chunk = batchable[start : start + size]
-            if len(chunk) > 1:
-                sent = self._create_batch([requests[i] for i in chunk])
-                answers.update(zip(chunk, sent, strict=True))
-        for i, request in enumerate(requests):
-            if i not in answers:
-                answers[i] = outcome_of(partial(self.create_order, request))
+        groups = [batchable[start : start + size] for start in range(0, len(batchable), size or 1)]
+        groups = [g for g in groups if len(g) > 1]
+        grouped = {i for g in groups for i in g}
+        groups += [[i] for i in range(len(requests)) if i not in grouped]
+        # Every batch and every single order at once: their outcomes are independent.
+        self._ensure_markets()
+        sent = self._together(
+            [
+                partial(self._create_batch, [requests[i] for i in group])
+                if len(group) > 1
+                else partial(self._create_one, requests[group[0]])
+                for group in groups
+            ]
+        )
+        answers: dict[int, Order | VenueError] = {}
+        for group, outcome in zip(groups, sent, strict=True):
+            if isinstance(outcome, VenueError):  # a single order's own error
+                answers[group[0]] = outcome
+            else:
+                answers.update(zip(group, outcome, strict=True))
+        self._read_fills(requests, answers)
         return [answers[i] for i in range(len(requests))]
+
+    def _read_fills(
+        self, requests: Sequence[OrderRequest], answers: dict[int, Order | VenueError]
+    ) -> None:
+        """Market orders the venue only acknowledged (Bybit) get their fills from one listing
+        of the latest orders instead of one look-up each; any not in it stay as answered."""
+        acknowledged = {
+            requests[i].client_order_id: i
+            for i, answer in answers.items()
+            if isinstance(answer, Order)
+            and answer.status == "open"
+            and answer.filled <= 0
+            and requests[i].type == "market"
+        }
+        if len(acknowledged) < 2:  # one look-up costs the same as the listing
+            return
+        first = requests[next(iter(acknowledged.values()))]
+        settle = self._exchange.markets[first.symbol].get("settleId")
+        try:
+            rows = self._dialect.recent_orders(self._exchange, str(settle))
+        except ccxt.BaseError as exc:
+            log.warning("%s: reading the fills failed (%s)", self.name, exc)
+            return
+        for raw in rows or []:
+            i = acknowledged.get(str(raw.get("clientOrderId")))
+            if i is None:
+                continue
+            found = outcome_of(partial(self._order, raw, sent=requests[i]))
+            if isinstance(found, Order) and found.filled > 0:
+                answers[i] = found
+
+    def _create_one(self, request: OrderRequest) -> list[Order | VenueError]:
+        return [outcome_of(partial(self.create_order, request))]
 
     def cancel_order(self, order: Order) -> None:
         self._market(order.symbol)
@@ -526,9 +623,97 @@ class CcxtVenue:
         return canceled
 
     def cancel_all_orders_on(self, symbols: Sequence[str]) -> dict[str, int | VenueError]:
-        return {s: outcome_of(partial(self.cancel_all_orders, s)) for s in symbols}
+        """Cancel-all for every symbol and both kinds of order, all requests at once, and no
+        listing first: the count of a symbol is the venue's list of what it canceled (Bybit)
+        or, where the answer is a bare acknowledgement (Binance), the symbol's orders in this
+        venue's latest ``fetch_open_orders`` (the flattener's read just before), else 0.
+
+        Where the dialect has a settle-wide cancel-all (Bybit) and the latest listing shows
+        no open order outside ``symbols``, one request cancels them all instead."""
+        if not symbols:
+            return {}
+        self._ensure_markets()
+        listed = self._listed
+        settles = {self._exchange.markets.get(s, {}).get("settleId") for s in symbols}
+        if (
+            self._dialect.settle_wide_cancel
+            and listed is not None
+            and len(symbols) > 1
+            and len(settles) == 1
+            and None not in settles
+            and {symbol for symbol, _ in listed.values()} <= set(symbols)
+        ):
+            return self._cancel_settle_wide(symbols, str(settles.pop()), listed)
+        kinds: list[tuple[bool, dict[str, Any]]] = [
+            (False, {}),
+            (True, dict(self._dialect.conditional_params)),
+        ]
+        # Where the latest listing shows orders on a symbol, only the kinds it shows there are
+        # canceled (half the requests on Binance, where each kind has an endpoint of its own);
+        # an order placed since is in the flattener's next read and goes in its next attempt.
+        shown = set(listed.values()) if listed is not None else set()
+        shown_symbols = {symbol for symbol, _ in shown}
+        tasks = [
+            (s, conditional, params)
+            for s in symbols
+            for conditional, params in kinds
+            if s not in shown_symbols or (s, conditional) in shown
+        ]
+
+        def cancel(symbol: str, conditional: bool, params: dict[str, Any]) -> int:
+            self._market(symbol)
+            seen = (
+                sum(1 for s, c in listed.values() if s == symbol and c == conditional)
+                if listed is not None
+                else None
+            )
+            return self._cancel_all(symbol, params, seen)
+
+        answers = self._together([partial(cancel, *task) for task in tasks])
+        outcome: dict[str, int | VenueError] = dict.fromkeys(symbols, 0)
+        for (symbol, _, _), answer in zip(tasks, answers, strict=True):
+            so_far = outcome[symbol]
+            if isinstance(so_far, VenueError):
+                continue  # the symbol's first error is its outcome
+            outcome[symbol] = answer if isinstance(answer, VenueError) else so_far + answer
+        self._listed = None  # counted once: the next cancel needs a listing of its own
+        return outcome
+
+    def _cancel_settle_wide(
+        self, symbols: Sequence[str], settle: str, listed: Mapping[str, tuple[str, bool]]
+    ) -> dict[str, int | VenueError]:
+        try:
+            answer = list(self._exchange.cancel_all_orders(None, {"settleCoin": settle}) or [])
+        except ccxt.BaseError as exc:
+            if venue_error_code(exc) in self._dialect.gone_codes:
+                answer = []
+            else:
+                error = order_error(exc, self.name, self._secrets)
+                return dict.fromkeys(symbols, error)
+        counts = dict.fromkeys(symbols, 0)
+        for raw in answer:
+            symbol = raw.get("symbol") or listed.get(str(raw.get("id")), (None, False))[0]
+            if symbol in counts:
+                counts[symbol] += 1
+        self._listed = None
+        return dict(counts)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _together(self, calls: Sequence[Callable[[], T]]) -> list[T | VenueError]:
+        """Run ``calls`` at once (each in a thread of this venue's pool, the rate limiter
+        pacing their requests); each one's result or VenueError, in order. Any other
+        exception is a bug and is raised once every call has ended."""
+        if len(calls) <= 1:
+            return [outcome_of(call) for call in calls]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.max_in_flight, thread_name_prefix=f"tradecore-{self._exchange.id}"
+                )
+            pool = self._pool
+        futures = [pool.submit(outcome_of, call) for call in calls]
+        return [future.result() for future in futures]
 
     def _unified_order(self, request: OrderRequest) -> dict[str, Any]:
         """ccxt's ``create_order`` arguments for ``request``; OrderRejected if it cannot be
@@ -621,10 +806,19 @@ class CcxtVenue:
 
     def _open_orders(self, symbol: str | None) -> tuple[list[Order], list[Order]]:
         dialect, exchange = self._dialect, self._exchange
-        regular = self._listing(lambda: dialect.list_orders(exchange, symbol, {}))
-        conditional = self._listing(
-            lambda: dialect.list_orders(exchange, symbol, dialect.conditional_params)
+        self._ensure_markets()
+        regular, conditional = self._together(
+            [
+                lambda: self._listing(lambda: dialect.list_orders(exchange, symbol, {})),
+                lambda: self._listing(
+                    lambda: dialect.list_orders(exchange, symbol, dialect.conditional_params)
+                ),
+            ]
         )
+        if isinstance(regular, VenueError):
+            raise regular
+        if isinstance(conditional, VenueError):
+            raise conditional
         return (
             [self._order(raw) for raw in regular],
             [self._order(raw, conditional=True) for raw in conditional],

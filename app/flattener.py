@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -44,6 +45,8 @@ from domain.venue import (
 log = logging.getLogger(__name__)
 
 Lock = Callable[[UUID, float], AbstractContextManager[bool]]
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,9 @@ class Flattener:
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
             try:
-                positions = self.venue.fetch_positions()
-                orders = self.venue.fetch_open_orders()
+                positions, orders = self._side_by_side(
+                    self.venue.fetch_positions, self.venue.fetch_open_orders
+                )
             except VenueError as e:
                 seen.last_error = f"{type(e).__name__}: {e}"
                 if time.monotonic() - started > self.deadline:
@@ -206,18 +210,25 @@ class Flattener:
         )
 
         # Every cancel in one call and every close in one call: a venue with batch endpoints
-        # (the paper venue: one transaction) answers them in one round trip each.
+        # (the paper venue: one transaction) answers them in one round trip each. On a venue
+        # where each call is a round trip the two go at once: the closes are sized from the
+        # read above whether or not the cancels were answered first, so waiting for them
+        # changes nothing but the time (an order that fills meanwhile leaves a position the
+        # next attempt closes, in both orders), and reduce-only closes cannot overshoot.
         canceled, canceled_symbols = 0, []
         symbols = sorted({o.symbol for o in orders})
-        for symbol, answer in (self.venue.cancel_all_orders_on(symbols) if symbols else {}).items():
+        requests = [_close_request(activation_id, attempt, p) for p in positions]
+        cancels, answers = self._side_by_side(
+            lambda: self.venue.cancel_all_orders_on(symbols) if symbols else {},
+            lambda: self.venue.create_orders(requests) if requests else [],
+        )
+        for symbol, answer in cancels.items():
             if isinstance(answer, VenueError):
                 seen.last_error = f"cancel {symbol}: {type(answer).__name__}: {answer}"
                 continue
             canceled += answer
             canceled_symbols.append(symbol)
 
-        requests = [_close_request(activation_id, attempt, p) for p in positions]
-        answers = self.venue.create_orders(requests) if requests else []
         closes = [
             close
             for position, request, answer in zip(positions, requests, answers, strict=True)
@@ -231,6 +242,32 @@ class Flattener:
         )
         self._save_current(emergency)
         return bool(canceled or closes)
+
+    def _side_by_side(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+        """``first()`` and ``second()``, at the same time where the venue's calls are round
+        trips (``first`` in a thread of its own), else one after the other. An exception of
+        either is raised once both have ended; each venue call ends within its client's own
+        request timeout, so the join is bounded by it."""
+        if not self.venue.concurrent_requests:
+            return first(), second()
+        result: list[A] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                result.append(first())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                failure.append(e)
+
+        thread = threading.Thread(target=run, name="flattener-step", daemon=True)
+        thread.start()
+        try:
+            other = second()
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
+        return result[0], other
 
     def _closed(
         self,

@@ -136,6 +136,10 @@ class ExchangePort(Protocol):
     # Seconds an answered order may take to show in fetch_positions: a venue's account
     # service can trail its matching engine. The flattener waits this long before it checks.
     position_lag: float
+    # True when each call is a network round trip that may overlap others (the flattener
+    # then makes the independent calls of one step at once); the paper venue answers each
+    # call in a transaction of its own, one after another, so it says False.
+    concurrent_requests: bool
 
     def fetch_positions(self) -> list[Position]:
         """Every open position (quantity > 0), in both position modes."""

@@ -51,6 +51,7 @@ class PaperVenue:
 
     name = "paper"
     position_lag = 0.0  # one database: an answered order is in the next read
+    concurrent_requests = False  # one transaction at a time, under the account lock
 
     def __init__(
         self, engine: Engine, clock: Callable[[], datetime], *, faulted: bool = True

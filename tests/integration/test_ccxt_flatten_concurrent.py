@@ -1,0 +1,208 @@
+"""Issue 17: the emergency flatten of a ccxt venue sends the requests of each step at once.
+
+Offline Binance USD-M and Bybit accounts (``tests/ccxt_sim.py``: real ccxt exchanges, their
+HTTP session a simulated account with per-request latency) hold 20 positions on 20 symbols
+and 20 resting orders, 5 of them conditional; the real flattener runs against a real event
+store. Overlap is read from the recorded start and end of each request, never from a clock
+bound on the whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from adapters.ccxt_venue import CcxtVenue
+from app.bootstrap import Core
+from app.flattener import client_order_id
+from domain.emergency import Emergency
+from domain.ids import EMERGENCY_ID
+from domain.venue import Position
+from tests.ccxt_sim import (
+    Call,
+    SimulatedSession,
+    open_position,
+    overlapping,
+    peak_in_flight,
+    rest_order,
+    simulated_exchange,
+    venue_symbol,
+)
+
+BASES = "BTC ETH SOL BNB XRP DOGE ADA AVAX LINK DOT TRX LTC BCH NEAR ATOM APT ARB OP FIL UNI"
+SYMBOLS = [f"{base}/USDT:USDT" for base in BASES.split(" ")]
+MARKS = {symbol: Decimal(100 + 10 * i) for i, symbol in enumerate(SYMBOLS)}
+LATENCY, JITTER = 0.05, 0.01  # seconds per request, as the benchmark: longer than sending a step
+
+# Each venue's endpoints, by step.
+READS = {
+    "binanceusdm": [
+        ("GET", "/fapi/v3/positionRisk"),
+        ("GET", "/fapi/v1/openOrders"),
+        ("GET", "/fapi/v1/openAlgoOrders"),
+    ],
+    "bybit": [("GET", "/v5/position/list"), ("GET", "/v5/order/realtime")],
+}
+SWEEP = {
+    "binanceusdm": [
+        ("DELETE", "/fapi/v1/allOpenOrders"),
+        ("DELETE", "/fapi/v1/algoOpenOrders"),
+        ("POST", "/fapi/v1/batchOrders"),
+    ],
+    "bybit": [("POST", "/v5/order/cancel-all"), ("POST", "/v5/order/create-batch")],
+}
+
+
+@pytest.fixture(params=["binanceusdm", "bybit"])
+def rig(request: pytest.FixtureRequest) -> Iterator[tuple[str, CcxtVenue, SimulatedSession]]:
+    exchange_id = str(request.param)
+    exchange, session = simulated_exchange(exchange_id, MARKS, latency=LATENCY, jitter=JITTER)
+    for i, (symbol, mark) in enumerate(MARKS.items()):
+        short = i % 3 == 2
+        quantity = Decimal(i + 1)
+        open_position(session, symbol, -quantity if short else quantity)
+        if i % 4 == 3:  # 5 conditional stop-losses
+            trigger = mark * Decimal("1.2") if short else mark * Decimal("0.8")
+            rest_order(
+                session, symbol, "buy" if short else "sell", quantity, f"sl-{i}", trigger=trigger
+            )
+        else:  # 15 limit entries away from the mark
+            price = mark * Decimal("1.1") if short else mark * Decimal("0.9")
+            rest_order(
+                session, symbol, "sell" if short else "buy", quantity, f"in-{i}", price=price
+            )
+    venue = CcxtVenue(exchange)
+    venue.fetch_positions()  # markets loaded before the clock of any step starts
+    session.calls.clear()
+    yield exchange_id, venue, session
+
+
+def steps(session: SimulatedSession, endpoints: list[tuple[str, str]]) -> list[list[Call]]:
+    """The calls to ``endpoints``, grouped by flatten attempt (a gap in time between them)."""
+    calls = sorted(
+        (c for c in session.calls if (c.method, c.path) in endpoints), key=lambda c: c.started
+    )
+    groups: list[list[Call]] = []
+    for call in calls:
+        if groups and call.started < max(c.ended for c in groups[-1]):
+            groups[-1].append(call)
+        else:
+            groups.append([call])
+    return groups
+
+
+def test_twenty_positions_and_twenty_orders_flatten_with_each_step_sent_at_once(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    before = {(p.symbol, p.side): p for p in venue.fetch_positions()}
+    session.calls.clear()
+
+    activation = core.commands.activate_emergency(reason="drill", actor="alice")
+    report = core.flattener(venue=venue).run()
+
+    assert report is not None and report.flat, report
+    assert (report.positions_closed, report.orders_canceled, report.attempts) == (20, 20, 1)
+    assert session.account.positions == {} and session.account.resting == {}
+    # Every close went out once, under the id derived from the activation and the attempt.
+    emergency = core.store.repository.get(EMERGENCY_ID)
+    assert isinstance(emergency, Emergency) and emergency.activation_id is not None
+    expected = {
+        client_order_id(emergency.activation_id, 1, p): venue_symbol(p.symbol)
+        for p in before.values()
+    }
+    assert {cid: f.symbol for cid, f in session.account.filled.items()} == expected
+    assert activation.activated
+    # The first read, the sweep (cancels and closes together) and the check: one step each.
+    first_read, check = steps(session, READS[exchange_id])
+    (sweep,) = steps(session, SWEEP[exchange_id])
+    assert overlapping(first_read) and overlapping(check)
+    cancels = [c for c in sweep if "cancel" in c.path.lower() or c.method == "DELETE"]
+    closes = [c for c in sweep if c not in cancels]
+    if exchange_id == "binanceusdm":  # cancel-all per symbol and kind shown: 15 + 5
+        assert len(cancels) == 20 and len(closes) == 4  # batches of 5
+    else:  # one settle-wide cancel-all, batches of 10
+        assert len(cancels) == 1 and len(closes) == 2
+    # Signing and sending take a little CPU each, so on a busy machine the last of a step may
+    # leave after the first is answered; still most of the step is in flight together (one
+    # after another, the peak is 1), and the closes go out with the cancels.
+    assert peak_in_flight(sweep) > len(sweep) // 2, [(c.path, c.started, c.ended) for c in sweep]
+    assert overlapping(closes) and overlapping([cancels[0], *closes])
+    assert max(c.ended for c in first_read) <= min(c.started for c in sweep)
+    assert max(c.ended for c in sweep) <= min(c.started for c in check)
+
+
+def test_a_rate_limit_answer_is_retried_without_breaking_the_other_requests(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    refused_close = "BTCUSDT"  # the batch holding BTC's close is refused once
+    refused_cancel = "ETHUSDT"  # and (Binance) ETH's cancel-all of regular orders
+    refused: set[str] = set()
+    refused_batch: list[str] = []
+
+    def refuse(method: str, path: str, params: dict[str, object]) -> bool:
+        body = str(params)
+        if path.endswith(("batchOrders", "create-batch")) and refused_close in body:
+            kind = "close"
+        elif path == "/fapi/v1/allOpenOrders" and params.get("symbol") == refused_cancel:
+            kind = "cancel"
+        else:
+            return False
+        if kind in refused:
+            return False
+        refused.add(kind)
+        if kind == "close":
+            quoted = ("'{}'", '"{}"')  # in Bybit's JSON body, in Binance's form field
+            refused_batch.extend(
+                s for s in SYMBOLS if any(q.format(venue_symbol(s)) in body for q in quoted)
+            )
+        return True
+
+    session.refuse = refuse
+    positions = {p.symbol: p for p in venue.fetch_positions()}
+    session.calls.clear()
+
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = core.flattener(venue=venue).run()
+
+    assert report is not None and report.flat, report
+    assert session.account.positions == {} and session.account.resting == {}
+    assert report.attempts == 2 and report.positions_closed == 20
+    events = list(core.store.events.get(EMERGENCY_ID))
+    emergency = core.store.repository.get(EMERGENCY_ID)
+    assert isinstance(emergency, Emergency) and emergency.activation_id is not None
+    closed = {
+        (e.attempt, c["symbol"]): c["client_order_id"]
+        for e in events
+        if isinstance(e, Emergency.PositionsClosed)
+        for c in e.closes
+    }
+    # The refused batch (BTC's) is closed by attempt 2; the other batches by attempt 1.
+    refused_symbols = set(refused_batch)
+    assert len(refused_symbols) == (5 if exchange_id == "binanceusdm" else 10)
+    assert {s for a, s in closed if a == 2} == refused_symbols
+    assert {s for a, s in closed if a == 1} == set(SYMBOLS) - refused_symbols
+    for (attempt, symbol), cid in closed.items():  # every id the deterministic one
+        assert cid == client_order_id(emergency.activation_id, attempt, positions[symbol])
+    canceled = {
+        e.attempt: set(e.symbols) for e in events if isinstance(e, Emergency.OrdersCanceled)
+    }
+    order_symbols = set(SYMBOLS)
+    if exchange_id == "binanceusdm":  # the other 19 symbols' cancels stood
+        assert canceled[1] == order_symbols - {"ETH/USDT:USDT"}
+        assert "ETH/USDT:USDT" in canceled[2]
+    else:
+        assert canceled[1] == order_symbols
+
+
+def test_the_simulated_account_shows_its_longs_and_shorts_through_ccxt(
+    rig: tuple[str, CcxtVenue, SimulatedSession],
+) -> None:
+    _, venue, _ = rig
+    positions = venue.fetch_positions()
+    assert len(positions) == 20
+    assert all(isinstance(p, Position) for p in positions)
+    assert {p.side for p in positions} == {"long", "short"}
