@@ -38,6 +38,7 @@ ACCOUNT_EVENTS = (
     Account.HardBreach,
     Account.Recovered,
     Account.PeakReset,
+    Account.TransferRecorded,
 )
 EMERGENCY_EVENTS = (
     Emergency.Created,
@@ -136,6 +137,13 @@ class DashboardProjection(Projection):
             values["state"] = "hard_breach"
         elif isinstance(e, Account.Recovered):
             values["state"] = "normal"
+        elif isinstance(e, Account.TransferRecorded):
+            # The peak (and the reference equity) moved with the cash: transfers are not
+            # losses. Before the first reading there is nothing to move.
+            if e.equity is not None:
+                values.update(equity=e.equity, peak=e.peak, drawdown=e.drawdown)
+            if e.discarded_pending:
+                values["pending"] = False
         elif isinstance(e, Account.PeakReset):
             equity = conn.execute(
                 select(risk.c.equity).where(risk.c.account_id == e.originator_id)
