@@ -8,7 +8,9 @@ the emergency latch is saved in the same transaction by ``app.drawdown``.
 
 Cash transfers are recorded here too (``TransferRecorded``, once per venue id), before the
 reading that first shows them: they move the peak and the reference equity, so the drawdown
-is measured on transfer-adjusted equity (``domain.drawdown``).
+is measured on transfer-adjusted equity (``domain.drawdown``). A transfer the venue reports
+late (its time is before the reading that set the peak, or the last accepted reading) is
+already in that figure and does not move it again.
 """
 
 from __future__ import annotations
@@ -158,6 +160,9 @@ class Account(TradecoreAggregate):
     transfer_ids: tuple[str, ...] | list[str] = ()
     net_transfers: Decimal = ZERO  # signed sum of every recorded transfer
     last_transfer_at: datetime | None = None  # venue time of the latest recorded transfer
+    # Venue time of the reading that set the peak (None: unknown): a transfer older than it
+    # was already in that reading, so it must not move the peak again.
+    peak_at: datetime | None = None
 
     @staticmethod
     def create_id(*_: Any, account: str, **__: Any) -> UUID:
@@ -324,7 +329,8 @@ class Account(TradecoreAggregate):
     ) -> bool:
         """Record ``transfer`` unless its venue id is already recorded; returns whether it was.
 
-        The peak and the last accepted equity move by its signed amount (``domain.drawdown``).
+        The peak and the last accepted equity move by its signed amount (``domain.drawdown``),
+        each unless the reading that set it is later than the transfer (it already shows it).
         A reading pending confirmation is dropped: it may or may not include the transfer,
         so it can be judged against neither reference (the next reading is judged afresh).
         Raises InvalidCommand for a transfer that is not one (amount not a positive finite
@@ -341,13 +347,18 @@ class Account(TradecoreAggregate):
         if transfer.kind not in TRANSFER_KINDS:
             raise InvalidCommand(f"unknown transfer kind {transfer.kind!r}")
         equity, peak = self.equity, self.peak
-        if equity is not None:
-            equity, peak = shifted(equity, transfer.net), shifted(peak, transfer.net)
+        at = require_aware(transfer.at)
+        # A venue's ledger can trail its wallet: a transfer may be reported after readings
+        # that already show it. It moves only the figures set by readings older than it.
+        if equity is not None and (self.last_accepted_at is None or at > self.last_accepted_at):
+            equity = shifted(equity, transfer.net)
+        if equity is not None and (self.peak_at is None or at > self.peak_at):
+            peak = shifted(peak, transfer.net)
         self._transfer_recorded(
             amount=amount,
             kind=transfer.kind,
             venue_id=venue_id,
-            venue_at=require_aware(transfer.at),
+            venue_at=at,
             currency=require_text(transfer.currency, "transfer currency"),
             equity=equity,
             peak=peak,
@@ -408,6 +419,8 @@ class Account(TradecoreAggregate):
             self.pending = {"version": self.version + 1, "equity": equity, "venue_at": venue_at}
             return
         self.pending = None
+        if self.peak_at is None or peak > self.peak:
+            self.peak_at = venue_at
         self.equity, self.peak, self.drawdown = equity, peak, drawdown
         self.last_accepted_at = venue_at
         if self.peak_reset_at is None:
@@ -524,6 +537,7 @@ class Account(TradecoreAggregate):
         self.peak = new_peak
         self.drawdown = ZERO if self.equity is None else drawdown(self.equity, new_peak)
         self.peak_reset_at = timestamp
+        self.peak_at = self.last_accepted_at  # the new mark is the last accepted reading
         if actor != BREAKER_ACTOR:
             # An operator's reset ends any breach; the daily reset only moves the mark.
             self.state = BreakerState.NORMAL.value
