@@ -38,8 +38,8 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
     out.print(f"peak since      {data['peak_since']}")
     if data["last_transfer_at"] is not None:
         out.print(
-            f"net transfers   {data['net_transfers']} (in the peak; last "
-            f"{data['last_transfer_at']})"
+            f"net transfers   {data['net_transfers']} (not losses: the peak moves with "
+            f"them; last {data['last_transfer_at']})"
         )
     if data["pending_confirmation"]:
         out.print("a reading is waiting for confirmation")
