@@ -18,14 +18,28 @@ from app.drawdown import DrawdownBreaker
 from domain.account import Account
 from domain.drawdown import BreakerState, Transition
 from domain.errors import InvalidCommand
-from domain.venue import CashTransfer
+from domain.venue import CashTransfer, VenueUnavailable
+from projections.tables import risk_view
 from tests.integration.test_p0_07_drawdown_breaker import (
     account,
     emergency_active,
     long_book,
     move,
-    venue,  # noqa: F401  (the fixture: 10,000 deposited, BTC at 50,000, ETH at 3,000)
 )
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+
+
+@pytest.fixture
+def venue(core: Core) -> PaperVenue:
+    """10,000 deposited (booked in the venue's ledger), BTC at 50,000, ETH at 3,000."""
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    admin = venue.admin()
+    admin.deposit(Decimal(10_000))
+    admin.set_price(BTC, Decimal(50_000))
+    admin.set_price(ETH, Decimal(3_000))
+    return venue
 
 
 def breach_events(core: Core, breaker: DrawdownBreaker) -> list[Any]:
@@ -54,6 +68,12 @@ def test_withdrawing_fifteen_percent_with_no_position_never_breaches(
 
     balance = venue.admin().withdraw(Decimal(1500))
     assert balance.wallet == Decimal(8500)
+    assert breaker.record_transfers() == 1
+    # The dashboards' risk view shows the moved peak from the transfer alone.
+    core.runner.catch_up()
+    with core.engine.connect() as conn:
+        row = conn.execute(select(risk_view)).one()
+    assert (row.peak, row.equity, row.drawdown, row.state) == (8500, 8500, 0, "normal")
     for _ in range(3):
         last = breaker.poll().last
         assert last is not None and last.status == "accepted"
@@ -151,3 +171,20 @@ def test_a_withdrawal_beyond_the_free_balance_is_refused_and_nothing_is_booked(
     assert withdrawals == 0
     # What is free can leave.
     assert admin.withdraw(Decimal(1000)).wallet == before.wallet - 1000
+
+
+class NoLedger(LateLedger):
+    """The paper venue with a transfer ledger that cannot be read."""
+
+    def fetch_transfers(self, since: datetime | None) -> list[CashTransfer]:
+        raise VenueUnavailable("ledger endpoint down")
+
+
+def test_a_ledger_that_cannot_be_read_never_blinds_the_breaker(
+    core: Core, venue: PaperVenue
+) -> None:
+    breaker = DrawdownBreaker(core.store, core.commands, NoLedger(venue), core.clock)  # type: ignore[arg-type]
+    polls = [breaker.poll() for _ in range(3)]
+    assert all(p.error is None and p.last is not None for p in polls)
+    assert account(breaker).equity == Decimal(10000)
+    assert transfers_recorded(core, breaker) == []
