@@ -135,12 +135,14 @@ class DrawdownBreaker:
             if 0 <= elapsed < self.venue.transfer_interval:
                 return 0
         account = self._load()
+        # Counted from the attempt: a ledger the keys may not read is not asked every second
+        # (its rate-limit weight would crowd out the orders the flattener needs to send).
+        self._ledger_read_at = now
         try:
             transfers = self.venue.fetch_transfers(account.last_transfer_at)
         except VenueError as e:
             log.warning("transfer ledger unreadable; readings are not adjusted yet: %s", e)
             return 0
-        self._ledger_read_at = now
         known = set(account.transfer_ids)
         new = [t for t in transfers if t.venue_id not in known]
         return self._record_transfers(new) if new else 0
