@@ -188,3 +188,33 @@ def test_a_ledger_that_cannot_be_read_never_blinds_the_breaker(
     assert all(p.error is None and p.last is not None for p in polls)
     assert account(breaker).equity == Decimal(10000)
     assert transfers_recorded(core, breaker) == []
+
+
+class SlowLedger(LateLedger):
+    """The paper venue with a costly ledger, as a ccxt venue's: read at most hourly."""
+
+    transfer_interval = 3600.0
+
+    def __init__(self, venue: PaperVenue) -> None:
+        super().__init__(venue)
+        self.ledger_reads = 0
+
+    def fetch_transfers(self, since: datetime | None) -> list[CashTransfer]:
+        self.ledger_reads += 1
+        return self._venue.fetch_transfers(since)
+
+
+def test_a_costly_ledger_is_read_at_its_interval_and_always_before_a_re_read(
+    core: Core, venue: PaperVenue
+) -> None:
+    slow = SlowLedger(venue)
+    breaker = DrawdownBreaker(core.store, core.commands, slow, core.clock)  # type: ignore[arg-type]
+    for _ in range(3):
+        breaker.poll()
+    assert slow.ledger_reads == 1
+    venue.admin().withdraw(Decimal(1500))
+    poll = breaker.poll()  # the wallet moved; the ledger is not due: a jump, held ...
+    assert [e.status for e in poll.evaluations] == ["pending", "accepted"]
+    assert slow.ledger_reads == 2  # ... and the re-read read it first
+    assert account(breaker).peak == Decimal(8500)
+    assert not emergency_active(core)
