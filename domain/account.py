@@ -339,7 +339,7 @@ class Account(TradecoreAggregate):
         trace_ids(correlation_id, None)
         require_aware(timestamp)
         venue_id = require_text(transfer.venue_id, "transfer venue id")
-        if transfer.venue_id in self.transfer_ids:
+        if venue_id in self.transfer_ids:
             return False
         amount = transfer.amount
         if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
@@ -350,10 +350,12 @@ class Account(TradecoreAggregate):
         at = require_aware(transfer.at)
         # A venue's ledger can trail its wallet: a transfer may be reported after readings
         # that already show it. It moves only the figures set by readings older than it.
-        if equity is not None and (self.last_accepted_at is None or at > self.last_accepted_at):
-            equity = shifted(equity, transfer.net)
-        if equity is not None and (self.peak_at is None or at > self.peak_at):
-            peak = shifted(peak, transfer.net)
+        # Before the first reading nothing moves: the first reading will show the transfer.
+        if equity is not None:
+            if self.last_accepted_at is None or at > self.last_accepted_at:
+                equity = shifted(equity, transfer.net)
+            if self.peak_at is None or at > self.peak_at:
+                peak = shifted(peak, transfer.net)
         self._transfer_recorded(
             amount=amount,
             kind=transfer.kind,
