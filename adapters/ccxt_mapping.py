@@ -21,6 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +29,7 @@ import ccxt  # type: ignore[import-untyped]
 
 from domain.venue import (
     Balance,
+    CashTransfer,
     DuplicateClientOrderId,
     Order,
     OrderRejected,
@@ -37,6 +39,7 @@ from domain.venue import (
     Position,
     PositionSide,
     RateLimited,
+    TransferKind,
     VenueAuthenticationFailed,
     VenueError,
     VenueUnavailable,
@@ -227,6 +230,48 @@ def balance_from_rows(
                 )
             return Balance(currency=currency, wallet=wallet, unrealized_pnl=unrealized)
     return Balance(currency=currency, wallet=Decimal(0), unrealized_pnl=Decimal(0))
+
+
+# -- transfers -----------------------------------------------------------------------------
+
+
+def transfer_from_ledger(
+    entry: Mapping[str, Any],
+    currency: str,
+    kinds: Mapping[str, tuple[TransferKind, TransferKind]],
+) -> CashTransfer | None:
+    """The cash transfer a ccxt ledger entry records, or None when it records something else
+    (a trade, a fee, funding, another currency).
+
+    ``kinds`` maps the venue's own entry type (``info``'s ``incomeType`` / ``type``; ccxt's
+    unified types mean different things per venue) to the kind for money in and money out;
+    which way it went is ccxt's unified ``direction``. Raises VenueUnavailable for an entry
+    of a transfer type without a usable amount or time: a transfer must never be guessed.
+    """
+    info = entry.get("info") or {}
+    raw_type = str(info.get("incomeType", info.get("type")))
+    if raw_type not in kinds or entry.get("currency") != currency:
+        return None
+    amount, millis = dec(entry.get("amount")), entry.get("timestamp")
+    direction = entry.get("direction")
+    if (
+        amount is None
+        or amount <= 0
+        or not isinstance(millis, int)
+        or direction not in ("in", "out")
+    ):
+        raise VenueUnavailable(
+            f"ledger entry without amount, time or direction: {dict(info)!r}"[:300]
+        )
+    inflow, outflow = kinds[raw_type]
+    venue_id = entry.get("id") or f"{raw_type}:{millis}:{amount}"
+    return CashTransfer(
+        venue_id=str(venue_id),
+        kind=inflow if direction == "in" else outflow,
+        amount=amount,
+        currency=currency,
+        at=datetime.fromtimestamp(millis / 1000, UTC),
+    )
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -15,6 +15,14 @@ saved in the same ``store.save`` — one transaction:
 A fetch that fails is a missing reading: nothing is recorded and nothing is judged. A
 reading that jumps further than the glitch bound is held as pending and the venue is read
 again at once; the second reading confirms it or discards it (``domain.drawdown``).
+
+Transfers are read before the balance they affect: each reading (and each re-read) first
+asks the venue's transfer ledger (at most every ``venue.transfer_interval`` seconds, and
+always before a re-read) and records each new transfer on the account, which moves the peak
+by it. A wallet that moved by a transfer the ledger did not show yet reads as a jump and is
+held; the re-read then finds the transfer first. A ledger that cannot be read delays only
+the adjustment: the reading goes on (the breaker would rather trip on a withdrawal than go
+blind).
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
 from domain.account import Account, Evaluation
 from domain.drawdown import BREAKER_ACTOR, Reading, Thresholds, Transition
 from domain.emergency import Emergency
+from domain.errors import InvalidCommand
 from domain.ids import account_id
 from domain.policy import Policy
-from domain.venue import ExchangePort, VenueError
+from domain.venue import CashTransfer, ExchangePort, VenueError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,7 @@ class DrawdownBreaker:
         self.max_attempts = max_attempts
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
+        self._ledger_read_at: datetime | None = None  # when the transfer ledger was last read
 
     # -- the feed ---------------------------------------------------------------------------
 
@@ -89,6 +99,8 @@ class DrawdownBreaker:
         held for confirmation. A failed fetch records nothing."""
         evaluations: list[Evaluation] = []
         for source in (trigger, "re-read"):
+            # Before a re-read always: a transfer is the likeliest cause of a jump.
+            self.record_transfers(force=source == "re-read")
             try:
                 reading = self.read(source)
             except VenueError as e:
@@ -109,6 +121,63 @@ class DrawdownBreaker:
             source=f"{self.venue.name}:{source}",
             venue_at=balance.at or self.clock(),
         )
+
+    def record_transfers(self, *, force: bool = True) -> int:
+        """Read the venue's transfer ledger (unless it was read less than
+        ``venue.transfer_interval`` seconds ago and ``force`` is False) and record each
+        transfer not recorded yet, in one transaction. Returns how many were recorded. A
+        ledger the venue cannot give now is logged and skipped (0)."""
+        now = self.clock()
+        last = self._ledger_read_at
+        if not force and last is not None:
+            elapsed = (now - last).total_seconds()
+            # A clock stepped back (elapsed < 0) reads the ledger rather than waiting it out.
+            if 0 <= elapsed < self.venue.transfer_interval:
+                return 0
+        account = self._load()
+        # Counted from the attempt: a ledger the keys may not read is not asked every second
+        # (its rate-limit weight would crowd out the orders the flattener needs to send).
+        self._ledger_read_at = now
+        try:
+            transfers = self.venue.fetch_transfers(account.last_transfer_at)
+        except VenueError as e:
+            log.warning("transfer ledger unreadable; readings are not adjusted yet: %s", e)
+            return 0
+        known = set(account.transfer_ids)
+        new = [t for t in transfers if t.venue_id not in known]
+        return self._record_transfers(new) if new else 0
+
+    def _record_transfers(self, transfers: list[CashTransfer]) -> int:
+        correlation_id = uuid4()
+        for _ in range(self.max_attempts):
+            account = self._load()
+            recorded = 0
+            for transfer in sorted(transfers, key=lambda t: t.at):
+                try:
+                    recorded += account.record_transfer(
+                        transfer, timestamp=self.clock(), correlation_id=correlation_id
+                    )
+                except InvalidCommand as e:
+                    log.warning("transfer %s from the venue skipped: %s", transfer.venue_id, e)
+            if not recorded:
+                return 0
+            try:
+                self._save(account)
+            except IntegrityError:
+                self._account = None  # someone else wrote: reload and record again
+                continue
+            except BaseException:
+                self._account = None  # never keep unsaved events in the cached account
+                raise
+            self._account = account
+            log.warning(
+                "%d transfer(s) recorded (net %s since the first); peak now %s",
+                recorded,
+                account.net_transfers,
+                account.peak,
+            )
+            return recorded
+        raise ConcurrencyExhausted("recording transfers kept losing concurrent-update races")
 
     # -- the breaker ------------------------------------------------------------------------
 

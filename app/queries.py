@@ -209,6 +209,10 @@ def risk_dict(
         "last_accepted_at": account.last_accepted_at if account is not None else None,
         "peak_since": account.peak_reset_at if account is not None else None,
         "pending_confirmation": account.pending is not None if account is not None else False,
+        # Cash moved in (+) or out (-) of the wallet by every recorded transfer: not a gain or
+        # a loss (the peak moved with each one made after it was set).
+        "net_transfers": account.net_transfers if account is not None else Decimal(0),
+        "last_transfer_at": account.last_transfer_at if account is not None else None,
         "rejected_readings": account.rejected_count if account is not None else 0,
         "version": account.version if account is not None else 0,
     }

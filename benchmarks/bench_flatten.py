@@ -59,6 +59,7 @@ from benchmarks.support import (
 from domain.market_data import Candles
 from domain.venue import (
     Balance,
+    CashTransfer,
     ExchangePort,
     Order,
     OrderRequest,
@@ -231,6 +232,7 @@ class CountingVenue:
         self.name = venue.name
         self.position_lag = venue.position_lag
         self.concurrent_requests = venue.concurrent_requests
+        self.transfer_interval = venue.transfer_interval
         self.calls: Tally[str] = Tally()
         self.elapsed_ms = 0.0
 
@@ -248,6 +250,9 @@ class CountingVenue:
 
     def fetch_balance(self) -> Balance:
         return self._count("fetch_balance", self.venue.fetch_balance)
+
+    def fetch_transfers(self, since: dt.datetime | None) -> list[CashTransfer]:
+        return self._count("fetch_transfers", lambda: self.venue.fetch_transfers(since))
 
     def fetch_mark_price(self, symbol: str) -> Decimal:
         return self._count("fetch_mark_price", lambda: self.venue.fetch_mark_price(symbol))

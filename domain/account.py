@@ -5,6 +5,12 @@ its reason — and judged in the same call by the rule in ``domain.drawdown``, s
 the drawdown and the breaker's state are a fold over this aggregate's own events: a
 restarted worker resumes exactly where the log stops. What a breach does to the policy and
 the emergency latch is saved in the same transaction by ``app.drawdown``.
+
+Cash transfers are recorded here too (``TransferRecorded``, once per venue id), before the
+reading that first shows them: they move the peak and the reference equity, so the drawdown
+is measured on transfer-adjusted equity (``domain.drawdown``). A transfer the venue reports
+late (its time is before the reading that set the peak, or the last accepted reading) is
+already in that figure and does not move it again.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from domain.drawdown import (
     is_jump,
     next_peak,
     rejection,
+    shifted,
     transition,
 )
 from domain.errors import InvalidCommand
 from domain.ids import account_id
+from domain.venue import INFLOWS, TRANSFER_KINDS, CashTransfer
 
 # Drawdown is kept to this many places (a ratio of two exact figures has 28 digits).
 PLACES = Decimal("1e-10")
@@ -131,6 +139,30 @@ class Account(TradecoreAggregate):
         actor: str
         reason: str
         correlation_id: UUID | None
+
+    class TransferRecorded(TradecoreAggregate.Event):
+        operator_name: ClassVar[str] = "account.transfer.recorded"
+        amount: Decimal  # > 0, in the settlement currency
+        kind: str  # deposit | withdrawal | transfer_in | transfer_out
+        venue_id: str
+        venue_at: datetime
+        currency: str
+        # The breaker's figures after the transfer (equity None before the first reading,
+        # when the transfer is already in whatever the first reading will show).
+        equity: Decimal | None
+        peak: Decimal
+        drawdown: Decimal
+        discarded_pending: bool  # a reading held for confirmation may have shown it: dropped
+        correlation_id: UUID
+
+    # Class-level defaults: an Account restored from a snapshot taken before transfers were
+    # recorded has none of these in its state.
+    transfer_ids: tuple[str, ...] | list[str] = ()
+    net_transfers: Decimal = ZERO  # signed sum of every recorded transfer
+    last_transfer_at: datetime | None = None  # venue time of the latest recorded transfer
+    # Venue time of the reading that set the peak (None: unknown): a transfer older than it
+    # was already in that reading, so it must not move the peak again.
+    peak_at: datetime | None = None
 
     @staticmethod
     def create_id(*_: Any, account: str, **__: Any) -> UUID:
@@ -290,6 +322,55 @@ class Account(TradecoreAggregate):
             reallows_entries=reallow,
         )
 
+    # -- transfers --------------------------------------------------------------------------
+
+    def record_transfer(
+        self, transfer: CashTransfer, *, timestamp: datetime, correlation_id: UUID
+    ) -> bool:
+        """Record ``transfer`` unless its venue id is already recorded; returns whether it was.
+
+        The peak and the last accepted equity move by its signed amount (``domain.drawdown``),
+        each unless the reading that set it is later than the transfer (it already shows it).
+        A reading pending confirmation is dropped: it may or may not include the transfer,
+        so it can be judged against neither reference (the next reading is judged afresh).
+        Raises InvalidCommand for a transfer that is not one (amount not a positive finite
+        number, unknown kind, empty id, naive time).
+        """
+        trace_ids(correlation_id, None)
+        require_aware(timestamp)
+        venue_id = require_text(transfer.venue_id, "transfer venue id")
+        if venue_id in self.transfer_ids:
+            return False
+        amount = transfer.amount
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+            raise InvalidCommand(f"a transfer amount must be a positive number, got {amount}")
+        if transfer.kind not in TRANSFER_KINDS:
+            raise InvalidCommand(f"unknown transfer kind {transfer.kind!r}")
+        equity, peak = self.equity, self.peak
+        at = require_aware(transfer.at)
+        # A venue's ledger can trail its wallet: a transfer may be reported after readings
+        # that already show it. It moves only the figures set by readings older than it.
+        # Before the first reading nothing moves: the first reading will show the transfer.
+        if equity is not None:
+            if self.last_accepted_at is None or at > self.last_accepted_at:
+                equity = shifted(equity, transfer.net)
+            if self.peak_at is None or at > self.peak_at:
+                peak = shifted(peak, transfer.net)
+        self._transfer_recorded(
+            amount=amount,
+            kind=transfer.kind,
+            venue_id=venue_id,
+            venue_at=at,
+            currency=require_text(transfer.currency, "transfer currency"),
+            equity=equity,
+            peak=peak,
+            drawdown=self.drawdown if equity is None else drawdown(equity, peak).quantize(PLACES),
+            discarded_pending=self.pending is not None,
+            correlation_id=correlation_id,
+            timestamp=timestamp,
+        )
+        return True
+
     def reset_peak(
         self,
         *,
@@ -340,6 +421,8 @@ class Account(TradecoreAggregate):
             self.pending = {"version": self.version + 1, "equity": equity, "venue_at": venue_at}
             return
         self.pending = None
+        if self.peak_at is None or peak > self.peak:
+            self.peak_at = venue_at
         self.equity, self.peak, self.drawdown = equity, peak, drawdown
         self.last_accepted_at = venue_at
         if self.peak_reset_at is None:
@@ -419,6 +502,29 @@ class Account(TradecoreAggregate):
         self.state = BreakerState.NORMAL.value
         self.soft_stopped_entries = False
 
+    @event(TransferRecorded)
+    def _transfer_recorded(
+        self,
+        *,
+        amount: Decimal,
+        kind: str,
+        venue_id: str,
+        venue_at: datetime,
+        currency: str,
+        equity: Decimal | None,
+        peak: Decimal,
+        drawdown: Decimal,
+        discarded_pending: bool,
+        correlation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.transfer_ids = [*self.transfer_ids, venue_id]
+        self.net_transfers = self.net_transfers + (amount if kind in INFLOWS else -amount)
+        if self.last_transfer_at is None or venue_at > self.last_transfer_at:
+            self.last_transfer_at = venue_at
+        self.equity, self.peak, self.drawdown = equity, peak, drawdown
+        self.pending = None
+
     @event(PeakReset)
     def _peak_reset(
         self,
@@ -433,6 +539,7 @@ class Account(TradecoreAggregate):
         self.peak = new_peak
         self.drawdown = ZERO if self.equity is None else drawdown(self.equity, new_peak)
         self.peak_reset_at = timestamp
+        self.peak_at = self.last_accepted_at  # the new mark is the last accepted reading
         if actor != BREAKER_ACTOR:
             # An operator's reset ends any breach; the daily reset only moves the mark.
             self.state = BreakerState.NORMAL.value

@@ -16,6 +16,13 @@ real crash is confirmed within milliseconds, or at the next poll if the re-read 
 next reading that contradicts the pending one discards it (recorded as unconfirmed) and is
 itself judged against the last accepted reading. A glitch upward is held the same way, so a
 spike can never raise the peak and make the next honest reading look like a crash.
+
+Transfers are not losses: drawdown is measured on transfer-adjusted equity. A cash transfer
+(``domain.venue.CashTransfer``) moves the peak and the last accepted equity by its signed
+amount — a withdrawal of W lowers both by W, a deposit of D raises both by D — so a
+withdrawal with no loss leaves the drawdown where it was, a deposit cannot hide a loss, and
+the next reading (which shows the wallet after the transfer) is judged against a reference
+that already includes it, so the glitch guard does not hold it as a jump.
 """
 
 from __future__ import annotations
@@ -110,6 +117,12 @@ def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
 def next_peak(peak: Decimal, equity: Decimal) -> Decimal:
     """The high-water mark after an accepted reading: never lower than before."""
     return max(peak, equity)
+
+
+def shifted(figure: Decimal, net_transfer: Decimal) -> Decimal:
+    """A peak or an equity after a transfer of ``net_transfer`` (signed: + in, - out),
+    never below zero (a withdrawal cannot take out more than there was)."""
+    return max(figure + net_transfer, ZERO)
 
 
 def is_jump(reference: Decimal, equity: Decimal, bound: Decimal) -> bool:

@@ -26,6 +26,11 @@ PositionSide = Literal["long", "short"]
 OrderType = Literal["market", "limit", "stop"]
 OrderStatus = Literal["open", "closed", "canceled", "expired", "rejected"]
 PositionMode = Literal["one_way", "hedge"]
+# deposit/withdrawal: cash entering or leaving the venue account; transfer_in/transfer_out:
+# cash moved between this (futures) wallet and another wallet of the same owner.
+TransferKind = Literal["deposit", "withdrawal", "transfer_in", "transfer_out"]
+TRANSFER_KINDS: tuple[TransferKind, ...] = ("deposit", "withdrawal", "transfer_in", "transfer_out")
+INFLOWS: frozenset[str] = frozenset({"deposit", "transfer_in"})
 
 
 class VenueError(Exception):
@@ -129,6 +134,27 @@ class Balance:
         return self.wallet + self.unrealized_pnl
 
 
+@dataclass(frozen=True)
+class CashTransfer:
+    """Cash that entered or left the futures wallet without trading: not a profit or a loss.
+
+    ``amount`` is positive, in the settlement currency; ``kind`` says which way it went.
+    ``venue_id`` is the venue's own id of the ledger entry (unique per venue account), the
+    key that makes recording it idempotent. ``at`` is the venue's time of the entry.
+    """
+
+    venue_id: str
+    kind: TransferKind
+    amount: Decimal  # > 0
+    currency: str
+    at: datetime
+
+    @property
+    def net(self) -> Decimal:
+        """The signed change to the wallet: + for money in, - for money out."""
+        return self.amount if self.kind in INFLOWS else -self.amount
+
+
 class ExchangePort(Protocol):
     """What the core needs of a futures venue. Every method may raise a VenueError."""
 
@@ -140,6 +166,10 @@ class ExchangePort(Protocol):
     # then makes the independent calls of one step at once); the paper venue answers each
     # call in a transaction of its own, one after another, so it says False.
     concurrent_requests: bool
+    # Seconds between two reads of the venue's transfer ledger: a ledger endpoint can be
+    # costly in rate-limit weight. The breaker reads it at least this often, and always before
+    # it re-reads a jump held for confirmation (a transfer is the likeliest cause of a jump).
+    transfer_interval: float
 
     def fetch_positions(self) -> list[Position]:
         """Every open position (quantity > 0), in both position modes."""
@@ -150,6 +180,13 @@ class ExchangePort(Protocol):
         ...
 
     def fetch_balance(self) -> Balance: ...
+
+    def fetch_transfers(self, since: datetime | None) -> list[CashTransfer]:
+        """Cash transfers of the futures wallet (deposits, withdrawals, transfers between
+        the owner's wallets), oldest first: every one at or after ``since`` (None: as far
+        back as the venue keeps by default). May return older ones too: callers skip the
+        ids they already know. A venue that keeps no such ledger returns []."""
+        ...
 
     def fetch_mark_price(self, symbol: str) -> Decimal: ...
 

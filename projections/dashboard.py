@@ -38,6 +38,7 @@ ACCOUNT_EVENTS = (
     Account.HardBreach,
     Account.Recovered,
     Account.PeakReset,
+    Account.TransferRecorded,
 )
 EMERGENCY_EVENTS = (
     Emergency.Created,
@@ -136,6 +137,8 @@ class DashboardProjection(Projection):
             values["state"] = "hard_breach"
         elif isinstance(e, Account.Recovered):
             values["state"] = "normal"
+        elif isinstance(e, Account.TransferRecorded):
+            values.update(_transferred(e))
         elif isinstance(e, Account.PeakReset):
             equity = conn.execute(
                 select(risk.c.equity).where(risk.c.account_id == e.originator_id)
@@ -197,3 +200,14 @@ class DashboardProjection(Projection):
         else:  # Reset
             values = {"reset_at": e.timestamp, "reset_by": e.actor, "reset_reason": e.reason}
         conn.execute(update(table).where(table.c.activation_number == number).values(**values))
+
+
+def _transferred(e: Account.TransferRecorded) -> dict[str, Any]:
+    """The risk row's change for a transfer: the peak (and the reference equity) moved with
+    the cash, as transfers are not losses; before the first reading nothing moves."""
+    values: dict[str, Any] = {}
+    if e.equity is not None:
+        values.update(equity=e.equity, peak=e.peak, drawdown=e.drawdown)
+    if e.discarded_pending:
+        values["pending"] = False
+    return values

@@ -337,7 +337,8 @@ class Matching:
             .values(quantity=total, entry_price=entry, updated_at=now)
         )
 
-    def check_margin(self, conn: Connection) -> None:
+    def margin(self, conn: Connection) -> tuple[Decimal, Decimal]:
+        """(equity, initial margin in use) of the account, at the current marks."""
         acct = self.account(conn)
         positions = self.positions(conn, None)
         equity = acct.wallet + sum((p.unrealized_pnl for p in positions), Decimal(0))
@@ -345,6 +346,18 @@ class Matching:
             ((p.mark_price or p.entry_price) * p.quantity / acct.leverage for p in positions),
             Decimal(0),
         )
+        return equity, used
+
+    def free(self, conn: Connection) -> Decimal:
+        """What can leave the wallet: the equity not held as margin, and never more than the
+        wallet itself (unrealized profit cannot be withdrawn)."""
+        equity, used = self.margin(conn)
+        wallet = Decimal(self.account(conn).wallet)
+        return max(min(wallet, equity - used), Decimal(0))
+
+    def check_margin(self, conn: Connection) -> None:
+        equity, used = self.margin(conn)
+        acct = self.account(conn)
         # `used` already includes the new exposure (positions were just updated).
         if equity - used < 0:
             raise OrderRejected(

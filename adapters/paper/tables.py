@@ -133,3 +133,16 @@ mark_history = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_mark_history_symbol_id", "symbol", "id"),
 )
+
+# The venue's cash ledger: every deposit into and withdrawal from the wallet, as the venue's
+# back office booked it (what `fetch_transfers` reports; the id is the venue's transfer id).
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # deposit | withdrawal
+    Column("amount", Numeric, nullable=False),  # > 0
+    Column("currency", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_transfers_at", "at"),
+)

@@ -28,6 +28,7 @@ from domain.errors import InvalidCommand
 from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
     Balance,
+    CashTransfer,
     Order,
     OrderRejected,
     OrderRequest,
@@ -52,6 +53,7 @@ class PaperVenue:
     name = "paper"
     position_lag = 0.0  # one database: an answered order is in the next read
     concurrent_requests = False  # one transaction at a time, under the account lock
+    transfer_interval = 0.0  # its ledger is a table: read it before every reading
 
     def __init__(
         self, engine: Engine, clock: Callable[[], datetime], *, faulted: bool = True
@@ -88,6 +90,24 @@ class PaperVenue:
             return Balance(acct.currency, acct.wallet, upnl, at=self.clock())
 
         return self._request(balance, kind="read")
+
+    def fetch_transfers(self, since: datetime | None) -> list[CashTransfer]:
+        def ledger(conn: Connection, _: Draw) -> list[CashTransfer]:
+            query = select(t.transfers).order_by(t.transfers.c.id)
+            if since is not None:
+                query = query.where(t.transfers.c.at >= since)
+            return [
+                CashTransfer(
+                    venue_id=f"paper-{r.id}",
+                    kind=r.kind,
+                    amount=Decimal(r.amount),
+                    currency=r.currency,
+                    at=r.at,
+                )
+                for r in conn.execute(query)
+            ]
+
+        return self._request(ledger, kind="read")
 
     def fetch_mark_price(self, symbol: str) -> Decimal:
         return self._request(lambda conn, _: self.book.mark(conn, symbol), kind="read")
@@ -180,14 +200,45 @@ class PaperVenue:
     # -- back office (drills, tests) ---------------------------------------------------------
 
     def deposit(self, amount: Decimal) -> Balance:
-        if amount <= 0:
-            raise InvalidCommand(f"deposit amount must be positive, got {amount}")
+        """Book a deposit of ``amount`` (> 0) in the ledger and add it to the wallet, in one
+        transaction. Raises InvalidCommand for an amount that is not positive."""
+        return self._transfer("deposit", amount)
+
+    def withdraw(self, amount: Decimal) -> Balance:
+        """Book a withdrawal of ``amount`` (> 0) in the ledger and take it from the wallet,
+        in one transaction. Raises InvalidCommand for an amount that is not positive or is
+        more than the free balance (the wallet's equity not held as margin): the venue
+        refuses it and nothing is booked."""
+        return self._transfer("withdrawal", amount)
+
+    def _transfer(self, kind: str, amount: Decimal) -> Balance:
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidCommand(f"{kind} amount must be positive, got {amount}")
         with self.engine.begin() as conn:
-            acct = self.book.account(conn)
+            acct = self.book.account(conn)  # locked: a concurrent order cannot use the cash
+            if kind == "withdrawal":
+                free = self.book.free(conn)
+                if amount > free:
+                    raise InvalidCommand(
+                        f"withdrawal of {amount} exceeds the free balance {free:.2f} "
+                        f"{acct.currency} (wallet {acct.wallet:.2f}, less margin in use)"
+                    )
+            now = self.clock()
+            conn.execute(
+                t.transfers.insert().values(
+                    kind=kind, amount=amount, currency=acct.currency, at=now
+                )
+            )
+            wallet = acct.wallet + (amount if kind == "deposit" else -amount)
             conn.execute(
                 update(t.account)
                 .where(t.account.c.id == ACCOUNT)
-                .values(wallet=acct.wallet + amount, updated_at=self.clock())
+                .values(wallet=wallet, updated_at=now)
+            )
+            # The wallet moved: the worker's breaker reads at once, as on a mark move.
+            conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": t.MARKS_CHANNEL, "payload": f"transfer:{kind}"},
             )
         return self.admin().fetch_balance()
 

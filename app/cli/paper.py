@@ -7,6 +7,7 @@ fault injection never applies to them; it applies to tradecore's requests throug
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -17,7 +18,7 @@ from adapters.paper.venue import PaperVenue
 from app.cli.context import state
 from app.cli.output import emit_json, out
 from domain.errors import InvalidCommand
-from domain.venue import OrderRequest
+from domain.venue import Balance, OrderRequest
 
 app = typer.Typer(help="The paper venue's back office (drills and tests).", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
@@ -51,10 +52,28 @@ def deposit(
     amount: Annotated[str, typer.Option("--amount", help="USDT to add to the wallet")],
     as_json: Json = False,
 ) -> None:
-    """Add funds to the paper wallet."""
+    """Add funds to the paper wallet, booked in the venue's ledger as a deposit."""
+    _booked(_venue(ctx).deposit, amount, as_json)
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    amount: Annotated[str, typer.Option("--amount", help="USDT to take from the wallet")],
+    as_json: Json = False,
+) -> None:
+    """Take funds out of the paper wallet, booked in the venue's ledger as a withdrawal.
+
+    More than the free balance (equity not held as margin) is refused with exit 2, as the
+    venue refuses an impossible request: nothing is booked.
+    """
+    _booked(_venue(ctx).withdraw, amount, as_json)
+
+
+def _booked(book: Callable[[Decimal], Balance], amount: str, as_json: bool) -> None:
     value = _decimal(amount, "--amount")
     assert value is not None
-    balance = _venue(ctx).deposit(value)
+    balance = book(value)
     if as_json:
         emit_json({"wallet": balance.wallet, "equity": balance.equity})
     else:

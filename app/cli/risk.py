@@ -36,6 +36,11 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
         out.print(f"{key:15} {data[key]}")
     out.print(f"last reading    {data['last_reading_at']} ({data['reading_age_seconds']} s ago)")
     out.print(f"peak since      {data['peak_since']}")
+    if data["last_transfer_at"] is not None:
+        out.print(
+            f"net transfers   {data['net_transfers']} (not losses: the peak moves with "
+            f"them; last {data['last_transfer_at']})"
+        )
     if data["pending_confirmation"]:
         out.print("a reading is waiting for confirmation")
 

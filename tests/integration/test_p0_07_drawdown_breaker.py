@@ -112,9 +112,12 @@ def test_a_crash_past_the_hard_threshold_activates_the_stop_atomically_and_the_w
     worker()
     wait_for(lambda: (a := core.drawdown_breaker().load()) is not None and a.equity is not None)
     for factor in ("0.99", "0.98", "0.96", "0.93", "0.85"):  # the scripted path down
-        moved_at = core.clock()
         move(venue, factor)
-        # Each step is read (pushed by the mark move) before the next one comes.
+        # Each step is read (pushed by the mark move) before the next one comes. The time is
+        # taken once the move is committed: a reading timed after it shows it (a reading
+        # holds the paper account's row lock, which the move waits for), whereas one that
+        # started before the move could be timed after the move began and still miss it.
+        moved_at = core.clock()
         wait_for(partial(read_since, core, moved_at))
 
     def flat() -> bool:
