@@ -23,6 +23,14 @@ RECORDED = {
 }
 
 
+@pytest.fixture
+def cli(cli: Cli) -> Cli:
+    """The CLI on a store that already holds the policy and the latch a first command
+    creates, so that counting what a refused command recorded starts from there."""
+    assert cli("policy", "show").code == 0
+    return cli
+
+
 def recorded(database: DatabaseAddress) -> dict[str, int]:
     """How much the log and the paper venue hold."""
     with psycopg.connect(database.url, connect_timeout=10) as conn:
@@ -53,18 +61,19 @@ def test_a_leverage_no_column_can_hold_exits_2_and_records_no_policy_change(
     assert cli("policy", "show", "--json").json()["max_leverage"] == "5"
 
 
-def legacy_file(tmp_path: Path, trade_id: str, symbol: str = "BTCUSDT") -> Path:
+def legacy_file(tmp_path: Path, trade_id: str, symbol: str) -> Path:
     path = tmp_path / "trade_state.json"
-    trade = {
-        "symbol": symbol,
+    fine = {
+        "symbol": "BTCUSDT",
         "side": "long",
         "entry_price": "100",
         "qty": "1",
         "opened_at": "2026-01-01T00:00:00Z",
     }
     # ensure_ascii: a lone surrogate is written as the JSON escape \ud800, which is how an
-    # old writer would have stored it.
-    path.write_text(json.dumps({trade_id: trade, "fine": trade}), encoding="utf-8")
+    # old writer would have stored it. The fine trade is not imported either: all or none.
+    document = {trade_id: fine | {"symbol": symbol}, "fine": fine}
+    path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
 
