@@ -220,7 +220,9 @@ def epoch_instant(value: object, name: str = "timestamp") -> datetime:
     number = decimal_value(value, name, positive=True)
     seconds = number / 1000 if number > EPOCH_MS_ABOVE else number
     if seconds >= Decimal(int((LATEST - EARLIEST).total_seconds())):
-        raise InvalidCommand(f"{name} must be before {LATEST.year}, got {shown(value)}")
+        raise InvalidCommand(
+            f"{name} must be from {EARLIEST.year} up to {LATEST.year}, got {shown(value)}"
+        )
     moment = EARLIEST + timedelta(microseconds=int(seconds * 1_000_000))
     return instant_value(moment, name)
 
