@@ -239,6 +239,6 @@ def instant_text(value: object, name: str = "timestamp") -> datetime:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidCommand(
-            f"{name}: not a time (ISO-8601 or epoch seconds/ms): {shown(value)}"
+            f"{name}: not a time (ISO 8601 or epoch seconds/ms): {shown(value)}"
         ) from None
     return instant_value(moment, name)
