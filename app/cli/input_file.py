@@ -30,9 +30,10 @@ def read_input_file(path: Path, option: str, *, max_bytes: int = MAX_INPUT_FILE_
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise InvalidCommand(f"{name}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidCommand(f"{name}: cannot read: not a regular file")
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InvalidCommand(f"{name}: cannot read: not a regular file")
         data = file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise InvalidCommand(f"{name}: cannot read: larger than {max_bytes:,} bytes")
