@@ -1,5 +1,5 @@
-"""Every validator, fed arbitrary text and numbers, either returns a value its column can
-hold or raises InvalidCommand — never anything else.
+"""Every validator, and the commands that use them, fed arbitrary text and numbers, either
+returns a value its column can hold or raises InvalidCommand — never anything else.
 
 The limits below are written from the column definitions (projections/tables.py,
 adapters/paper/tables.py) and Postgres' documented type limits, not from validation.py.
@@ -11,12 +11,15 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Context, Decimal, Inexact
+from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidCommand
+from domain.policy import Policy
+from domain.trade import Trade
 from domain.validation import (
     BIGINT,
     INTEGER,
@@ -203,3 +206,49 @@ def test_a_time_past_the_range_is_refused_not_overflowed() -> None:
 def test_a_seed_past_bigint_is_refused() -> None:
     with pytest.raises(InvalidCommand, match="seed must be between"):
         integer_value(99999999999999999999, "seed")
+
+
+# -- the commands that take these inputs ------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@SHARED
+@given(st.sampled_from(["max_leverage", "max_position_notional"]), anything, anything)
+def test_a_policy_change_either_records_values_that_fit_or_is_refused(
+    field: str, value: object, reason: object
+) -> None:
+    policy = Policy.create(actor="tester", reason="test", timestamp=T0)
+    policy.collect_events()
+    try:
+        policy.update_limits(actor="tester", reason=reason, timestamp=T0, **{field: value})  # type: ignore[arg-type]
+    except InvalidCommand:
+        assert policy.collect_events() == []
+        return
+    for changed in policy.collect_events():  # none when the value was already in force
+        fits_numeric(getattr(changed, field))
+        fits_text(changed.reason)  # type: ignore[attr-defined]
+
+
+@SHARED
+@given(symbolish, anything, anything)
+def test_a_trade_opens_with_values_that_fit_or_is_refused(
+    symbol: object, quantity: object, reason: object
+) -> None:
+    try:
+        trade = Trade.open(
+            trade_id=uuid4(),
+            symbol=symbol,  # type: ignore[arg-type]
+            side="long",
+            quantity=quantity,  # type: ignore[arg-type]
+            leverage="2",
+            actor="tester",
+            reason=reason,  # type: ignore[arg-type]
+            timestamp=T0,
+        )
+    except InvalidCommand:
+        return
+    [opened] = trade.collect_events()
+    fits_text(opened.symbol)  # type: ignore[attr-defined]
+    fits_numeric(opened.intended_quantity)  # type: ignore[attr-defined]
+    fits_text(opened.reason)  # type: ignore[attr-defined]
