@@ -201,7 +201,7 @@ def symbol_value(value: object, name: str = "symbol") -> str:
 
 
 def instant_value(value: object, name: str = "timestamp") -> datetime:
-    """A timezone-aware datetime between EARLIEST and LATEST (exclusive). Raises
+    """A timezone-aware datetime from EARLIEST (inclusive) to LATEST (exclusive). Raises
     InvalidCommand naming ``name``."""
     if not isinstance(value, datetime):
         raise InvalidCommand(f"{name} must be a time, got {shown(value)}")
