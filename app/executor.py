@@ -36,9 +36,10 @@ from app.gate import PolicyGate
 from app.sizing import Sized
 from app.trades import TradeCommands
 from app.venues import retry_transient
-from domain.base import require_text, to_decimal
+from domain.base import require_text
 from domain.refusal import RefusedIntent
 from domain.trade import Trade, TradeError, trade_id_for
+from domain.validation import decimal_value, shown, symbol_value
 from domain.venue import (
     DuplicateClientOrderId,
     ExchangePort,
@@ -88,18 +89,19 @@ class TradeIntent:
         if self.side not in ("long", "short"):
             raise TradeError(f"side must be long or short, got {self.side!r}")
         for name, value in (("notional", self.notional), ("leverage", self.leverage)):
-            if value is not None and to_decimal(value, name) <= 0:
-                raise TradeError(f"{name} must be positive, got {value}")
+            if value is not None:
+                decimal_value(value, name, positive=True)
         if self.confidence is not None and not 0 <= self.confidence <= 1:
             raise TradeError(f"confidence must be between 0 and 1, got {self.confidence}")
-        base, _, settle = self.symbol.partition("/")
-        if not base or ":" not in settle:
+        if ":" not in symbol_value(self.symbol):
             raise TradeError(
-                f"symbol {self.symbol!r} is not a unified linear-perpetual symbol "
+                f"symbol {shown(self.symbol)} is not a unified linear-perpetual symbol "
                 "such as BTC/USDT:USDT"
             )
         require_text(self.actor, "actor")
         require_text(self.reason, "reason")
+        if self.key is not None:
+            require_text(self.key, "key")
         return self
 
 

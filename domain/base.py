@@ -9,14 +9,13 @@ Each event records who acted (``actor``), why (``reason``) and the ``correlation
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import InvalidCommand
-
-MAX_TEXT = 500
+from domain.validation import decimal_value, instant_value, text_value
 
 
 class TradecoreAggregate(Aggregate):
@@ -24,33 +23,21 @@ class TradecoreAggregate(Aggregate):
 
 
 def require_text(value: str | None, field: str) -> str:
-    """Return ``value`` stripped, or raise InvalidCommand naming ``field`` if it is empty."""
-    text = (value or "").strip()
-    if not text:
-        raise InvalidCommand(f"{field} must not be empty")
-    if len(text) > MAX_TEXT:
-        raise InvalidCommand(f"{field} is longer than {MAX_TEXT} characters")
-    return text
+    """Return ``value`` stripped; raises InvalidCommand naming ``field`` if it is empty, too
+    long or holds control characters (see :func:`domain.validation.text_value`)."""
+    return text_value(value, field)
 
 
-def require_aware(timestamp: datetime) -> datetime:
-    """Refuse naive datetimes: a log read in another timezone must mean the same instant."""
-    if timestamp.tzinfo is None or timestamp.utcoffset() is None:
-        raise InvalidCommand("timestamp must carry a timezone")
-    return timestamp
+def require_aware(timestamp: datetime, field: str = "timestamp") -> datetime:
+    """Refuse naive datetimes (a log read in another timezone must mean the same instant)
+    and instants outside the range every column holds (:func:`domain.validation.instant_value`)."""
+    return instant_value(timestamp, field)
 
 
 def to_decimal(value: Decimal | str | int, field: str) -> Decimal:
-    """Parse a money or ratio figure exactly; floats are refused (binary rounding)."""
-    if isinstance(value, float):
-        raise InvalidCommand(f"{field} must be given as a decimal string, not a float")
-    try:
-        number = Decimal(value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidCommand(f"{field} is not a number: {value!r}") from None
-    if not number.is_finite():
-        raise InvalidCommand(f"{field} must be a finite number, got {value!r}")
-    return number
+    """Parse a money or ratio figure exactly and within what a ``Numeric`` column and decimal
+    arithmetic hold; floats are refused (:func:`domain.validation.decimal_value`)."""
+    return decimal_value(value, field)
 
 
 def trace_ids(correlation_id: UUID | None, causation_id: UUID | None) -> None:

@@ -12,21 +12,20 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError, model_validator
 
-from domain.base import require_text, to_decimal
+from domain.base import require_text
 from domain.errors import InvalidCommand
 from domain.policy import MAX_LEVERAGE
+from domain.validation import decimal_value, instant_text, refused_character, symbol_value
 
 MAX_REPORTED = 10
-# Epoch seconds pass 1e11 only in the year 5138, so a larger figure is milliseconds.
-EPOCH_MS_ABOVE = Decimal("1e11")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 QUOTES = ("USDT", "USDC", "BUSD", "USD")
 SIDES = {"long": "long", "buy": "long", "short": "short", "sell": "short"}
 STATUSES = dict.fromkeys(["open", "active", "opened"], "open")
@@ -62,23 +61,23 @@ def _show(value: object) -> str:
     if isinstance(value, dict | list):
         return "an object" if isinstance(value, dict) else "a list"
     text = json.dumps(value, ensure_ascii=False)
+    if refused_character(text) is not None:  # a lone surrogate, a line separator...
+        text = json.dumps(value)
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _number(value: object, *, positive: bool = False, at_most: Decimal | None = None) -> Decimal:
-    try:  # JSON numbers arrive as their text (see _load)
-        number = to_decimal(value.strip() if isinstance(value, str) else "", "value")
-    except InvalidCommand:
-        raise ValueError(f"must be a finite number, got {_show(value)}") from None
-    # No position, price or time comes near these; beyond them a figure is corruption, and
-    # the Trade aggregate's arithmetic on it would overflow instead of refusing it.
-    if number and not -30 <= number.adjusted() < 15:
-        raise ValueError(f"is out of range (1e-30 to 1e15), got {number}")
-    if positive and number <= 0:
-        raise ValueError(f"must be positive, got {number}")
-    if at_most is not None and number > at_most:
-        raise ValueError(f"must be at most {at_most}, got {number}")
-    return number
+    if not isinstance(value, str):  # JSON numbers arrive as their text (see _load)
+        raise ValueError(f"must be a finite number, got {_show(value)}")
+    return _checked(decimal_value, value.strip(), positive=positive, maximum=at_most)
+
+
+def _checked(validator: Callable[..., T], value: object, **rules: Any) -> T:
+    """``validator``'s answer, its refusal as the ValueError pydantic reports per field."""
+    try:
+        return validator(value, "value", **rules)
+    except InvalidCommand as exc:
+        raise ValueError(str(exc).removeprefix("value").lstrip(": ")) from None
 
 
 def _choice(table: dict[str, str], value: object) -> str:
@@ -100,23 +99,13 @@ def _symbol(value: object) -> str:
         raise ValueError(f"must be quoted in one of {', '.join(QUOTES)}, got {text}")
     if settle not in (None, quote):
         raise ValueError(f"must be a linear contract (settled in its quote), got {text}")
-    return f"{base}/{quote}:{quote}"
+    return _checked(symbol_value, f"{base}/{quote}:{quote}")
 
 
 def _instant(value: object) -> datetime:
-    try:
-        seconds = _number(value, positive=True)
-        seconds /= 1000 if seconds > EPOCH_MS_ABOVE else 1
-        return EPOCH + timedelta(microseconds=int(seconds * 1_000_000))
-    except ValueError:  # not an epoch figure: the text of a time, or nothing valid
-        pass
-    except OverflowError:
-        raise ValueError(f"is too far in the future, got {_show(value)}") from None
-    try:
-        moment = datetime.fromisoformat(value.strip() if isinstance(value, str) else "")
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValueError(f"must be ISO-8601 or epoch seconds/ms, got {_show(value)}") from None
+    if not isinstance(value, str):
+        raise ValueError(f"must be ISO-8601 or epoch seconds/ms, got {_show(value)}")
+    return _checked(instant_text, value)
 
 
 _positive = partial(_number, positive=True)

@@ -16,11 +16,12 @@ import csv
 import io
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
 from domain.errors import InvalidCommand
+from domain.validation import instant_text
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 FEATURE_NAMES = ("ret_1", "ret_3", "ret_12", "vol_12", "range", "volume_z")
@@ -140,13 +141,6 @@ def _number(text: str, column: str, where: str) -> float:
 
 def _time(text: str, where: str) -> datetime:
     try:
-        number = float(text)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise CandleDataInvalid(f"{where}: timestamp: not a time: {text!r}") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if not math.isfinite(number) or number <= 0:
-        raise CandleDataInvalid(f"{where}: timestamp: not a time: {text!r}")
-    return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
+        return instant_text(text, "timestamp")
+    except InvalidCommand as e:
+        raise CandleDataInvalid(f"{where}: {e}") from None

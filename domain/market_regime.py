@@ -11,9 +11,10 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import TradecoreAggregate, require_aware, require_text
+from domain.base import TradecoreAggregate, require_aware
 from domain.errors import InvalidCommand
 from domain.ids import market_regime_id
+from domain.validation import symbol_value
 
 REGIMES = ("LOW", "NORMAL", "HIGH")
 
@@ -42,7 +43,7 @@ class MarketRegime(TradecoreAggregate):
     @classmethod
     def start(cls, *, symbol: str, timestamp: datetime) -> MarketRegime:
         return cls._create(
-            cls.Created, symbol=require_text(symbol, "symbol"), timestamp=require_aware(timestamp)
+            cls.Created, symbol=symbol_value(symbol), timestamp=require_aware(timestamp)
         )
 
     def observe(self, *, regime: str, volatility: float, timestamp: datetime) -> bool:

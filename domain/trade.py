@@ -18,6 +18,7 @@ from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.validation import symbol_value
 from domain.venue import Side
 
 TradeSide = Literal["long", "short"]
@@ -147,7 +148,7 @@ class Trade(TradecoreAggregate):
         trace_ids(correlation_id, None)
         return cls(
             trade_id=trade_id,
-            symbol=require_text(symbol, "symbol"),
+            symbol=symbol_value(symbol),
             side=side,
             intended_quantity=qty,
             leverage=lev,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import Enum
 
 from domain.errors import InvalidCommand
+from domain.validation import integer_value
 
 
 class Fault(Enum):
@@ -44,6 +45,7 @@ class FaultSettings:
             value = getattr(self, name)
             if not Decimal(0) <= value <= Decimal(1):
                 raise InvalidCommand(f"{name} must be between 0 and 1, got {value}")
+        integer_value(self.seed, "seed")  # held in a BigInteger column
         if self.error_rate + self.timeout_rate + self.rate_limit_rate + self.reject_rate > 1:
             raise InvalidCommand(
                 "error, timeout, rate-limit and reject rates add up to more than 1"

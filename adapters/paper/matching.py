@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from adapters.paper import tables as t
 from adapters.paper.faults import Draw
 from domain.errors import InvalidCommand
+from domain.validation import shown, symbol_value
 from domain.venue import DuplicateClientOrderId, Order, OrderRejected, OrderRequest, Position
 
 ACCOUNT = "default"
@@ -400,11 +401,9 @@ class Matching:
 
 
 def check_symbol(symbol: str) -> None:
-    base, slash, rest = symbol.partition("/")
-    quote, colon, settle = rest.partition(":")
-    if not (base and slash and quote and colon and settle):
+    if ":" not in symbol_value(symbol):
         raise InvalidCommand(
-            f"symbol {symbol!r} is not a unified linear-perpetual symbol such as BTC/USDT:USDT"
+            f"symbol {shown(symbol)} is not a unified linear-perpetual symbol such as BTC/USDT:USDT"
         )
 
 

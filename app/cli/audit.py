@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +14,7 @@ from app.audit import Audit
 from app.cli.context import state
 from app.cli.output import emit_json, err, out
 from domain.errors import InvalidCommand
+from domain.validation import instant_text
 
 app = typer.Typer(
     help="Replay and explain the past from the log: timeline, state at an instant, incidents.",
@@ -24,14 +25,11 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def instant(text: str, option: str) -> datetime:
-    """ISO 8601; without a zone it is UTC."""
+    """ISO 8601 (without a zone it is UTC) or epoch seconds/ms; raises InvalidCommand."""
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidCommand(
-            f"{option} is not an ISO 8601 time: {text!r} (e.g. 2026-11-25T05:18:32Z)"
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return instant_text(text, option)
+    except InvalidCommand as e:
+        raise InvalidCommand(f"{e} (e.g. 2026-11-25T05:18:32Z)") from None
 
 
 @app.command("timeline")

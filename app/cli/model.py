@@ -9,9 +9,10 @@ import typer
 from sqlalchemy import select
 
 from app.cli.context import default_actor, state
+from app.cli.input_file import read_input_file
 from app.cli.output import confirmer, emit_json, out
-from domain.errors import InvalidCommand
 from domain.market_data import parse_ohlcv_csv
+from domain.validation import INTEGER, integer_value, text_value
 from projections.tables import model_consumers
 
 app = typer.Typer(help="Signal models (P0-06): train, register, promote, roll back.")
@@ -34,11 +35,11 @@ def train_model(
 ) -> None:
     """Train a LightGBM classifier of the next bar's direction, store it, register it as
     the model's next version (not promoted)."""
-    try:
-        text = data.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidCommand(f"cannot read {data}: {e}") from None
-    candles = parse_ohlcv_csv(text, source=data.name)
+    # LightGBM takes a C int seed: one past INTEGER's range would fail inside the trainer.
+    seed = integer_value(seed, "--seed", column=(0, INTEGER[1]))
+    candles = parse_ohlcv_csv(
+        read_input_file(data, "--data"), source=text_value(data.name, "--data")
+    )
     from adapters.signal_model import train  # noqa: PLC0415 - LightGBM only when training
 
     trained = train(candles, seed=seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -18,6 +18,7 @@ from adapters.paper.venue import PaperVenue
 from app.cli.context import state
 from app.cli.output import emit_json, out
 from domain.errors import InvalidCommand
+from domain.validation import decimal_value
 from domain.venue import Balance, OrderRequest
 
 app = typer.Typer(help="The paper venue's back office (drills and tests).", no_args_is_help=True)
@@ -35,15 +36,7 @@ def _venue(ctx: typer.Context) -> PaperVenue:
 
 
 def _decimal(value: str | None, option: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise InvalidCommand(f"{option} is not a number: {value!r}") from None
-    if not number.is_finite():
-        raise InvalidCommand(f"{option} must be finite, got {value!r}")
-    return number
+    return None if value is None else decimal_value(value, option)
 
 
 @app.command("deposit")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -11,10 +11,10 @@ from eventsourcing.utils import get_topic
 from app.bootstrap import Core
 from app.cli.context import state
 from app.cli.output import emit_json, out
-from domain.errors import InvalidCommand
 from domain.market_regime import MarketRegime
 from domain.sizing import ACTIONS, EPSILON, SizingDecision
 from domain.sizing_record import SizingRecord
+from domain.validation import decimal_value
 
 app = typer.Typer(help="Position sizing (P0-05): Q-table agent, regimes, fallback, caps.")
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
@@ -72,12 +72,8 @@ def decide_now(
 ) -> None:
     """The decision the agent would take now for this intent (no order, nothing recorded
     but a regime change)."""
-    try:
-        level, base = float(Decimal(confidence)), Decimal(notional)
-    except (InvalidOperation, ValueError):
-        raise InvalidCommand("--confidence and --notional must be numbers") from None
-    if not base.is_finite() or base <= 0:
-        raise InvalidCommand(f"--notional must be positive, got {notional!r}")
+    level = float(decimal_value(confidence, "--confidence", minimum=Decimal(0), maximum=Decimal(1)))
+    base = decimal_value(notional, "--notional", positive=True)
     sized = state(ctx).core().sizing().size(symbol=symbol, confidence=level, base_notional=base)
     data = _decision_dict(sized.decision) | {
         "symbol": symbol,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,11 +10,13 @@ from uuid import UUID
 import typer
 
 from app.cli.context import default_actor, state
+from app.cli.input_file import read_input_file
 from app.cli.output import confirmer, emit_json, err, out
 from app.executor import Outcome, TradeIntent
 from app.legacy_import import LegacyImporter, describe
 from app.trades import TradeNotFound
 from domain.errors import InvalidCommand, RefusedBySafetyRule
+from domain.validation import decimal_value, text_value
 from projections.trade_store import TradeRow
 
 trade_app = typer.Typer(help="Act on one trade (through the executor and the gate).")
@@ -135,13 +137,10 @@ def import_trades(
     as_json: Json = False,
 ) -> None:
     """Import a legacy trade_state.json: all trades or none. Re-importing is a no-op."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidCommand(f"cannot read {file}: {e}") from None
+    text = read_input_file(file, "FILE")
     core = state(ctx).core()
     importer = LegacyImporter(core.store, core.clock)
-    plan = importer.plan(text, source=file.name)
+    plan = importer.plan(text, source=text_value(file.name, "file name"))
     summary = {
         "file": str(file),
         "new": [describe(legacy) | {"trade_id": tid} for tid, legacy in plan.new],
@@ -225,10 +224,4 @@ def _event_dict(event: Any) -> dict[str, Any]:
 
 
 def _number(value: str, option: str) -> Decimal:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise InvalidCommand(f"{option} is not a number: {value!r}") from None
-    if not number.is_finite() or number <= 0:
-        raise InvalidCommand(f"{option} must be a positive number, got {value!r}")
-    return number
+    return decimal_value(value, option, positive=True)
