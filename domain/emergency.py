@@ -25,6 +25,7 @@ from eventsourcing.domain import event
 from domain.base import TradecoreAggregate, event_id, require_aware, require_text, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID
+from domain.validation import evidence_text
 
 SOURCES = ("operator", "drawdown", "system")
 LEGACY_INSTALLATION = uuid5(EMERGENCY_ID, "installation/legacy")
@@ -487,7 +488,9 @@ class Emergency(TradecoreAggregate):
             remaining_positions=[_close_entry(p) for p in remaining_positions],
             remaining_orders=remaining_orders,
             attempts=self.flatten_attempts,
-            last_error=last_error,
+            # A venue's or the store's own words: recorded, never refused (a refusal here
+            # would stop the flattener from recording that it is not done).
+            last_error=None if last_error is None else evidence_text(last_error),
             timestamp=timestamp,
         )
         self._trigger_once(positions_closed, orders_canceled, flat=False, timestamp=timestamp)

@@ -15,6 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, trace_ids
+from domain.validation import evidence_text
 
 
 class RefusedIntent(TradecoreAggregate):
@@ -63,7 +64,7 @@ class RefusedIntent(TradecoreAggregate):
             leverage=leverage,
             confidence=confidence,
             code=require_text(code, "code"),
-            gate_reason=require_text(gate_reason, "gate reason"),
+            gate_reason=evidence_text(gate_reason),
             policy_version=policy_version,
             actor=require_text(actor, "actor"),
             reason=require_text(reason, "reason"),

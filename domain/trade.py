@@ -18,7 +18,7 @@ from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
-from domain.validation import symbol_value
+from domain.validation import evidence_text, symbol_value
 from domain.venue import Side
 
 TradeSide = Literal["long", "short"]
@@ -339,7 +339,7 @@ class Trade(TradecoreAggregate):
         self._order_resolved(
             client_order_id=client_order_id,
             outcome=outcome,
-            detail=detail.strip()[:500],
+            detail=evidence_text(detail),
             timestamp=require_aware(timestamp),
         )
 

@@ -49,7 +49,10 @@ BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 MAX_SYMBOL = 64
 _PART = "[A-Z0-9]{1,20}"
-SYMBOL_GRAMMAR = re.compile(rf"{_PART}/{_PART}(?::{_PART}(?:-{_PART}){{0,3}})?")
+# A base may hold lower-case letters: venues list such contracts (kPEPE/USDC:USDC), and a
+# venue position whose symbol the grammar refused could never be adopted by reconciliation.
+_BASE = "[A-Za-z0-9]{1,20}"
+SYMBOL_GRAMMAR = re.compile(rf"{_BASE}/{_PART}(?::{_PART}(?:-{_PART}){{0,3}})?")
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
@@ -190,9 +193,27 @@ def text_value(value: object, name: str, *, max_length: int = MAX_TEXT) -> str:
     return text
 
 
+def evidence_text(value: object, *, max_length: int = MAX_TEXT) -> str:
+    """Text that tradecore records as evidence rather than takes as input (a venue's error
+    message, an exception's text): never refused, since refusing it would stop the safety
+    path that records it. Control, line-breaking and bidirectional characters and lone
+    surrogates are written as escapes (``\\n``, ``\\x00``), so the text fits a ``Text``
+    column and a log line; cut to ``max_length`` characters (an ellipsis marks the cut)."""
+    text = str(value)
+    if refused_character(text) is not None:
+        text = "".join(
+            char.encode("unicode_escape").decode("ascii")
+            if unicodedata.category(char) in _REFUSED_CATEGORIES or char in BIDI_CONTROLS
+            else char
+            for char in text
+        )
+    text = text.strip() or "(no detail)"
+    return text if len(text) <= max_length else text[: max_length - 1] + "…"
+
+
 def symbol_value(value: object, name: str = "symbol") -> str:
     """A unified symbol such as ``BTC/USDT:USDT`` (``BASE/QUOTE[:SETTLE[-TAIL...]]``, parts
-    of A-Z and 0-9, at most MAX_SYMBOL characters), exactly as given. Raises InvalidCommand."""
+    of A-Z and 0-9 (the base also a-z), at most MAX_SYMBOL characters), exactly as given. Raises InvalidCommand."""
     if not isinstance(value, str) or len(value) > MAX_SYMBOL or not SYMBOL_GRAMMAR.fullmatch(value):
         raise InvalidCommand(
             f"{name} must be a unified symbol such as BTC/USDT:USDT (A-Z, 0-9), got {shown(value)}"
