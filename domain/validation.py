@@ -213,7 +213,8 @@ def evidence_text(value: object, *, max_length: int = MAX_TEXT) -> str:
 
 def symbol_value(value: object, name: str = "symbol") -> str:
     """A unified symbol such as ``BTC/USDT:USDT`` (``BASE/QUOTE[:SETTLE[-TAIL...]]``, parts
-    of A-Z and 0-9 (the base also a-z), at most MAX_SYMBOL characters), exactly as given. Raises InvalidCommand."""
+    of A-Z and 0-9, the base also a-z, at most MAX_SYMBOL characters), exactly as given.
+    Raises InvalidCommand."""
     if not isinstance(value, str) or len(value) > MAX_SYMBOL or not SYMBOL_GRAMMAR.fullmatch(value):
         raise InvalidCommand(
             f"{name} must be a unified symbol such as BTC/USDT:USDT (A-Z, 0-9), got {shown(value)}"

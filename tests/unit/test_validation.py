@@ -194,7 +194,9 @@ def test_symbols_outside_the_grammar_are_refused(value: str) -> None:
         symbol_value(value)
 
 
-@pytest.mark.parametrize("value", ["BTC/USDT:USDT", "1000PEPE/USDT:USDT", "BTC/USD:BTC-251226", "kPEPE/USDC:USDC"])
+@pytest.mark.parametrize(
+    "value", ["BTC/USDT:USDT", "1000PEPE/USDT:USDT", "BTC/USD:BTC-251226", "kPEPE/USDC:USDC"]
+)
 def test_unified_symbols_are_accepted_as_given(value: str) -> None:
     assert symbol_value(value) == value
 
