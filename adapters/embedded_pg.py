@@ -34,6 +34,12 @@ SYSTEM_USER = "tradecore-pg"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes with the terminator).
 MAX_SOCKET_PATH = 100
 PORT = 5432
+# PostgreSQL's default is 100. A CLI command holds one or two connections and the worker
+# about ten, so this leaves room for well over a hundred commands at once (a burst of
+# operators and scripts) before anyone waits for a slot; each slot costs the server only
+# some kilobytes of shared memory. A server started before this setting keeps its own
+# limit until it is restarted.
+MAX_CONNECTIONS = 300
 
 
 def _pg_bin() -> Path:
@@ -276,7 +282,9 @@ class EmbeddedPostgres:
         socket_dir = self.socket_dir
         # No TCP listener: only the unix socket in a folder private to the server's owner,
         # which is what makes trust authentication safe here.
-        options = f"-c listen_addresses='' -k {socket_dir} -p {PORT}"
+        options = (
+            f"-c listen_addresses='' -k {socket_dir} -p {PORT} -c max_connections={MAX_CONNECTIONS}"
+        )
         self._pg_ctl(
             [
                 "start",

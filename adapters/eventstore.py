@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
+import psycopg
+import psycopg_pool
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import (
@@ -27,7 +29,13 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, EnvType, retry
 from sqlalchemy import Connection, text
 
-from adapters.database import DatabaseAddress
+from adapters.database import (
+    BUSY_RETRY_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    DatabaseAddress,
+    wait_for_slot,
+)
+from adapters.errors import StoreUnavailable
 from domain.account import Account
 from domain.emergency import Emergency
 from domain.market_regime import MarketRegime
@@ -135,9 +143,31 @@ class TradecoreEventStore(Application[UUID]):
         return Environment(name, dict(env or {}))
 
 
+class _PatientConnection(psycopg.Connection[Any]):
+    """The store pool's connections: a connect refused for want of a free slot is retried
+    like every other connection of ours (adapters.database.wait_for_slot)."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:  # type: ignore[override]
+        return wait_for_slot(lambda: super(_PatientConnection, cls).connect(conninfo, **kwargs))
+
+
 def open_event_store(address: DatabaseAddress, **kwargs: Any) -> TradecoreEventStore:
-    """Open the event store at ``address``; the schema must already be migrated."""
-    return TradecoreEventStore(env=store_env(address, **kwargs))
+    """Open the event store at ``address``; the schema must already be migrated. Raises
+    StoreUnavailable (StoreBusy) when its first connections cannot be had."""
+    store = TradecoreEventStore(env=store_env(address, **kwargs))
+    recorder = store.recorder
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    pool = recorder.datastore.pool
+    pool.connection_class = _PatientConnection
+    # Open the pool now and wait for its connections: a first query that races the pool's
+    # own start makes it open one more connection than its size, and keep it.
+    try:
+        pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
+    except psycopg_pool.PoolTimeout as e:
+        store.close()
+        raise StoreUnavailable(f"cannot open the event store at {address.display}: {e}") from None
+    return store
 
 
 class PostgresLogReader:

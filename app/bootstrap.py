@@ -47,6 +47,13 @@ from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
 from projections.trade_store import TradeProjection, TradeStateStore
 
+# Idle connections each pool keeps (the event store's and the read models'); a nested use
+# opens one more and closes it when done. A one-shot command needs one of each, so it
+# holds two at rest and crowds nobody out; the worker and the API, with several threads,
+# keep more to avoid reconnecting.
+COMMAND_POOL_SIZE = 1
+SERVICE_POOL_SIZE = 4
+
 
 class Schema(Enum):
     AUTO = "auto"  # embedded: upgrade on first use; external: require head
@@ -257,7 +264,7 @@ def bootstrap(
     *,
     schema: Schema = Schema.AUTO,
     clock: Callable[[], datetime] = utc_now,
-    pool_size: int = 4,
+    pool_size: int = COMMAND_POOL_SIZE,
 ) -> Core:
     """Connect, check the schema, and build every component. Raises StoreUnavailable."""
     address, embedded = resolve_address(settings)
