@@ -33,7 +33,11 @@ CONNECT_TIMEOUT_SECONDS = 3
 BUSY_RETRY_SECONDS = 10.0
 # libpq reports SQLSTATE 53300 at connect time only in the message text.
 T = TypeVar("T")
-_BUSY_MESSAGES = ("too many clients already", "remaining connection slots are reserved")
+_BUSY_MESSAGES = (
+    "too many clients already",
+    "too many connections",  # for a role or a database with a connection limit
+    "remaining connection slots are reserved",
+)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.database import DatabaseAddress
+from adapters.database import DatabaseAddress, is_busy
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 
 SYSTEM_USER = "tradecore-pg"
@@ -114,9 +114,13 @@ class EmbeddedPostgres:
         return self.address
 
     def is_running(self) -> bool:
+        """Whether the server answers. One that refuses us for want of a free connection slot
+        is running: starting another over it would only fail (and say the wrong thing)."""
         try:
             with psycopg.connect(self.address.url, connect_timeout=2):
                 return True
+        except psycopg.OperationalError as e:
+            return is_busy(e)
         except psycopg.Error:
             return False
 

@@ -148,7 +148,7 @@ class _PatientConnection(psycopg.Connection[Any]):
     like every other connection of ours (adapters.database.wait_for_slot)."""
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:  # type: ignore[override]
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
         return wait_for_slot(lambda: super(_PatientConnection, cls).connect(conninfo, **kwargs))
 
 

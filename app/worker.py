@@ -8,7 +8,9 @@ re-checking a flat one now and then, since a position can appear from outside).
 
 When the store goes away it keeps running, retries with a bounded backoff, and when the
 store returns it catches up from the tracked positions: the log is the buffer. It records
-each outage and the catch-up after it (events, seconds) in ``worker_status``.
+each outage and the catch-up after it (events, seconds) in ``worker_status``. On the
+embedded default it also watches the server itself and restarts it if it dies
+(app.server_watch): nobody else would.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from app.bootstrap import Core
 from app.flattener import FlattenReport
 from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
 from app.reconcile import Reconciler
+from app.server_watch import ServerWatch
 from app.signal_engine import SignalEngine
 from domain.drawdown import Transition
 from domain.errors import InvalidCommand
@@ -110,6 +113,7 @@ class Worker:
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
         self._outage_at: datetime | None = None
+        self._outage_lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
         self._started()
@@ -134,6 +138,7 @@ class Worker:
             target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
         )
         breaker.start()
+        server_watch = self._watch_server(stop)
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -141,7 +146,9 @@ class Worker:
                 # how an outage is noticed (the event store's own pool waits for a connection).
                 began = time.monotonic()
                 applied = self.core.runner.catch_up()
-                if self._outage_started is not None:
+                outage = self._outage_started
+                # An outage the server watch saw begin during this catch-up is not over yet.
+                if outage is not None and outage < began:
                     self._recovered(applied, time.monotonic() - began)
                 self._supervise_emergency(flattener.run)
                 for consumer in self.consumers:
@@ -159,6 +166,20 @@ class Worker:
                 continue
             waiter(self.core.settings.poll_interval)
         breaker.join(timeout=10)
+        if server_watch is not None:
+            server_watch.join(timeout=10)
+
+    def _watch_server(self, stop: threading.Event) -> threading.Thread | None:
+        """On the embedded default, a thread that restarts the server if it dies (the
+        outage counted like any other); None when the store is someone else's server."""
+        if self.core.embedded is None:
+            return None
+        watch = ServerWatch(self.core.embedded, on_down=self._store_down)
+        thread = threading.Thread(
+            target=watch.run, args=(stop,), name="embedded-server-watch", daemon=True
+        )
+        thread.start()
+        return thread
 
     # -- emergency ------------------------------------------------------------------------------
 
@@ -224,12 +245,20 @@ class Worker:
         try:
             self.core.address.check()
         except StoreUnavailable as unreachable:
-            if self._outage_started is None:
-                self._outage_started = time.monotonic()
-                self._outage_at = self.core.clock()
+            if self._store_down():
                 log.error("store unavailable, retrying with backoff: %s", unreachable)
             return
         log.exception("worker iteration failed (%s); retrying in %.1fs", error, backoff)
+
+    def _store_down(self) -> bool:
+        """Note the start of an outage (from a failed iteration or the server watch thread);
+        the next successful catch-up counts it once. Returns whether it is a new one."""
+        with self._outage_lock:
+            if self._outage_started is not None:
+                return False
+            self._outage_started = time.monotonic()
+            self._outage_at = self.core.clock()
+            return True
 
     def _recovered(self, applied: int, seconds: float) -> None:
         assert self._outage_started is not None
@@ -249,7 +278,8 @@ class Worker:
                     last_catch_up_seconds=Decimal(f"{seconds:.3f}"),
                 )
             )
-        self._outage_started = None
+        with self._outage_lock:
+            self._outage_started = None
 
     def _started(self) -> None:
         now = self.core.clock()
