@@ -25,6 +25,7 @@ from decimal import Decimal
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
+from adapters.database import lost_store
 from adapters.errors import StoreUnavailable
 from adapters.locks import SessionLock
 from adapters.notify import NotificationWaiter
@@ -138,7 +139,6 @@ class Worker:
             target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
         )
         breaker.start()
-        server_watch = self._watch_server(stop)
         backoff = self.core.settings.poll_interval
         while not stop.is_set():
             try:
@@ -166,20 +166,6 @@ class Worker:
                 continue
             waiter(self.core.settings.poll_interval)
         breaker.join(timeout=10)
-        if server_watch is not None:
-            server_watch.join(timeout=10)
-
-    def _watch_server(self, stop: threading.Event) -> threading.Thread | None:
-        """On the embedded default, a thread that restarts the server if it dies (the
-        outage counted like any other); None when the store is someone else's server."""
-        if self.core.embedded is None:
-            return None
-        watch = ServerWatch(self.core.embedded, on_down=self._store_down)
-        thread = threading.Thread(
-            target=watch.run, args=(stop,), name="embedded-server-watch", daemon=True
-        )
-        thread.start()
-        return thread
 
     # -- emergency ------------------------------------------------------------------------------
 
@@ -320,12 +306,19 @@ def run_exclusively(
     may have taken over), this worker stops at once and stands by again; and right before
     each signal trade. Returns whether this process ran as the active worker."""
     lock = SessionLock(core.address, worker_lock_id(core.settings.account))
+    # One worker across active spells, so an outage that began in one (or in standby) is
+    # counted once, by the catch-up that ends it.
+    worker = Worker(core, fence=lock.still_held)
+    server_watch = _watch_server(core, worker, stop)
     told, ran = False, False
     while not stop.is_set():
         try:
             acquired = lock.try_acquire()
-        except StoreUnavailable as e:
-            log.warning("cannot reach the store for the worker lock: %s", e)
+        except Exception as error:
+            unavailable = lost_store(error)
+            if unavailable is None:
+                raise
+            log.warning("cannot reach the store for the worker lock: %s", unavailable)
             acquired = False
         if not acquired:
             if not told:
@@ -343,12 +336,37 @@ def run_exclusively(
         try:
             # The watchdog notices a lost lock within ``check_every``; the fence closes that
             # window for orders: the lock is asked again right before each signal trade.
-            Worker(core, fence=lock.still_held).run(active)
+            worker.run(active)
+        except Exception as error:
+            # The store went away before the worker's loop took over (its start-up writes):
+            # stand by and start again when it is back, rather than end the process.
+            unavailable = lost_store(error)
+            if unavailable is None:
+                raise
+            worker._store_down()
+            log.error("worker lost the store while starting: %s; trying again", unavailable)
+            stop.wait(poll)
         finally:
             active.set()
             watchdog.join(timeout=10)
             lock.release()
+    if server_watch is not None:
+        server_watch.join(timeout=10)
     return ran
+
+
+def _watch_server(core: Core, worker: Worker, stop: threading.Event) -> threading.Thread | None:
+    """On the embedded default, a thread that restarts the server if it dies, whether this
+    process is active or standing by (the outage is the worker's to count); None when the
+    store is someone else's server."""
+    if core.embedded is None:
+        return None
+    watch = ServerWatch(core.embedded, on_down=worker._store_down)
+    thread = threading.Thread(
+        target=watch.run, args=(stop,), name="embedded-server-watch", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def _watch_lock(
