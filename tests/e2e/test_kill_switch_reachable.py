@@ -11,11 +11,15 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from adapters import embedded_pg
 from adapters.embedded_pg import EmbeddedPostgres
+from adapters.locks import lock_key
+from domain.ids import ORDER_FLOW_LOCK
 from tests.e2e.conftest import TRADECORE, Cli, Result, base_env
 from tests.postgres import private_temp_home
 from tests.waiting import wait_for
@@ -121,13 +125,18 @@ def test_forty_commands_at_once_never_crowd_out_an_emergency_activation(home: Ho
 def test_too_many_connections_is_said_as_such_and_exits_4(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A server with room for five connections, all of them taken by someone else.
-    monkeypatch.setattr(embedded_pg, "MAX_CONNECTIONS", 5)
+    # A server with few connection slots (raising=False: the same test runs on code that
+    # has no such setting, against its server's own limit), every one of them taken.
+    monkeypatch.setattr(embedded_pg, "MAX_CONNECTIONS", 5, raising=False)
     address = home.server.ensure_running()
-    held = []
+    held: list[psycopg.Connection[Any]] = []
     try:
-        for _ in range(5):
-            held.append(address.connect())
+        while len(held) < 400:
+            try:
+                held.append(psycopg.connect(address.url, connect_timeout=5))
+            except psycopg.OperationalError as e:
+                assert "too many clients" in str(e), e
+                break
         result = home("policy", "show")
     finally:
         for conn in held:
@@ -140,18 +149,33 @@ def test_too_many_connections_is_said_as_such_and_exits_4(
 
 def test_an_activation_that_loses_the_server_mid_way_exits_4(home: Home) -> None:
     home.open_position()
-    # Every venue request fails, so the flatten is still trying when the server dies.
-    assert home("paper", "faults", "--error-rate", "1").code == 0
-    home.env["TRADECORE_FLATTEN_DEADLINE"] = "120"
+    address = home.server.address
+    # An order sender holds the order flow, so the activation's flattener waits at its
+    # barrier (in the server) when the server dies under it.
+    sender = psycopg.connect(address.url, autocommit=True)
+    sender.execute("SELECT pg_advisory_lock_shared(%s)", (lock_key(ORDER_FLOW_LOCK),))
     activate = home.start("emergency", "activate", "--reason", "drill", "--yes")
     stderr = StderrLines(activate)
     try:
         wait_for(lambda: stderr.saw("emergency stop ACTIVE"), 120, what="the activation")
+        with psycopg.connect(address.url, autocommit=True) as watcher:
+            wait_for(
+                lambda: (
+                    watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%pg_advisory_xact_lock%'"
+                    ).fetchone()
+                    == (1,)
+                ),
+                8,
+                what="the flattener to wait at its barrier",
+            )
         home.kill_server()
         code = finish(activate, 120)
     finally:
         if activate.poll() is None:
             activate.kill()
+        sender.close()
     text = stderr.text()
     assert code == 4, text
     assert "store unavailable" in text
