@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import Environment, EnvType, retry
 from sqlalchemy import Connection, text
 
@@ -56,7 +56,7 @@ def store_env(
 ) -> dict[str, str]:
     """The library settings for ``address``. Only these settings apply (see TradecoreEventStore)."""
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "adapters.eventstore:PatientPostgresFactory",
         "POSTGRES_DBNAME": address.dbname,
         "POSTGRES_HOST": address.host,
         "POSTGRES_PORT": str(address.port),
@@ -152,22 +152,28 @@ class _PatientConnection(psycopg.Connection[Any]):
         return wait_for_slot(lambda: super(_PatientConnection, cls).connect(conninfo, **kwargs))
 
 
+class PatientPostgresFactory(PostgresFactory):
+    """The library's Postgres persistence, with two changes to its connection pool: a
+    connect refused for want of a free slot is retried like every other connection of ours,
+    and the pool opens (and waits for its first connection) before the library's first
+    query, which would otherwise race the pool's start and make it open, and keep, one
+    connection more than its size."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        pool.connection_class = _PatientConnection
+        try:
+            pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
+        except psycopg_pool.PoolTimeout as e:
+            pool.close()
+            raise StoreUnavailable(f"cannot open the event store's connections: {e}") from None
+
+
 def open_event_store(address: DatabaseAddress, **kwargs: Any) -> TradecoreEventStore:
     """Open the event store at ``address``; the schema must already be migrated. Raises
-    StoreUnavailable (StoreBusy) when its first connections cannot be had."""
-    store = TradecoreEventStore(env=store_env(address, **kwargs))
-    recorder = store.recorder
-    assert isinstance(recorder, PostgresApplicationRecorder)
-    pool = recorder.datastore.pool
-    pool.connection_class = _PatientConnection
-    # Open the pool now and wait for its connections: a first query that races the pool's
-    # own start makes it open one more connection than its size, and keep it.
-    try:
-        pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
-    except psycopg_pool.PoolTimeout as e:
-        store.close()
-        raise StoreUnavailable(f"cannot open the event store at {address.display}: {e}") from None
-    return store
+    StoreUnavailable (StoreBusy) when its first connection cannot be had."""
+    return TradecoreEventStore(env=store_env(address, **kwargs))
 
 
 class PostgresLogReader:

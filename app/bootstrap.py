@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import Enum
 from uuid import UUID
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from adapters import migrations
@@ -277,7 +277,17 @@ def bootstrap(
         engine.dispose()
         raise
     reader = PostgresLogReader()
-    commands = SafetyCommands(store, clock, probe=address.check, account=settings.account)
+
+    def probe() -> None:
+        # Through the read models' pool (pre-pinged), not a connection of its own: a command
+        # holds as few server connections as it can (see COMMAND_POOL_SIZE).
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SAOperationalError as e:
+            raise StoreUnavailable(f"cannot reach {address.display}: {first_line(e)}") from None
+
+    commands = SafetyCommands(store, clock, probe=probe, account=settings.account)
     runner = ProjectionRunner(
         engine,
         reader,
