@@ -215,3 +215,50 @@ def test_the_worker_restarts_a_killed_embedded_server_and_flattens_the_account(
         worker.send_signal(signal.SIGTERM)
         finish(worker, 60)
     assert "EMBEDDED SERVER DOWN" in worker_err.text()
+
+
+def peak_connections(home: Home, *args: str) -> int:
+    """The most server connections the command held at once (pg_stat_activity, polled
+    throughout; a poll can miss a peak, never invent one)."""
+    tag = f"peak-{os.getpid()}-{threading.get_ident()}"
+    peak, done = 0, threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        with psycopg.connect(home.server.address.url, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (tag,)
+                ).fetchone()
+                peak = max(peak, row[0] if row else 0)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        result = Cli(home.env | {"PGAPPNAME": tag})(*args, timeout=120)
+    finally:
+        done.set()
+        poller.join(timeout=10)
+    assert result.code == 0, (args, result.stderr)
+    return peak
+
+
+def test_a_command_holds_at_most_two_server_connections(home: Home) -> None:
+    home.open_position()
+    peaks = {
+        "policy show": peak_connections(home, "policy", "show"),
+        "policy set": peak_connections(
+            home, "policy", "set", "--max-leverage", "3", "--reason", "x", "--yes"
+        ),
+        "paper order": peak_connections(
+            home, "paper", "order", "--symbol", BTC, "--side", "buy", "--qty", "0.01"
+        ),
+        # While it flattens it also holds the activation's flatten lock: one more.
+        "emergency activate": peak_connections(
+            home, "emergency", "activate", "--reason", "drill", "--yes"
+        ),
+    }
+    assert all(peak >= 1 for peak in peaks.values()), peaks  # the measure sees something
+    assert peaks["emergency activate"] <= 3, peaks
+    del peaks["emergency activate"]
+    assert max(peaks.values()) <= 2, peaks
