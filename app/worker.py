@@ -231,12 +231,12 @@ class Worker:
         try:
             self.core.address.check()
         except StoreUnavailable as unreachable:
-            if self._store_down():
+            if self.note_outage():
                 log.error("store unavailable, retrying with backoff: %s", unreachable)
             return
         log.exception("worker iteration failed (%s); retrying in %.1fs", error, backoff)
 
-    def _store_down(self) -> bool:
+    def note_outage(self) -> bool:
         """Note the start of an outage (from a failed iteration or the server watch thread);
         the next successful catch-up counts it once. Returns whether it is a new one."""
         with self._outage_lock:
@@ -343,7 +343,7 @@ def run_exclusively(
             unavailable = lost_store(error)
             if unavailable is None:
                 raise
-            worker._store_down()
+            worker.note_outage()
             log.error("worker lost the store while starting: %s; trying again", unavailable)
             stop.wait(poll)
         finally:
@@ -361,7 +361,7 @@ def _watch_server(core: Core, worker: Worker, stop: threading.Event) -> threadin
     store is someone else's server."""
     if core.embedded is None:
         return None
-    watch = ServerWatch(core.embedded, on_down=worker._store_down)
+    watch = ServerWatch(core.embedded, on_down=worker.note_outage)
     thread = threading.Thread(
         target=watch.run, args=(stop,), name="embedded-server-watch", daemon=True
     )
