@@ -15,9 +15,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import psycopg
-import psycopg_pool
-import sqlalchemy.exc
-from eventsourcing import persistence
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import ConnectArgsType, Dialect
@@ -166,28 +163,28 @@ def is_busy(error: BaseException) -> bool:
     return any(m in str(error) for m in _BUSY_MESSAGES)
 
 
-# The errors that mean the server could not be reached or the connection to it was lost,
-# as each layer raises them: the driver, its pool, SQLAlchemy and the eventsourcing library.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg_pool.PoolTimeout,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    persistence.OperationalError,
-    persistence.InterfaceError,
-)
+# SQLSTATEs that mean the connection is gone or cannot be had: connection exceptions (class
+# 08), the server shutting down or crashing, not yet accepting connections, or out of slots.
+# Driver errors raised before any server answer carry no SQLSTATE and mean the same.
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def lost_store(error: BaseException) -> StoreUnavailable | None:
-    """The StoreUnavailable that ``error`` (or an error it was raised from) amounts to, or
-    None when it is not a connection failure. For a command that loses the server mid-way:
-    it must exit as "store unavailable", not as an unexpected failure."""
+    """The StoreUnavailable that ``error`` amounts to, or None when it is not about reaching
+    the server. ``error`` may be the driver's, its pool's, or SQLAlchemy's or the
+    eventsourcing library's wrapper of it (found through the chain of causes). A lock or
+    statement timeout, a constraint or a bad value is not a lost store. For a command that
+    loses the server mid-way: it must exit as "store unavailable", not as an unexpected
+    failure."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, StoreUnavailable):
             return seen
-        if isinstance(seen, _CONNECTION_ERRORS):
+        if isinstance(seen, psycopg.Error):
+            if not isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError):
+                return None
+            if seen.sqlstate is not None and not seen.sqlstate.startswith(_LOST_SQLSTATES):
+                return None
             if is_busy(seen):
                 return _unavailable(seen, "the store")
             return StoreUnavailable(f"lost the connection to the store: {first_line(seen)}")

@@ -72,6 +72,21 @@ def test_a_server_lost_mid_command_is_store_unavailable_from_any_layer(
 def test_an_error_that_is_not_about_the_connection_is_not_a_store_error() -> None:
     assert lost_store(ValueError("bad number")) is None
     assert lost_store(psycopg.errors.NumericValueOutOfRange("numeric field overflow")) is None
+    # Operational, but the server is there: a lock or statement timeout.
+    lock_timeout = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    assert (
+        lost_store(chained(persistence.OperationalError(str(lock_timeout)), lock_timeout)) is None
+    )
+    assert lost_store(psycopg.errors.QueryCanceled("canceling statement due to timeout")) is None
+
+
+def test_a_server_shutting_down_under_a_command_is_a_lost_store() -> None:
+    shutdown = psycopg.errors.AdminShutdown(
+        "terminating connection due to unexpected postmaster exit"
+    )
+    error = lost_store(chained(sqlalchemy.exc.OperationalError("SELECT 1", {}, shutdown), shutdown))
+    assert isinstance(error, StoreUnavailable)
+    assert "unexpected postmaster exit" in str(error)
 
 
 def test_a_connect_refused_for_want_of_slots_is_retried_until_a_slot_frees() -> None:
