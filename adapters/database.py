@@ -7,17 +7,34 @@ parts psycopg, SQLAlchemy and the eventsourcing library each want.
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import ConnectArgsType, Dialect
+from sqlalchemy.pool import ConnectionPoolEntry
 
-from adapters.errors import StoreUnavailable
+from adapters.errors import StoreBusy, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 3
+# A server whose connection slots are all taken answers at once ("too many clients"); such a
+# refusal is retried for at most this long, so a burst of commands (each holding one or two
+# connections for well under a second) queues instead of failing, and the kill switch gets
+# through. A refusal that lasts longer is reported as StoreBusy.
+BUSY_RETRY_SECONDS = 10.0
+# libpq reports SQLSTATE 53300 at connect time only in the message text.
+T = TypeVar("T")
+_BUSY_MESSAGES = (
+    "too many clients already",
+    "too many connections",  # for a role or a database with a connection limit
+    "remaining connection slots are reserved",
+)
 
 
 @dataclass(frozen=True)
@@ -72,19 +89,27 @@ class DatabaseAddress:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-        """Open a psycopg connection; raises StoreUnavailable with one clear line."""
+        """Open a psycopg connection, waiting up to BUSY_RETRY_SECONDS while the server has no
+        free connection slot. Raises StoreBusy when it still has none, StoreUnavailable (one
+        clear line) for any other failure."""
         try:
-            return psycopg.connect(
+            return self._connect(autocommit=autocommit)
+        except psycopg.Error as e:
+            raise _unavailable(e, self.display) from None
+
+    def _connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """psycopg.connect with the busy retry; raises the driver's error."""
+        return wait_for_slot(
+            lambda: psycopg.connect(
                 host=self.host,
                 port=self.port,
                 dbname=self.dbname,
                 user=self.user,
                 password=self.password,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                autocommit=autocommit,
+                **kwargs,
             )
-        except psycopg.Error as e:
-            raise StoreUnavailable(f"cannot connect to {self.display}: {first_line(e)}") from None
+        )
 
     def check(self) -> None:
         """Connect once and run a trivial query, so a bad address fails before any work."""
@@ -92,20 +117,18 @@ class DatabaseAddress:
             conn.execute("SELECT 1")
 
     def engine(self, *, pool_size: int = 5) -> Engine:
-        """A SQLAlchemy engine (psycopg 3 driver) for the read models."""
-        return create_engine(
-            "postgresql+psycopg://",
-            connect_args={
-                "host": self.host,
-                "port": self.port,
-                "dbname": self.dbname,
-                "user": self.user,
-                "password": self.password,
-                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            },
-            pool_size=pool_size,
-            pool_pre_ping=True,
-        )
+        """A SQLAlchemy engine (psycopg 3 driver) for the read models. It keeps at most
+        ``pool_size`` idle connections; a connection opened beyond them (a nested use) is
+        closed when it is returned, so a command's footprint is its peak nesting."""
+        engine = create_engine("postgresql+psycopg://", pool_size=pool_size, pool_pre_ping=True)
+
+        @event.listens_for(engine, "do_connect")
+        def connect(
+            dialect: Dialect, record: ConnectionPoolEntry, args: ConnectArgsType, kwargs: Any
+        ) -> psycopg.Connection[Any]:
+            return self._connect()
+
+        return engine
 
 
 def redact(url: str) -> str:
@@ -116,6 +139,66 @@ def redact(url: str) -> str:
     auth, _, tail = rest.rpartition("@")
     user = auth.split(":", 1)[0]
     return f"{scheme}://{user}:***@{tail}" if ":" in auth else url
+
+
+def wait_for_slot(connect: Callable[[], T]) -> T:
+    """Call ``connect``, again while the server refuses it for want of a free connection slot,
+    for at most BUSY_RETRY_SECONDS (jittered backoff from 50 ms to 0.5 s). Any other error,
+    or the last refusal, is raised as it is."""
+    deadline = time.monotonic() + BUSY_RETRY_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return connect()
+        except psycopg.OperationalError as e:
+            if not is_busy(e) or time.monotonic() + pause > deadline:
+                raise
+        # Jittered: commands refused together must not all come back together.
+        time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - not cryptographic
+        pause = min(pause * 2, 0.5)
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is the server refusing a connection for want of a free slot."""
+    return any(m in str(error) for m in _BUSY_MESSAGES)
+
+
+# SQLSTATEs that mean the connection is gone or cannot be had: connection exceptions (class
+# 08), the server shutting down or crashing, not yet accepting connections, or out of slots.
+# Driver errors raised before any server answer carry no SQLSTATE and mean the same.
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def lost_store(error: BaseException) -> StoreUnavailable | None:
+    """The StoreUnavailable that ``error`` amounts to, or None when it is not about reaching
+    the server. ``error`` may be the driver's, its pool's, or SQLAlchemy's or the
+    eventsourcing library's wrapper of it (found through the chain of causes). A lock or
+    statement timeout, a constraint or a bad value is not a lost store. For a command that
+    loses the server mid-way: it must exit as "store unavailable", not as an unexpected
+    failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, StoreUnavailable):
+            return seen
+        if isinstance(seen, psycopg.Error):
+            if not isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError):
+                return None
+            if seen.sqlstate is not None and not seen.sqlstate.startswith(_LOST_SQLSTATES):
+                return None
+            if is_busy(seen):
+                return _unavailable(seen, "the store")
+            return StoreUnavailable(f"lost the connection to the store: {first_line(seen)}")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unavailable(error: BaseException, where: str) -> StoreUnavailable:
+    if is_busy(error):
+        return StoreBusy(
+            f"too many connections: {where} has no free connection slot "
+            f"(still refused after {BUSY_RETRY_SECONDS:.0f}s): {first_line(error)}"
+        )
+    return StoreUnavailable(f"cannot connect to {where}: {first_line(error)}")
 
 
 def first_line(error: BaseException) -> str:

@@ -27,13 +27,19 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.database import DatabaseAddress
+from adapters.database import DatabaseAddress, is_busy
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 
 SYSTEM_USER = "tradecore-pg"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes with the terminator).
 MAX_SOCKET_PATH = 100
 PORT = 5432
+# PostgreSQL's default is 100. A CLI command holds one or two connections and the worker
+# about ten, so this leaves room for well over a hundred commands at once (a burst of
+# operators and scripts) before anyone waits for a slot; each slot costs the server only
+# some kilobytes of shared memory. A server started before this setting keeps its own
+# limit until it is restarted.
+MAX_CONNECTIONS = 300
 
 
 def _pg_bin() -> Path:
@@ -108,9 +114,13 @@ class EmbeddedPostgres:
         return self.address
 
     def is_running(self) -> bool:
+        """Whether the server answers. One that refuses us for want of a free connection slot
+        is running: starting another over it would only fail (and say the wrong thing)."""
         try:
             with psycopg.connect(self.address.url, connect_timeout=2):
                 return True
+        except psycopg.OperationalError as e:
+            return is_busy(e)
         except psycopg.Error:
             return False
 
@@ -276,7 +286,9 @@ class EmbeddedPostgres:
         socket_dir = self.socket_dir
         # No TCP listener: only the unix socket in a folder private to the server's owner,
         # which is what makes trust authentication safe here.
-        options = f"-c listen_addresses='' -k {socket_dir} -p {PORT}"
+        options = (
+            f"-c listen_addresses='' -k {socket_dir} -p {PORT} -c max_connections={MAX_CONNECTIONS}"
+        )
         self._pg_ctl(
             [
                 "start",

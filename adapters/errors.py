@@ -14,3 +14,8 @@ class StoreNotMigrated(StoreUnavailable):
 
 class EmbeddedServerRefused(Exception):
     """The embedded server cannot be used here safely (e.g. it would loosen a private folder)."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The server refused a new connection because all its connection slots are taken
+    (SQLSTATE 53300, "too many clients"). Still CLI exit code 4, with its own message."""

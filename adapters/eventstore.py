@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
+import psycopg
+import psycopg_pool
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import (
@@ -23,11 +25,17 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import Environment, EnvType, retry
 from sqlalchemy import Connection, text
 
-from adapters.database import DatabaseAddress
+from adapters.database import (
+    BUSY_RETRY_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    DatabaseAddress,
+    wait_for_slot,
+)
+from adapters.errors import StoreUnavailable
 from domain.account import Account
 from domain.emergency import Emergency
 from domain.market_regime import MarketRegime
@@ -48,7 +56,7 @@ def store_env(
 ) -> dict[str, str]:
     """The library settings for ``address``. Only these settings apply (see TradecoreEventStore)."""
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "adapters.eventstore:PatientPostgresFactory",
         "POSTGRES_DBNAME": address.dbname,
         "POSTGRES_HOST": address.host,
         "POSTGRES_PORT": str(address.port),
@@ -135,8 +143,36 @@ class TradecoreEventStore(Application[UUID]):
         return Environment(name, dict(env or {}))
 
 
+class _PatientConnection(psycopg.Connection[Any]):
+    """The store pool's connections: a connect refused for want of a free slot is retried
+    like every other connection of ours (adapters.database.wait_for_slot)."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        return wait_for_slot(lambda: super(_PatientConnection, cls).connect(conninfo, **kwargs))
+
+
+class PatientPostgresFactory(PostgresFactory):
+    """The library's Postgres persistence, with two changes to its connection pool: a
+    connect refused for want of a free slot is retried like every other connection of ours,
+    and the pool opens (and waits for its first connection) before the library's first
+    query, which would otherwise race the pool's start and make it open, and keep, one
+    connection more than its size."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        pool.connection_class = _PatientConnection
+        try:
+            pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
+        except psycopg_pool.PoolTimeout as e:
+            pool.close()
+            raise StoreUnavailable(f"cannot open the event store's connections: {e}") from None
+
+
 def open_event_store(address: DatabaseAddress, **kwargs: Any) -> TradecoreEventStore:
-    """Open the event store at ``address``; the schema must already be migrated."""
+    """Open the event store at ``address``; the schema must already be migrated. Raises
+    StoreUnavailable (StoreBusy) when its first connection cannot be had."""
     return TradecoreEventStore(env=store_env(address, **kwargs))
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.errors import StoreUnavailable
 from app.audit import Audit
-from app.bootstrap import Core, Schema, bootstrap
+from app.bootstrap import SERVICE_POOL_SIZE, Core, Schema, bootstrap
 from app.cli.output import plain
 from app.config import Settings
 from app.read_side import Bounds, ReadSide
@@ -54,7 +54,7 @@ class CoreHolder:
 
 def _connect(settings: Settings) -> Core:
     # Embedded: migrated on first use like every command; external: must be at the head.
-    return bootstrap(settings, schema=Schema.AUTO, pool_size=4)
+    return bootstrap(settings, schema=Schema.AUTO, pool_size=SERVICE_POOL_SIZE)
 
 
 def create_app(settings: Settings, connect: Callable[[Settings], Core] = _connect) -> FastAPI:

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import Enum
 from uuid import UUID
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
 from adapters import migrations
@@ -47,6 +47,13 @@ from projections.model_status import ModelStatusProjection
 from projections.policy_view import PolicyProjection
 from projections.runner import ProjectionRunner
 from projections.trade_store import TradeProjection, TradeStateStore
+
+# Idle connections each pool keeps (the event store's and the read models'); a nested use
+# opens one more and closes it when done. A one-shot command needs one of each, so it
+# holds two at rest and crowds nobody out; the worker and the API, with several threads,
+# keep more to avoid reconnecting.
+COMMAND_POOL_SIZE = 1
+SERVICE_POOL_SIZE = 4
 
 
 class Schema(Enum):
@@ -261,7 +268,7 @@ def bootstrap(
     *,
     schema: Schema = Schema.AUTO,
     clock: Callable[[], datetime] = utc_now,
-    pool_size: int = 4,
+    pool_size: int = COMMAND_POOL_SIZE,
 ) -> Core:
     """Connect, check the schema, and build every component. Raises StoreUnavailable."""
     address, embedded = resolve_address(settings)
@@ -274,7 +281,17 @@ def bootstrap(
         engine.dispose()
         raise
     reader = PostgresLogReader()
-    commands = SafetyCommands(store, clock, probe=address.check, account=settings.account)
+
+    def probe() -> None:
+        # Through the read models' pool (pre-pinged), not a connection of its own: a command
+        # holds as few server connections as it can (see COMMAND_POOL_SIZE).
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SAOperationalError as e:
+            raise StoreUnavailable(f"cannot reach {address.display}: {first_line(e)}") from None
+
+    commands = SafetyCommands(store, clock, probe=probe, account=settings.account)
     runner = ProjectionRunner(
         engine,
         reader,

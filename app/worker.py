@@ -13,7 +13,9 @@ the emergency supervision (which reads the Emergency aggregate, not a view) nor 
 
 When the store goes away it keeps running, retries with a bounded backoff, and when the
 store returns it catches up from the tracked positions: the log is the buffer. It records
-each outage and the catch-up after it (events, seconds) in ``worker_status``.
+each outage and the catch-up after it (events, seconds) in ``worker_status``. On the
+embedded default it also watches the server itself and restarts it if it dies
+(app.server_watch): nobody else would.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from decimal import Decimal
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 
+from adapters.database import lost_store
 from adapters.errors import StoreUnavailable
 from adapters.locks import SessionLock
 from adapters.notify import NotificationWaiter
@@ -36,6 +39,7 @@ from app.bootstrap import Core
 from app.flattener import FlattenReport
 from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
 from app.reconcile import Reconciler
+from app.server_watch import ServerWatch
 from app.signal_engine import SignalEngine
 from domain.drawdown import Transition
 from domain.errors import InvalidCommand
@@ -149,6 +153,7 @@ class Worker:
         self._last_heartbeat = float("-inf")
         self._outage_started: float | None = None
         self._outage_at: datetime | None = None
+        self._outage_lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
         self._started()
@@ -226,7 +231,9 @@ class Worker:
     def _catch_up(self) -> None:
         began = time.monotonic()
         applied = self.core.runner.catch_up()
-        if self._outage_started is not None:
+        outage = self._outage_started
+        # An outage the server watch saw begin during this catch-up is not over yet.
+        if outage is not None and outage < began:
             self._recovered(applied, time.monotonic() - began)
 
     def _sync_consumers(self) -> None:
@@ -298,12 +305,20 @@ class Worker:
         try:
             self.core.address.check()
         except StoreUnavailable as unreachable:
-            if self._outage_started is None:
-                self._outage_started = time.monotonic()
-                self._outage_at = self.core.clock()
+            if self.note_outage():
                 log.error("store unavailable, retrying with backoff: %s (%s)", unreachable, error)
             return True
         return False
+
+    def note_outage(self) -> bool:
+        """Note the start of an outage (from a failed iteration or the server watch thread);
+        the next successful catch-up counts it once. Returns whether it is a new one."""
+        with self._outage_lock:
+            if self._outage_started is not None:
+                return False
+            self._outage_started = time.monotonic()
+            self._outage_at = self.core.clock()
+            return True
 
     def _recovered(self, applied: int, seconds: float) -> None:
         assert self._outage_started is not None
@@ -323,7 +338,8 @@ class Worker:
                     last_catch_up_seconds=Decimal(f"{seconds:.3f}"),
                 )
             )
-        self._outage_started = None
+        with self._outage_lock:
+            self._outage_started = None
 
     def _started(self) -> None:
         now = self.core.clock()
@@ -364,12 +380,19 @@ def run_exclusively(
     may have taken over), this worker stops at once and stands by again; and right before
     each signal trade. Returns whether this process ran as the active worker."""
     lock = SessionLock(core.address, worker_lock_id(core.settings.account))
+    # One worker across active spells, so an outage that began in one (or in standby) is
+    # counted once, by the catch-up that ends it.
+    worker = Worker(core, fence=lock.still_held)
+    server_watch = _watch_server(core, worker, stop)
     told, ran = False, False
     while not stop.is_set():
         try:
             acquired = lock.try_acquire()
-        except StoreUnavailable as e:
-            log.warning("cannot reach the store for the worker lock: %s", e)
+        except Exception as error:
+            unavailable = lost_store(error)
+            if unavailable is None:
+                raise
+            log.warning("cannot reach the store for the worker lock: %s", unavailable)
             acquired = False
         if not acquired:
             if not told:
@@ -387,12 +410,37 @@ def run_exclusively(
         try:
             # The watchdog notices a lost lock within ``check_every``; the fence closes that
             # window for orders: the lock is asked again right before each signal trade.
-            Worker(core, fence=lock.still_held).run(active)
+            worker.run(active)
+        except Exception as error:
+            # The store went away before the worker's loop took over (its start-up writes):
+            # stand by and start again when it is back, rather than end the process.
+            unavailable = lost_store(error)
+            if unavailable is None:
+                raise
+            worker.note_outage()
+            log.error("worker lost the store while starting: %s; trying again", unavailable)
+            stop.wait(poll)
         finally:
             active.set()
             watchdog.join(timeout=10)
             lock.release()
+    if server_watch is not None:
+        server_watch.join(timeout=10)
     return ran
+
+
+def _watch_server(core: Core, worker: Worker, stop: threading.Event) -> threading.Thread | None:
+    """On the embedded default, a thread that restarts the server if it dies, whether this
+    process is active or standing by (the outage is the worker's to count); None when the
+    store is someone else's server."""
+    if core.embedded is None:
+        return None
+    watch = ServerWatch(core.embedded, on_down=worker.note_outage)
+    thread = threading.Thread(
+        target=watch.run, args=(stop,), name="embedded-server-watch", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def _watch_lock(

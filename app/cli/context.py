@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from app.bootstrap import Core, Schema, bootstrap
+from app.bootstrap import COMMAND_POOL_SIZE, Core, Schema, bootstrap
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,10 @@ class CliState:
             overrides["exchange"] = self.exchange
         return Settings(**overrides)  # type: ignore[arg-type]
 
-    def core(self, schema: Schema = Schema.AUTO) -> Core:
+    def core(self, schema: Schema = Schema.AUTO, *, pool_size: int = COMMAND_POOL_SIZE) -> Core:
+        """The core, built on first use (``pool_size``: see app.bootstrap)."""
         if self._core is None:
-            core = bootstrap(self.settings(), schema=schema)
+            core = bootstrap(self.settings(), schema=schema, pool_size=pool_size)
             try:
                 core.commands.ensure_initialised()
             except BaseException:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from app.bootstrap import SERVICE_POOL_SIZE
 from app.cli.audit import print_report
 from app.cli.context import state
 from app.cli.output import emit_json, err, out
@@ -20,7 +21,7 @@ def demo(
     """On a fresh store: deposit, train and promote a model, run the worker on a synthetic
     market (calm, a slide, a flash crash) and let the drawdown breaker stop and flatten the
     account; then print the incident report from the log. Under a minute."""
-    core = state(ctx).core()
+    core = state(ctx).core(pool_size=SERVICE_POOL_SIZE)
     err.print(f"tradecore demo on {core.address.display} (a synthetic, seeded market)")
     result = run_demo(core, lambda line: err.print(f"  {line}", markup=False), seed=seed)
     if as_json:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.database import lost_store
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 from app.cli import (
     audit,
@@ -178,6 +179,9 @@ def main() -> None:
     except Exception as e:
         if os.environ.get("TRADECORE_DEBUG"):
             raise
+        lost = lost_store(e)
+        if lost is not None:  # the server went away mid-command (a driver or library error)
+            _fail(EXIT_STORE, f"store unavailable: {lost}")
         _fail(
             EXIT_FAILURE,
             f"unexpected failure: {type(e).__name__}: {e} "

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from app.bootstrap import SERVICE_POOL_SIZE
 from app.cli.context import state
 from app.cli.output import err
 from app.worker import run_exclusively
@@ -32,7 +33,7 @@ def run(
     cli_state = state(ctx)
     if exchange is not None:
         cli_state.exchange = exchange
-    core = cli_state.core()
+    core = cli_state.core(pool_size=SERVICE_POOL_SIZE)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
