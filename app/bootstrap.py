@@ -270,7 +270,13 @@ def bootstrap(
         engine.dispose()
         raise
     reader = PostgresLogReader()
-    commands = SafetyCommands(store, clock, probe=address.check, account=settings.account)
+    commands = SafetyCommands(
+        store,
+        clock,
+        probe=address.check,
+        account=settings.account,
+        breaker_tuning=(settings.drawdown_hysteresis, settings.drawdown_glitch_bound),
+    )
     runner = ProjectionRunner(
         engine,
         reader,

@@ -220,10 +220,10 @@ class Account(TradecoreAggregate):
                 )
             else:
                 confirms = self.pending
-        if (
-            confirms is None
-            and self.equity is not None
-            and is_jump(self.equity, equity, thresholds.glitch_bound)
+        # The first reading is a jump from nothing: it is confirmed like any other, so one
+        # inflated first figure can never become the peak.
+        if confirms is None and (
+            self.equity is None or is_jump(self.equity, equity, thresholds.glitch_bound)
         ):
             self._recorded(
                 **_figures(reading, equity),

@@ -31,6 +31,9 @@ from domain.errors import InvalidCommand
 BREAKER_ACTOR = "drawdown-breaker"
 ZERO = Decimal(0)
 ONE = Decimal(1)
+# The configuration's defaults (``TRADECORE_DRAWDOWN_HYSTERESIS`` / ``_GLITCH_BOUND``).
+DEFAULT_HYSTERESIS = Decimal("0.01")
+DEFAULT_GLITCH_BOUND = Decimal("0.03")
 
 
 class BreakerState(Enum):
@@ -52,8 +55,8 @@ class Thresholds:
 
     soft: Decimal
     hard: Decimal
-    hysteresis: Decimal = Decimal("0.01")
-    glitch_bound: Decimal = Decimal("0.03")
+    hysteresis: Decimal = DEFAULT_HYSTERESIS
+    glitch_bound: Decimal = DEFAULT_GLITCH_BOUND
 
     def __post_init__(self) -> None:
         if not Decimal(-1) < self.hard < self.soft < 0:
@@ -61,10 +64,15 @@ class Thresholds:
                 f"drawdown thresholds must satisfy -1 < hard < soft < 0, "
                 f"got hard {self.hard}, soft {self.soft}"
             )
-        if not ZERO <= self.hysteresis < -self.soft:
+        if self.hysteresis < ZERO:
+            raise InvalidCommand(f"the drawdown hysteresis must be at least 0, got {self.hysteresis}")
+        if self.soft + self.hysteresis >= ZERO:
+            # A soft breach recovers only above soft + hysteresis; at or above 0 it never
+            # could, and the rule refuses to judge (every reading would raise).
             raise InvalidCommand(
-                f"drawdown hysteresis must be at least 0 and below {-self.soft}, "
-                f"got {self.hysteresis}"
+                f"the soft threshold plus the hysteresis must stay below 0 (a soft breach "
+                f"recovers above it): soft {self.soft} + hysteresis {self.hysteresis} = "
+                f"{self.soft + self.hysteresis}"
             )
         if not ZERO < self.glitch_bound < ONE:
             raise InvalidCommand(

@@ -27,9 +27,16 @@ LIMITS = Thresholds(soft=Decimal("-0.05"), hard=Decimal("-0.10"))
 
 
 class Feed:
-    """An Account fed readings one second apart, as the worker would."""
+    """An Account fed readings one second apart, as the worker would.
 
-    def __init__(self, *, entries_allowed: bool = True, daily_reset: bool = False) -> None:
+    ``confirm_first``: the first reading is re-read at once, as the breaker's poll does for
+    any reading held for confirmation (so most tests start from an accepted first reading).
+    """
+
+    def __init__(
+        self, *, entries_allowed: bool = True, daily_reset: bool = False, confirm_first: bool = True
+    ) -> None:
+        self.confirm_first = confirm_first
         self.account = Account.open(account="test", timestamp=T0)
         self.at = T0
         self.entries_allowed = entries_allowed
@@ -45,6 +52,20 @@ class Feed:
         positions_open: bool = True,
         at: datetime | None = None,
         step: timedelta = timedelta(seconds=1),
+    ) -> Evaluation:
+        first = self.account.equity is None and self.account.pending is None
+        evaluation = self._read(equity, positions_open=positions_open, at=at, step=step)
+        if first and self.confirm_first and evaluation.needs_confirmation:
+            evaluation = self._read(equity, positions_open=positions_open, at=None, step=step)
+        return evaluation
+
+    def _read(
+        self,
+        equity: str | Decimal,
+        *,
+        positions_open: bool,
+        at: datetime | None,
+        step: timedelta,
     ) -> Evaluation:
         self.at = at or self.at + step
         value = Decimal(equity)
@@ -180,6 +201,28 @@ def test_a_gradual_fall_trips_without_waiting_for_confirmation() -> None:
     assert [r.transition for r in results].count(Transition.SOFT_BREACH) == 1
     assert results[-2].transition is Transition.HARD_BREACH  # 9000: exactly -10 %
     assert not any(r.needs_confirmation for r in results)
+
+
+def test_an_inflated_first_reading_never_becomes_the_peak() -> None:
+    feed = Feed(confirm_first=False)
+    first = feed.read("100000")  # x10: a glitch before anything was accepted
+    assert first.needs_confirmation and feed.account.peak == 0
+    results = [feed.read("10000") for _ in range(3)]
+    assert results[0].unconfirmed and results[0].needs_confirmation
+    assert [r.status for r in results] == ["pending", "accepted", "accepted"]
+    assert all(r.transition is Transition.NONE for r in results)
+    assert feed.account.peak == Decimal(10000) and feed.account.drawdown == 0
+    assert feed.account.breaker_state is BreakerState.NORMAL and not feed.emergency_active
+    [unconfirmed] = feed.events(Account.ReadingUnconfirmed)
+    assert unconfirmed.pending_equity == Decimal(100000)  # type: ignore[attr-defined]
+    assert feed.events(Account.HardBreach) == feed.events(Account.SoftBreach) == []
+
+
+def test_a_first_reading_is_accepted_once_the_next_one_confirms_it() -> None:
+    feed = Feed(confirm_first=False)
+    assert feed.read("10000").needs_confirmation
+    confirmed = feed.read("9990")
+    assert confirmed.status == "accepted" and feed.account.peak == Decimal(9990)
 
 
 def test_a_second_jump_replaces_a_contradicted_pending_reading() -> None:
