@@ -15,10 +15,17 @@ saved in the same ``store.save`` — one transaction:
 A fetch that fails is a missing reading: nothing is recorded and nothing is judged. A
 reading that jumps further than the glitch bound is held as pending and the venue is read
 again at once; the second reading confirms it or discards it (``domain.drawdown``).
+
+Each breaker is a feed of its own: a feed id and a counter order its readings, and the
+venue's own time orders readings across feeds when the venue dates its figures. The local
+clock (the injected ``clock``) never decides whether a reading is used, so a worker whose
+clock is minutes behind or ahead is neither blinded nor tripped by it; a step of the clock
+is recorded (``ClockStepDetected``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +40,14 @@ from eventsourcing.persistence import IntegrityError
 from adapters.eventstore import TradecoreEventStore
 from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
 from domain.account import Account, Evaluation
-from domain.drawdown import BREAKER_ACTOR, Reading, Thresholds, Transition
+from domain.drawdown import (
+    BREAKER_ACTOR,
+    DEFAULT_GLITCH_BOUND,
+    DEFAULT_HYSTERESIS,
+    Reading,
+    Thresholds,
+    Transition,
+)
 from domain.emergency import Emergency
 from domain.ids import account_id
 from domain.policy import Policy
@@ -45,8 +59,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BreakerSettings:
     account: str = "main"
-    hysteresis: Decimal = Decimal("0.01")
-    glitch_bound: Decimal = Decimal("0.03")
+    hysteresis: Decimal = DEFAULT_HYSTERESIS
+    glitch_bound: Decimal = DEFAULT_GLITCH_BOUND
     daily_reset: bool = False
 
 
@@ -81,6 +95,9 @@ class DrawdownBreaker:
         self.max_attempts = max_attempts
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
+        # This breaker's feed: its readings are ordered by this counter, not by the clock.
+        self.feed = f"{venue.name}/{uuid4().hex[:12]}"
+        self._sequence = itertools.count(1)
 
     # -- the feed ---------------------------------------------------------------------------
 
@@ -101,6 +118,7 @@ class DrawdownBreaker:
         return Poll(evaluations)
 
     def read(self, source: str) -> Reading:
+        sequence = next(self._sequence)  # taken before the read: a later read, a later number
         balance = self.venue.fetch_balance()
         return Reading(
             equity=balance.equity,
@@ -108,6 +126,9 @@ class DrawdownBreaker:
             unrealized=balance.unrealized_pnl,
             source=f"{self.venue.name}:{source}",
             venue_at=balance.at or self.clock(),
+            venue_clock=balance.at is not None,
+            feed=self.feed,
+            sequence=sequence,
         )
 
     # -- the breaker ------------------------------------------------------------------------
@@ -253,6 +274,8 @@ class DrawdownBreaker:
 
     @staticmethod
     def _log(evaluation: Evaluation, account: Account) -> None:
+        if evaluation.clock_step is not None:
+            log.warning("clock step detected: %s", evaluation.clock_step)
         if evaluation.status == "rejected":
             log.warning("equity reading rejected: %s", evaluation.reason)
         elif evaluation.unconfirmed:

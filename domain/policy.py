@@ -88,7 +88,9 @@ class RiskLimits:
         try:
             Thresholds(soft=soft, hard=hard, hysteresis=hysteresis, glitch_bound=glitch_bound)
         except InvalidCommand as e:
-            raise PolicyError(f"the drawdown breaker cannot evaluate these thresholds: {e}") from None
+            raise PolicyError(
+                f"the drawdown breaker cannot evaluate these thresholds: {e}"
+            ) from None
         return cls(leverage, notional, soft, hard)
 
 

@@ -199,7 +199,8 @@ def test_glitch_readings_are_rejected_or_unconfirmed_and_never_trip(
 ) -> None:
     long_book(venue)
     script: list[Balance | Exception] = [
-        balance("10000"),
+        balance("10000"),  # the first reading is held for confirmation ...
+        balance("10000"),  # ... and confirmed by the immediate re-read
         balance("0"),  # zero while positions are open
         Balance("USDT", Decimal("NaN"), Decimal(0)),
         balance("-50"),

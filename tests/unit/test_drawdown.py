@@ -313,3 +313,105 @@ def test_resetting_the_peak_before_any_reading_is_refused() -> None:
 def test_thresholds_out_of_order_are_refused(soft: str, hard: str) -> None:
     with pytest.raises(InvalidCommand, match="thresholds"):
         Thresholds(soft=Decimal(soft), hard=Decimal(hard))
+
+
+# -- ordering without the local clock ------------------------------------------------------------
+
+
+def record(
+    account: Account,
+    equity: str,
+    *,
+    local_at: datetime,
+    venue_at: datetime | None = None,
+    feed: str = "f1",
+    sequence: int,
+) -> Evaluation:
+    """One reading as the breaker records it: dated by the venue when ``venue_at`` is given,
+    else by the local clock, and numbered by its feed."""
+    value = Decimal(equity)
+    evaluation = account.record_reading(
+        Reading(
+            value,
+            value,
+            Decimal(0),
+            "test",
+            venue_at or local_at,
+            venue_clock=venue_at is not None,
+            feed=feed,
+            sequence=sequence,
+        ),
+        thresholds=LIMITS,
+        positions_open=True,
+        emergency_active=False,
+        entries_allowed=True,
+        breaker_stopped_entries=False,
+        timestamp=local_at,
+        correlation_id=uuid4(),
+    )
+    return evaluation
+
+
+def started(local_at: datetime, **dated: datetime) -> Account:
+    account = Account.open(account="test", timestamp=T0)
+    record(account, "10000", local_at=local_at, sequence=1, **dated)
+    record(account, "10000", local_at=local_at, sequence=2, **dated)
+    assert account.equity == Decimal(10000)
+    account.collect_events()
+    return account
+
+
+def test_a_new_feed_whose_clock_is_minutes_behind_is_judged_and_the_step_recorded() -> None:
+    account = started(T0)
+    behind = T0 - timedelta(minutes=2) + timedelta(seconds=1)
+    evaluation = record(account, "9990", local_at=behind, feed="f2", sequence=1)
+    assert evaluation.status == "accepted" and evaluation.clock_step is not None
+    crash = [
+        record(account, "8500", local_at=behind + timedelta(seconds=1), feed="f2", sequence=2),
+        record(account, "8490", local_at=behind + timedelta(seconds=1), feed="f2", sequence=3),
+    ]
+    assert crash[-1].transition is Transition.HARD_BREACH
+    events = account.collect_events()
+    [step] = [e for e in events if isinstance(e, Account.ClockStepDetected)]
+    assert "ran 119.000 s backwards" in step.detail
+    assert not [e for e in events if isinstance(e, Account.EquityReadingRejected)]
+
+
+def test_a_venue_dated_reading_is_judged_whatever_the_local_clock_says() -> None:
+    account = started(T0, venue_at=T0)
+    ahead = T0 + timedelta(minutes=2)
+    evaluation = record(
+        account, "9990", local_at=ahead, venue_at=T0 + timedelta(seconds=1), sequence=3
+    )
+    assert evaluation.status == "accepted"
+    assert evaluation.clock_step is not None and "ahead of the venue's clock" in (
+        evaluation.clock_step
+    )
+
+
+def test_within_a_feed_the_sequence_orders_readings_not_the_clock() -> None:
+    account = started(T0)
+    later_clock = T0 + timedelta(minutes=5)
+    stale = record(account, "5000", local_at=later_clock, sequence=2)
+    assert stale.status == "rejected" and "out of order" in (stale.reason or "")
+    assert account.equity == Decimal(10000)
+
+
+def test_a_reading_the_venue_dated_before_the_last_one_is_rejected() -> None:
+    account = started(T0, venue_at=T0)
+    old = record(
+        account, "5000", local_at=T0, venue_at=T0 - timedelta(seconds=1), feed="f2", sequence=1
+    )
+    assert old.status == "rejected" and "by the venue's clock" in (old.reason or "")
+
+
+def test_a_small_drift_between_the_clocks_is_not_a_step() -> None:
+    account = started(T0, venue_at=T0)
+    drift = record(
+        account,
+        "9990",
+        local_at=T0 + timedelta(seconds=3),
+        venue_at=T0 + timedelta(seconds=1),
+        sequence=3,
+    )
+    assert drift.status == "accepted" and drift.clock_step is None

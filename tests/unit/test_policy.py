@@ -182,7 +182,7 @@ def test_a_soft_threshold_inside_the_hysteresis_is_refused_naming_the_constraint
 
 def test_the_configured_hysteresis_is_the_one_in_force() -> None:
     policy = new_policy()
-    with pytest.raises(PolicyError, match="hysteresis 0.06"):
+    with pytest.raises(PolicyError, match=r"hysteresis 0\.06"):
         policy.update_limits(
             actor="a", reason="r", timestamp=T0, max_leverage="2", hysteresis=Decimal("0.06")
         )
