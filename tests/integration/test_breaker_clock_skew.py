@@ -61,8 +61,9 @@ def test_a_worker_with_a_skewed_clock_trips_on_a_crash_within_two_seconds_and_re
     try:
         # The skewed worker's own readings are accepted: its feed has taken over.
         wait_for(
-            lambda: account(core).feed not in (None, before.feed)
-            and account(core).rejected_count == 0,
+            lambda: (
+                account(core).feed not in (None, before.feed) and account(core).rejected_count == 0
+            ),
             60,
             what="a reading of the skewed worker accepted",
         )
