@@ -16,7 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
 
@@ -120,8 +120,8 @@ class ProjectionRunner:
         mapper: Mapper[UUID],
         projections: Sequence[Projection],
         *,
+        clock: Callable[[], datetime],  # the one clock, given by the bootstrap
         batch_size: int = 500,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.reader = reader
