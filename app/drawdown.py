@@ -39,6 +39,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.eventstore import TradecoreEventStore
 from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
+from app.venues import equity_unsupported
 from domain.account import Account, Evaluation
 from domain.drawdown import (
     BREAKER_ACTOR,
@@ -49,6 +50,7 @@ from domain.drawdown import (
     Transition,
 )
 from domain.emergency import Emergency
+from domain.errors import InvalidCommand
 from domain.ids import account_id
 from domain.policy import Policy
 from domain.venue import ExchangePort, VenueError
@@ -99,6 +101,24 @@ class DrawdownBreaker:
         self.feed = f"{venue.name}/{uuid4().hex[:12]}"
         self._sequence = itertools.count(1)
 
+    def check_can_run(self) -> None:
+        """Refuse, before it starts, a breaker that could never judge a reading: a venue that
+        cannot report equity, or policy thresholds this configuration's hysteresis and glitch
+        bound cannot evaluate. Raises InvalidCommand naming what is missing; StoreUnavailable.
+        """
+        missing = equity_unsupported(self.venue)
+        if missing is not None:
+            raise InvalidCommand(f"the drawdown breaker cannot run: {missing}")
+        policy = self.commands.load_policy()
+        if policy is not None:
+            try:
+                self._thresholds(policy)
+            except InvalidCommand as e:
+                raise InvalidCommand(
+                    f"the drawdown breaker cannot evaluate the policy's thresholds with "
+                    f"this configuration: {e}"
+                ) from None
+
     # -- the feed ---------------------------------------------------------------------------
 
     def poll(self, trigger: str = "poll") -> Poll:
@@ -142,16 +162,10 @@ class DrawdownBreaker:
             policy, emergency = self.commands.policy_and_latch()
             if positions_open is None:
                 positions_open = reading.equity == 0 and self._positions_open()
-            limits = policy.limits
             now = self.clock()
             evaluation = account.record_reading(
                 reading,
-                thresholds=Thresholds(
-                    soft=limits.drawdown_soft_threshold,
-                    hard=limits.drawdown_hard_threshold,
-                    hysteresis=self.settings.hysteresis,
-                    glitch_bound=self.settings.glitch_bound,
-                ),
+                thresholds=self._thresholds(policy),
                 positions_open=positions_open,
                 emergency_active=emergency.active,
                 entries_allowed=policy.allow_new_trades,
@@ -252,6 +266,15 @@ class DrawdownBreaker:
                 correlation_id=correlation_id,
                 causation_id=cause,
             )
+
+    def _thresholds(self, policy: Policy) -> Thresholds:
+        limits = policy.limits
+        return Thresholds(
+            soft=limits.drawdown_soft_threshold,
+            hard=limits.drawdown_hard_threshold,
+            hysteresis=self.settings.hysteresis,
+            glitch_bound=self.settings.glitch_bound,
+        )
 
     def _save(self, *aggregates: Account | Policy | Emergency) -> None:
         """One transaction; IntegrityError when another writer saved first."""
