@@ -29,7 +29,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from uuid import UUID, uuid4
@@ -214,12 +214,7 @@ class DrawdownBreaker:
 
     def load(self) -> Account | None:
         """The account as last committed, or None before its first reading."""
-        try:
-            found: object = self.commands.guard(lambda: self.store.repository.get(self.account_id))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, Account)
-        return found
+        return load_account(self.store, self.commands, self.account_id)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -315,3 +310,45 @@ class DrawdownBreaker:
             log.warning("drawdown soft breach: %.2f%%; new entries stopped", account.drawdown * 100)
         elif evaluation.transition is Transition.RECOVERED:
             log.warning("drawdown recovered to %.2f%%", account.drawdown * 100)
+
+
+def load_account(
+    store: TradecoreEventStore, commands: SafetyCommands, account: UUID
+) -> Account | None:
+    """The Account as last committed, or None before its first reading. Raises
+    StoreUnavailable."""
+    try:
+        found: object = commands.guard(lambda: store.repository.get(account))
+    except AggregateNotFoundError:
+        return None
+    assert isinstance(found, Account)
+    return found
+
+
+class BreakerSight:
+    """Can the drawdown breaker see the account now? What the gate asks before new risk.
+
+    Called: why it is blind (no accepted reading, the last one older than ``bound`` seconds
+    by ``clock``, or readings rejected since), or None when it sees. Raises StoreUnavailable.
+    """
+
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        commands: SafetyCommands,
+        clock: Callable[[], datetime],
+        *,
+        account: str,
+        bound: float,
+    ) -> None:
+        self.store = store
+        self.commands = commands
+        self.clock = clock
+        self.account_id = account_id(account)
+        self.bound = timedelta(seconds=bound)
+
+    def __call__(self) -> str | None:
+        found = load_account(self.store, self.commands, self.account_id)
+        if found is None:
+            return "no equity reading has been recorded yet (is the worker running?)"
+        return found.blind_reason(self.clock(), self.bound)

@@ -75,6 +75,7 @@ class Account(TradecoreAggregate):
             last_accepted_local_at=None,
             clock_offset_s=None,
             rejected_since_accepted=0,
+            last_rejection=None,
         )
 
     class Created(TradecoreAggregate.Created):
@@ -197,6 +198,7 @@ class Account(TradecoreAggregate):
         self.pending: dict[str, Any] | None = None  # {"version", "equity", "venue_at"}
         self.rejected_count = 0
         self.rejected_since_accepted = 0  # readings rejected since the last accepted one
+        self.last_rejection: str | None = None
         # Ordering (never by the local clock): the last usable reading's feed and sequence,
         # and the venue's time of the last reading the venue dated.
         self.feed: str | None = None
@@ -396,6 +398,25 @@ class Account(TradecoreAggregate):
             timestamp=require_aware(timestamp),
         )
 
+    def blind_reason(self, now: datetime, bound: timedelta) -> str | None:
+        """Why the breaker cannot see the account now, or None when it can: it sees only
+        while its last accepted reading is at most ``bound`` old (by the local clock that
+        recorded it, against ``now``) and no reading has been rejected since."""
+        if self.equity is None or self.last_accepted_local_at is None:
+            return "no equity reading has been accepted yet (is the worker running?)"
+        if self.rejected_since_accepted:
+            return (
+                f"the last {self.rejected_since_accepted} equity reading(s) were rejected "
+                f"({self.last_rejection})"
+            )
+        age = now - self.last_accepted_local_at
+        if age > bound:
+            return (
+                f"the last accepted equity reading is {age.total_seconds():.1f} s old "
+                f"(bound {bound.total_seconds():g} s; is the worker running?)"
+            )
+        return None
+
     def _new_day(self, at: datetime) -> bool:
         return self.peak_reset_at is not None and at.date() > self.peak_reset_at.date()
 
@@ -455,6 +476,7 @@ class Account(TradecoreAggregate):
     ) -> None:
         self.rejected_count += 1
         self.rejected_since_accepted += 1
+        self.last_rejection = reason
 
     @event(ClockStepDetected)
     def _clock_step(

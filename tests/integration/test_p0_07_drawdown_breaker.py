@@ -26,7 +26,7 @@ from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
-from tests.integration.paper_drill import place
+from tests.integration.paper_drill import breaker_reads, place
 from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -257,6 +257,7 @@ def intent(symbol: str = BTC) -> TradeIntent:
 def test_a_soft_breach_blocks_entries_allows_exits_and_recovery_gives_back_only_its_own_stop(
     core: Core, venue: PaperVenue
 ) -> None:
+    breaker_reads(core)  # the breaker has seen the account before any entry
     executor = core.executor()
     opened = executor.open(intent())
     assert opened.outcome is Outcome.FILLED and opened.trade_id is not None
