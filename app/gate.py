@@ -4,7 +4,9 @@ Fresh: a decision reflects every change committed before the call. The gate read
 head, the policy view and the view's tracked position in one REPEATABLE READ snapshot; when
 the view has processed up to the head it answers from the view, otherwise it reads the
 Policy aggregate itself. Fail-closed (DESIGN.md decision 6): store unreachable, view behind
-past the bound, or any error -> not allowed, with the reason.
+past the bound, or any error -> not allowed, with the reason. An entry also needs a drawdown
+breaker that sees the account (a fresh accepted equity reading, none rejected since):
+otherwise ``BREAKER_BLIND``. Reduce-only orders are always allowed.
 """
 
 from __future__ import annotations
@@ -58,10 +60,10 @@ class PolicyGate:
         load_policy: Callable[[], Policy | None],
         *,
         max_lag_events: int,
-        breaker_blind: Callable[[], str | None] = lambda: None,
+        breaker_blind: Callable[[], str | None],
     ) -> None:
         """``breaker_blind``: why the drawdown breaker cannot see the account now, or None;
-        an exception from it counts as blind."""
+        an exception from it counts as blind. Required: no gate answers entries without it."""
         self.engine = engine
         self.reader = reader
         self.load_policy = load_policy
