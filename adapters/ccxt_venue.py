@@ -496,6 +496,16 @@ class CcxtVenue:
     def __repr__(self) -> str:
         return f"CcxtVenue(name={self.name!r}, sandbox={self.sandbox})"
 
+    def equity_unsupported(self) -> str | None:
+        """Why this venue cannot report equity (wallet and unrealized PnL), or None when it
+        can. Asks the venue nothing: it is a property of the mapping."""
+        if type(self._dialect).balance is Dialect.balance:
+            return (
+                f"{self.name} cannot report equity: its wallet and unrealized PnL fields are "
+                f"not mapped (mapped: {', '.join(f'ccxt:{d}' for d in sorted(DIALECTS))})"
+            )
+        return None
+
     # -- the port: reads ---------------------------------------------------------------------
 
     def fetch_positions(self) -> list[Position]:

@@ -23,7 +23,7 @@ from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
 from app.clock import utc_now
 from app.config import Settings
-from app.drawdown import BreakerSettings, DrawdownBreaker
+from app.drawdown import BreakerSettings, BreakerSight, DrawdownBreaker
 from app.emergency_trades import EmergencyTradeCloser
 from app.executor import Executor, TradeIntent
 from app.flattener import Flattener
@@ -291,7 +291,13 @@ def bootstrap(
         except SAOperationalError as e:
             raise StoreUnavailable(f"cannot reach {address.display}: {first_line(e)}") from None
 
-    commands = SafetyCommands(store, clock, probe=probe, account=settings.account)
+    commands = SafetyCommands(
+        store,
+        clock,
+        probe=probe,
+        account=settings.account,
+        breaker_tuning=(settings.drawdown_hysteresis, settings.drawdown_glitch_bound),
+    )
     runner = ProjectionRunner(
         engine,
         reader,
@@ -308,7 +314,13 @@ def bootstrap(
         probe=address.check,
     )
     gate = PolicyGate(
-        engine, reader, commands.load_policy, max_lag_events=settings.gate_max_lag_events
+        engine,
+        reader,
+        commands.load_policy,
+        max_lag_events=settings.gate_max_lag_events,
+        breaker_blind=BreakerSight(
+            store, commands, clock, account=settings.account, bound=settings.breaker_sight_bound
+        ),
     )
     return Core(
         settings=settings,

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         lt=1,
         description="a reading moving more than this fraction is acted on only once confirmed",
     )
+    breaker_blind_after: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "seconds without an accepted equity reading after which the gate refuses new "
+            "entries (BREAKER_BLIND); default max(5, 3 x equity_interval)"
+        ),
+    )
     drawdown_daily_reset: bool = Field(
         default=False, description="start a new high-water mark each UTC day"
     )
@@ -80,6 +88,13 @@ class Settings(BaseSettings):
     @property
     def signal_symbol_list(self) -> list[str]:
         return [s.strip() for s in self.signal_symbols.split(",") if s.strip()]
+
+    @property
+    def breaker_sight_bound(self) -> float:
+        """Seconds an accepted equity reading stays fresh enough to open risk on."""
+        if self.breaker_blind_after is not None:
+            return self.breaker_blind_after
+        return max(5.0, 3 * self.equity_interval)
 
     @property
     def embedded(self) -> bool:

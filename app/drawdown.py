@@ -16,6 +16,12 @@ A fetch that fails is a missing reading: nothing is recorded and nothing is judg
 reading that jumps further than the glitch bound is held as pending and the venue is read
 again at once; the second reading confirms it or discards it (``domain.drawdown``).
 
+Each breaker is a feed of its own: a feed id and a counter order its readings, and the
+venue's own time orders readings across feeds when the venue dates its figures. The local
+clock (the injected ``clock``) never decides whether a reading is used, so a worker whose
+clock is minutes behind or ahead is neither blinded nor tripped by it; a step of the clock
+is recorded (``ClockStepDetected``).
+
 Transfers are read before the balance they affect: each reading (and each re-read) first
 asks the venue's transfer ledger (at most every ``venue.transfer_interval`` seconds, and
 always before a re-read) and records each new transfer on the account, which moves the peak
@@ -27,10 +33,11 @@ blind).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from uuid import UUID, uuid4
@@ -40,8 +47,16 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.eventstore import TradecoreEventStore
 from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
+from app.venues import equity_unsupported
 from domain.account import Account, Evaluation
-from domain.drawdown import BREAKER_ACTOR, Reading, Thresholds, Transition
+from domain.drawdown import (
+    BREAKER_ACTOR,
+    DEFAULT_GLITCH_BOUND,
+    DEFAULT_HYSTERESIS,
+    Reading,
+    Thresholds,
+    Transition,
+)
 from domain.emergency import Emergency
 from domain.errors import InvalidCommand
 from domain.ids import account_id
@@ -54,8 +69,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BreakerSettings:
     account: str = "main"
-    hysteresis: Decimal = Decimal("0.01")
-    glitch_bound: Decimal = Decimal("0.03")
+    hysteresis: Decimal = DEFAULT_HYSTERESIS
+    glitch_bound: Decimal = DEFAULT_GLITCH_BOUND
     daily_reset: bool = False
 
 
@@ -91,6 +106,27 @@ class DrawdownBreaker:
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
         self._ledger_read_at: datetime | None = None  # when the transfer ledger was last read
+        # This breaker's feed: its readings are ordered by this counter, not by the clock.
+        self.feed = f"{venue.name}/{uuid4().hex[:12]}"
+        self._sequence = itertools.count(1)
+
+    def check_can_run(self) -> None:
+        """Refuse, before it starts, a breaker that could never judge a reading: a venue that
+        cannot report equity, or policy thresholds this configuration's hysteresis and glitch
+        bound cannot evaluate. Raises InvalidCommand naming what is missing; StoreUnavailable.
+        """
+        missing = equity_unsupported(self.venue)
+        if missing is not None:
+            raise InvalidCommand(f"the drawdown breaker cannot run: {missing}")
+        policy = self.commands.load_policy()
+        if policy is not None:
+            try:
+                self._thresholds(policy)
+            except InvalidCommand as e:
+                raise InvalidCommand(
+                    f"the drawdown breaker cannot evaluate the policy's thresholds with "
+                    f"this configuration: {e}"
+                ) from None
 
     # -- the feed ---------------------------------------------------------------------------
 
@@ -113,6 +149,7 @@ class DrawdownBreaker:
         return Poll(evaluations)
 
     def read(self, source: str) -> Reading:
+        sequence = next(self._sequence)  # taken before the read: a later read, a later number
         balance = self.venue.fetch_balance()
         return Reading(
             equity=balance.equity,
@@ -120,6 +157,9 @@ class DrawdownBreaker:
             unrealized=balance.unrealized_pnl,
             source=f"{self.venue.name}:{source}",
             venue_at=balance.at or self.clock(),
+            venue_clock=balance.at is not None,
+            feed=self.feed,
+            sequence=sequence,
         )
 
     def record_transfers(self, *, force: bool = True) -> int:
@@ -190,16 +230,10 @@ class DrawdownBreaker:
             policy, emergency = self.commands.policy_and_latch()
             if positions_open is None:
                 positions_open = reading.equity == 0 and self._positions_open()
-            limits = policy.limits
             now = self.clock()
             evaluation = account.record_reading(
                 reading,
-                thresholds=Thresholds(
-                    soft=limits.drawdown_soft_threshold,
-                    hard=limits.drawdown_hard_threshold,
-                    hysteresis=self.settings.hysteresis,
-                    glitch_bound=self.settings.glitch_bound,
-                ),
+                thresholds=self._thresholds(policy),
                 positions_open=positions_open,
                 emergency_active=emergency.active,
                 entries_allowed=policy.allow_new_trades,
@@ -248,12 +282,7 @@ class DrawdownBreaker:
 
     def load(self) -> Account | None:
         """The account as last committed, or None before its first reading."""
-        try:
-            found: object = self.commands.guard(lambda: self.store.repository.get(self.account_id))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, Account)
-        return found
+        return load_account(self.store, self.commands, self.account_id)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -301,6 +330,15 @@ class DrawdownBreaker:
                 causation_id=cause,
             )
 
+    def _thresholds(self, policy: Policy) -> Thresholds:
+        limits = policy.limits
+        return Thresholds(
+            soft=limits.drawdown_soft_threshold,
+            hard=limits.drawdown_hard_threshold,
+            hysteresis=self.settings.hysteresis,
+            glitch_bound=self.settings.glitch_bound,
+        )
+
     def _save(self, *aggregates: Account | Policy | Emergency) -> None:
         """One transaction; IntegrityError when another writer saved first."""
         self.commands.guard(partial(self.store.save, *aggregates))
@@ -322,6 +360,8 @@ class DrawdownBreaker:
 
     @staticmethod
     def _log(evaluation: Evaluation, account: Account) -> None:
+        if evaluation.clock_step is not None:
+            log.warning("clock step detected: %s", evaluation.clock_step)
         if evaluation.status == "rejected":
             log.warning("equity reading rejected: %s", evaluation.reason)
         elif evaluation.unconfirmed:
@@ -338,3 +378,45 @@ class DrawdownBreaker:
             log.warning("drawdown soft breach: %.2f%%; new entries stopped", account.drawdown * 100)
         elif evaluation.transition is Transition.RECOVERED:
             log.warning("drawdown recovered to %.2f%%", account.drawdown * 100)
+
+
+def load_account(
+    store: TradecoreEventStore, commands: SafetyCommands, account: UUID
+) -> Account | None:
+    """The Account as last committed, or None before its first reading. Raises
+    StoreUnavailable."""
+    try:
+        found: object = commands.guard(lambda: store.repository.get(account))
+    except AggregateNotFoundError:
+        return None
+    assert isinstance(found, Account)
+    return found
+
+
+class BreakerSight:
+    """Can the drawdown breaker see the account now? What the gate asks before new risk.
+
+    Called: why it is blind (no accepted reading, the last one older than ``bound`` seconds
+    by ``clock``, or readings rejected since), or None when it sees. Raises StoreUnavailable.
+    """
+
+    def __init__(
+        self,
+        store: TradecoreEventStore,
+        commands: SafetyCommands,
+        clock: Callable[[], datetime],
+        *,
+        account: str,
+        bound: float,
+    ) -> None:
+        self.store = store
+        self.commands = commands
+        self.clock = clock
+        self.account_id = account_id(account)
+        self.bound = timedelta(seconds=bound)
+
+    def __call__(self) -> str | None:
+        found = load_account(self.store, self.commands, self.account_id)
+        if found is None:
+            return "no equity reading has been recorded yet (is the worker running?)"
+        return found.blind_reason(self.clock(), self.bound)

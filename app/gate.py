@@ -4,7 +4,9 @@ Fresh: a decision reflects every change committed before the call. The gate read
 head, the policy view and the view's tracked position in one REPEATABLE READ snapshot; when
 the view has processed up to the head it answers from the view, otherwise it reads the
 Policy aggregate itself. Fail-closed (DESIGN.md decision 6): store unreachable, view behind
-past the bound, or any error -> not allowed, with the reason.
+past the bound, or any error -> not allowed, with the reason. An entry also needs a drawdown
+breaker that sees the account (a fresh accepted equity reading, none rejected since):
+otherwise ``BREAKER_BLIND``. Reduce-only orders are always allowed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class GateCode(StrEnum):
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     NOT_INITIALISED = "POLICY_NOT_INITIALISED"
     REDUCE_ONLY = "REDUCE_ONLY_ALWAYS_ALLOWED"
+    BREAKER_BLIND = "BREAKER_BLIND"
 
 
 @dataclass(frozen=True)
@@ -57,21 +60,27 @@ class PolicyGate:
         load_policy: Callable[[], Policy | None],
         *,
         max_lag_events: int,
+        breaker_blind: Callable[[], str | None],
     ) -> None:
+        """``breaker_blind``: why the drawdown breaker cannot see the account now, or None;
+        an exception from it counts as blind. Required: no gate answers entries without it."""
         self.engine = engine
         self.reader = reader
         self.load_policy = load_policy
         self.max_lag_events = max_lag_events
+        self.breaker_blind = breaker_blind
 
     def can_open_new_trades(self) -> GateDecision:
-        """May a new position be opened or an existing one grown now?"""
-        return self._decide()
+        """May a new position be opened or an existing one grown now? Not while the drawdown
+        breaker cannot see the account (``BREAKER_BLIND``): risk it could not stop."""
+        return self._decide_entry()
 
     def check_order(self, *, reduce_only: bool) -> GateDecision:
         """May this order go to the venue? A reduce-only order can only shrink exposure, so no
-        halt blocks it (DESIGN.md decision 6); anything else needs new trades allowed."""
+        halt blocks it (DESIGN.md decision 6); anything else needs new trades allowed and a
+        breaker that sees the account."""
         if not reduce_only:
-            return self._decide()
+            return self._decide_entry()
         decision = self._decide()
         return replace(
             decision,
@@ -83,6 +92,24 @@ class PolicyGate:
     def is_emergency_mode(self) -> GateDecision:
         """The same decision; read ``emergency_mode`` (True also when it cannot be known)."""
         return self._decide()
+
+    def _decide_entry(self) -> GateDecision:
+        decision = self._decide()
+        if not decision.allowed:
+            return decision
+        try:
+            blind = self.breaker_blind()
+        except Exception as e:  # noqa: BLE001 - fail closed on any error
+            blind = f"cannot read the breaker's account: {_line(e)}"
+        if blind is None:
+            return decision
+        log.warning("gate closed to new entries: the drawdown breaker is blind: %s", blind)
+        return replace(
+            decision,
+            allowed=False,
+            code=GateCode.BREAKER_BLIND,
+            reason=f"the drawdown breaker cannot see the account: {blind}",
+        )
 
     def _decide(self) -> GateDecision:
         try:

@@ -50,7 +50,7 @@ class Bounds:
     def of(cls, settings: Settings) -> Bounds:
         return cls(
             max_lag_events=settings.gate_max_lag_events,
-            reading_age=max(5.0, 3 * settings.equity_interval),
+            reading_age=settings.breaker_sight_bound,
         )
 
 

@@ -25,7 +25,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
 from domain.account import Account
-from domain.drawdown import BreakerState
+from domain.drawdown import DEFAULT_GLITCH_BOUND, DEFAULT_HYSTERESIS, BreakerState
 from domain.emergency import Emergency
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
@@ -85,8 +85,12 @@ class SafetyCommands:
         max_attempts: int = 50,
         probe: Callable[[], None] = lambda: None,
         account: str | None = None,
+        breaker_tuning: tuple[Decimal, Decimal] = (DEFAULT_HYSTERESIS, DEFAULT_GLITCH_BOUND),
     ) -> None:
         self.store = store
+        # (hysteresis, glitch bound) of the drawdown breaker: policy thresholds must be ones
+        # it can evaluate with them.
+        self.breaker_tuning = breaker_tuning
         # The account whose drawdown breaker holds a reset back while it is in hard breach.
         self.account = account
         self.clock = clock
@@ -167,6 +171,8 @@ class SafetyCommands:
                 max_position_notional=max_position_notional,
                 drawdown_soft_threshold=drawdown_soft_threshold,
                 drawdown_hard_threshold=drawdown_hard_threshold,
+                hysteresis=self.breaker_tuning[0],
+                glitch_bound=self.breaker_tuning[1],
             )
             if not changed:
                 return PolicyChange(changed=False, version=policy.version)

@@ -36,6 +36,17 @@ def build_venue(
     raise InvalidCommand(f"unknown exchange {spec!r}: use 'paper' or 'ccxt:<exchange id>'")
 
 
+def equity_unsupported(venue: ExchangePort) -> str | None:
+    """Why ``venue`` can never report equity for the drawdown breaker, or None. Asks the venue
+    nothing (a missing mapping, not an outage)."""
+    if venue.name.startswith("ccxt:"):
+        from adapters.ccxt_venue import CcxtVenue  # noqa: PLC0415 - ccxt takes ~1 s to import
+
+        if isinstance(venue, CcxtVenue):
+            return venue.equity_unsupported()
+    return None
+
+
 def retry_transient(
     call: Callable[[], T], *, tries: int = 8, sleep: Callable[[float], None] = time.sleep
 ) -> T:

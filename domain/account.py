@@ -16,7 +16,7 @@ already in that figure and does not move it again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID
@@ -31,6 +31,7 @@ from domain.drawdown import (
     Reading,
     Thresholds,
     Transition,
+    clock_step,
     drawdown,
     is_jump,
     next_peak,
@@ -57,6 +58,7 @@ class Evaluation:
     reading_event_id: UUID | None = None
     breach_event_id: UUID | None = None  # the soft/hard breach or recovery event
     unconfirmed: bool = False  # a pending reading was contradicted and discarded
+    clock_step: str | None = None  # the local clock stepped since the last reading (how)
     reallows_entries: bool = False  # a recovery that gives back what the soft breach stopped
 
     @property
@@ -66,6 +68,23 @@ class Evaluation:
 
 class Account(TradecoreAggregate):
     """One per venue account, id :func:`domain.ids.account_id`."""
+
+    # Version 2 (as held in snapshots) orders readings by feed sequence and venue clock.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        # Nothing known of older readings' feeds or clocks: nothing is ordered against them.
+        state.update(
+            feed=None,
+            feed_sequence=None,
+            last_venue_at=None,
+            last_local_at=None,
+            last_accepted_local_at=None,
+            clock_offset_s=None,
+            rejected_since_accepted=0,
+            last_rejection=None,
+        )
 
     class Created(TradecoreAggregate.Created):
         account: str
@@ -82,6 +101,17 @@ class Account(TradecoreAggregate):
         drawdown: Decimal
         confirms: int | None  # the version of the pending reading this one confirms
         correlation_id: UUID
+        # Version 2: venue_at is the venue's own time (else the local clock's); the feed that
+        # read it and its sequence number within that feed.
+        class_version = 2
+        venue_clock: bool
+        feed: str | None
+        sequence: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Unknown for older readings: not ordered against by venue time or sequence.
+            state.update(venue_clock=False, feed=None, sequence=None)
 
     class EquityReadingRejected(TradecoreAggregate.Event):
         operator_name: ClassVar[str] = "account.equity.rejected"
@@ -92,6 +122,19 @@ class Account(TradecoreAggregate):
         unrealized: str
         source: str
         venue_at: datetime
+        correlation_id: UUID
+
+    class ClockStepDetected(TradecoreAggregate.Event):
+        """The local clock moved apart from the venue's (or ran backwards) between readings;
+        the reading was judged all the same: its order comes from the venue and the feed."""
+
+        operator_name: ClassVar[str] = "account.clock.step_detected"
+        detail: str
+        local_at: datetime
+        previous_local_at: datetime | None
+        venue_at: datetime
+        venue_clock: bool
+        feed: str | None
         correlation_id: UUID
 
     class ReadingUnconfirmed(TradecoreAggregate.Event):
@@ -186,6 +229,17 @@ class Account(TradecoreAggregate):
         self.soft_stopped_entries = False
         self.pending: dict[str, Any] | None = None  # {"version", "equity", "venue_at"}
         self.rejected_count = 0
+        self.rejected_since_accepted = 0  # readings rejected since the last accepted one
+        self.last_rejection: str | None = None
+        # Ordering (never by the local clock): the last usable reading's feed and sequence,
+        # and the venue's time of the last reading the venue dated.
+        self.feed: str | None = None
+        self.feed_sequence: int | None = None
+        self.last_venue_at: datetime | None = None
+        # The local clock, only to date things and to notice when it steps.
+        self.last_local_at: datetime | None = None
+        self.last_accepted_local_at: datetime | None = None
+        self.clock_offset_s: float | None = None  # local minus venue time, last dated reading
 
     @property
     def breaker_state(self) -> BreakerState:
@@ -214,7 +268,17 @@ class Account(TradecoreAggregate):
         """
         trace_ids(correlation_id, None)
         require_aware(timestamp)
-        reason = rejection(reading, last_at=self.last_reading_at, positions_open=positions_open)
+        last_feed = (
+            (self.feed, self.feed_sequence)
+            if self.feed is not None and self.feed_sequence is not None
+            else None
+        )
+        reason = rejection(
+            reading,
+            last_at=self.last_venue_at,
+            positions_open=positions_open,
+            last_feed=last_feed,
+        )
         if reason is not None:
             self._rejected(
                 reason=reason,
@@ -227,6 +291,25 @@ class Account(TradecoreAggregate):
                 timestamp=timestamp,
             )
             return Evaluation("rejected", Transition.NONE, reason=reason)
+        step = clock_step(
+            local_at=timestamp,
+            offset=timestamp - reading.venue_at if reading.venue_clock else None,
+            last_local_at=self.last_local_at,
+            last_offset=(
+                None if self.clock_offset_s is None else timedelta(seconds=self.clock_offset_s)
+            ),
+        )
+        if step is not None:
+            self._clock_step(
+                detail=step,
+                local_at=timestamp,
+                previous_local_at=self.last_local_at,
+                venue_at=reading.venue_at,
+                venue_clock=reading.venue_clock,
+                feed=reading.feed,
+                correlation_id=correlation_id,
+                timestamp=timestamp,
+            )
         equity = reading.equity
         if daily_reset and self._new_day(timestamp):
             self._peak_reset(
@@ -252,10 +335,10 @@ class Account(TradecoreAggregate):
                 )
             else:
                 confirms = self.pending
-        if (
-            confirms is None
-            and self.equity is not None
-            and is_jump(self.equity, equity, thresholds.glitch_bound)
+        # The first reading is a jump from nothing: it is confirmed like any other, so one
+        # inflated first figure can never become the peak.
+        if confirms is None and (
+            self.equity is None or is_jump(self.equity, equity, thresholds.glitch_bound)
         ):
             self._recorded(
                 **_figures(reading, equity),
@@ -272,6 +355,7 @@ class Account(TradecoreAggregate):
                 drawdown=drawdown(equity, self.peak),
                 reading_event_id=event_id(self.id, self.version),
                 unconfirmed=unconfirmed,
+                clock_step=step,
             )
         peak = next_peak(self.peak, equity)
         dd = drawdown(equity, peak).quantize(PLACES)
@@ -320,6 +404,7 @@ class Account(TradecoreAggregate):
             breach_event_id=breach_id,
             unconfirmed=unconfirmed,
             reallows_entries=reallow,
+            clock_step=step,
         )
 
     # -- transfers --------------------------------------------------------------------------
@@ -394,6 +479,25 @@ class Account(TradecoreAggregate):
             timestamp=require_aware(timestamp),
         )
 
+    def blind_reason(self, now: datetime, bound: timedelta) -> str | None:
+        """Why the breaker cannot see the account now, or None when it can: it sees only
+        while its last accepted reading is at most ``bound`` old (by the local clock that
+        recorded it, against ``now``) and no reading has been rejected since."""
+        if self.equity is None or self.last_accepted_local_at is None:
+            return "no equity reading has been accepted yet (is the worker running?)"
+        if self.rejected_since_accepted:
+            return (
+                f"the last {self.rejected_since_accepted} equity reading(s) were rejected "
+                f"({self.last_rejection})"
+            )
+        age = now - self.last_accepted_local_at
+        if age > bound:
+            return (
+                f"the last accepted equity reading is {age.total_seconds():.1f} s old "
+                f"(bound {bound.total_seconds():g} s; is the worker running?)"
+            )
+        return None
+
     def _new_day(self, at: datetime) -> bool:
         return self.peak_reset_at is not None and at.date() > self.peak_reset_at.date()
 
@@ -414,8 +518,18 @@ class Account(TradecoreAggregate):
         confirms: int | None,
         correlation_id: UUID,
         timestamp: datetime,
+        venue_clock: bool = False,
+        feed: str | None = None,
+        sequence: int | None = None,
     ) -> None:
         self.last_reading_at = venue_at
+        self.feed, self.feed_sequence = feed, sequence
+        self.last_local_at = timestamp
+        if venue_clock:
+            self.last_venue_at = venue_at
+            self.clock_offset_s = (timestamp - venue_at).total_seconds()
+        else:
+            self.clock_offset_s = None
         if status == "pending":
             # Applied before the version moves on: this event is version + 1.
             self.pending = {"version": self.version + 1, "equity": equity, "venue_at": venue_at}
@@ -425,6 +539,8 @@ class Account(TradecoreAggregate):
             self.peak_at = venue_at
         self.equity, self.peak, self.drawdown = equity, peak, drawdown
         self.last_accepted_at = venue_at
+        self.last_accepted_local_at = timestamp
+        self.rejected_since_accepted = 0
         if self.peak_reset_at is None:
             self.peak_reset_at = timestamp  # the first high-water mark starts here
 
@@ -442,6 +558,23 @@ class Account(TradecoreAggregate):
         timestamp: datetime,
     ) -> None:
         self.rejected_count += 1
+        self.rejected_since_accepted += 1
+        self.last_rejection = reason
+
+    @event(ClockStepDetected)
+    def _clock_step(
+        self,
+        *,
+        detail: str,
+        local_at: datetime,
+        previous_local_at: datetime | None,
+        venue_at: datetime,
+        venue_clock: bool,
+        feed: str | None,
+        correlation_id: UUID,
+        timestamp: datetime,
+    ) -> None:
+        pass  # a fact for the operator; the reading that follows carries the new offset
 
     @event(ReadingUnconfirmed)
     def _unconfirmed(
@@ -554,4 +687,7 @@ def _figures(reading: Reading, equity: Decimal) -> dict[str, Any]:
         "unrealized": reading.unrealized,
         "source": reading.source,
         "venue_at": reading.venue_at,
+        "venue_clock": reading.venue_clock,
+        "feed": reading.feed,
+        "sequence": reading.sequence,
     }

@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
-from domain.drawdown import BREAKER_ACTOR
+from domain.drawdown import BREAKER_ACTOR, DEFAULT_GLITCH_BOUND, DEFAULT_HYSTERESIS, Thresholds
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import POLICY_ID
 
@@ -57,8 +57,14 @@ class RiskLimits:
         max_position_notional: Decimal | str | int,
         drawdown_soft_threshold: Decimal | str | int,
         drawdown_hard_threshold: Decimal | str | int,
+        hysteresis: Decimal = DEFAULT_HYSTERESIS,
+        glitch_bound: Decimal = DEFAULT_GLITCH_BOUND,
     ) -> RiskLimits:
-        """Return limits after checking every rule; raises PolicyError naming the rule."""
+        """Return limits after checking every rule; raises PolicyError naming the rule.
+
+        ``hysteresis`` and ``glitch_bound`` are the drawdown breaker's configuration: the
+        thresholds must be ones the breaker can evaluate with them in force.
+        """
         leverage = to_decimal(max_leverage, "max_leverage")
         notional = to_decimal(max_position_notional, "max_position_notional")
         soft = to_decimal(drawdown_soft_threshold, "drawdown_soft_threshold")
@@ -79,6 +85,12 @@ class RiskLimits:
             raise PolicyError(
                 f"drawdown_hard_threshold ({hard}) must be below drawdown_soft_threshold ({soft})"
             )
+        try:
+            Thresholds(soft=soft, hard=hard, hysteresis=hysteresis, glitch_bound=glitch_bound)
+        except InvalidCommand as e:
+            raise PolicyError(
+                f"the drawdown breaker cannot evaluate these thresholds: {e}"
+            ) from None
         return cls(leverage, notional, soft, hard)
 
 
@@ -271,8 +283,11 @@ class Policy(TradecoreAggregate):
         drawdown_hard_threshold: Decimal | str | None = None,
         correlation_id: UUID | None = None,
         causation_id: UUID | None = None,
+        hysteresis: Decimal = DEFAULT_HYSTERESIS,
+        glitch_bound: Decimal = DEFAULT_GLITCH_BOUND,
     ) -> bool:
-        """Change some limits; the resulting set is validated as a whole.
+        """Change some limits; the resulting set is validated as a whole, with the drawdown
+        breaker's ``hysteresis`` and ``glitch_bound`` (fractions) in force.
 
         Returns False (and records nothing) when nothing changes. Raises PolicyError naming
         the broken rule, with the policy untouched.
@@ -297,6 +312,8 @@ class Policy(TradecoreAggregate):
                 if drawdown_hard_threshold is None
                 else drawdown_hard_threshold
             ),
+            hysteresis=hysteresis,
+            glitch_bound=glitch_bound,
         )
         if new == current:
             return False

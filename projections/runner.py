@@ -25,7 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
 
@@ -176,8 +176,8 @@ class ProjectionRunner:
         mapper: Mapper[UUID],
         projections: Sequence[Projection],
         *,
+        clock: Callable[[], datetime],  # the one clock, given by the bootstrap
         batch_size: int = 500,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         probe: Callable[[], None] = lambda: None,
         retry_after: float = 1.0,
         max_retry_after: float = 60.0,

@@ -12,6 +12,8 @@ from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from tests.postgres import PgTestServer, embedded_server, find_server, migrate
 
+TEST_BREAKER_SIGHT = 600.0  # seconds
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgTestServer]:
@@ -45,7 +47,10 @@ def empty_database(pg_server: PgTestServer) -> Iterator[DatabaseAddress]:
 
 @pytest.fixture
 def settings(database: DatabaseAddress) -> Settings:
-    return Settings(database_url=database.url)
+    # No worker reads equity every second in most tests: a test that opens trades takes one
+    # reading first (paper_drill.breaker_reads), fresh for a test's length. The default
+    # bound is tested where it matters (test_gate_breaker_blind.py) and by the e2e tests.
+    return Settings(database_url=database.url, breaker_blind_after=TEST_BREAKER_SIGHT)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from functools import partial
 from itertools import pairwise
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, select, text, update
+from sqlalchemy import Connection, Engine, Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -87,7 +87,10 @@ class PaperVenue:
         def balance(conn: Connection, _: Draw) -> Balance:
             acct = self.book.account(conn)
             upnl = sum((p.unrealized_pnl for p in self.book.positions(conn, None)), Decimal(0))
-            return Balance(acct.currency, acct.wallet, upnl, at=self.clock())
+            # Dated by the paper venue's own clock (the database server's), as an exchange
+            # dates its figures by its clock, not by the client's.
+            at = conn.execute(select(func.clock_timestamp())).scalar_one()
+            return Balance(acct.currency, acct.wallet, upnl, at=at)
 
         return self._request(balance, kind="read")
 

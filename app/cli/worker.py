@@ -34,6 +34,8 @@ def run(
     if exchange is not None:
         cli_state.exchange = exchange
     core = cli_state.core(pool_size=SERVICE_POOL_SIZE)
+    # Refused now, not discovered as a breaker loop that never gets a reading.
+    core.drawdown_breaker().check_can_run()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

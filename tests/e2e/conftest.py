@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.database import DatabaseAddress
+from tests.waiting import wait_for
 
 TRADECORE = Path(sys.executable).with_name("tradecore")
 
@@ -61,3 +65,27 @@ def cli(database: DatabaseAddress) -> Cli:
 def bare_cli() -> Cli:
     """The CLI with no tradecore configuration at all."""
     return Cli(base_env())
+
+
+@contextmanager
+def running_worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
+    """``tradecore run`` in the background, entered once its drawdown breaker has accepted a
+    reading (until then the gate refuses entries: BREAKER_BLIND); stopped with SIGTERM."""
+    worker = subprocess.Popen(
+        [str(TRADECORE), "run", "--exchange", "paper", "--duration", "300"],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: cli("risk", "status", "--json").json()["equity"] is not None,
+            60,
+            interval=0.2,
+            what="the worker's first equity reading",
+        )
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)

@@ -14,14 +14,9 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
     assert cli("paper", "deposit", "--amount", "3000").code == 0
     allowed = cli("policy", "set", "--allow-new-trades", "true", "--reason", "drill", "--yes")
     assert allowed.code == 0, allowed.stderr
-    for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
-        opened = cli(
-            "trade", "open", "--symbol", symbol, "--side", "long", "--notional", "4000", "--json"
-        )
-        assert opened.code == 0, opened.stderr
-        assert opened.json()["outcome"] == "FILLED"
+    # The worker first: the gate refuses entries the breaker cannot see (BREAKER_BLIND).
     worker = subprocess.Popen(
-        [str(TRADECORE), "run", "--exchange", "paper", "--duration", "60"],
+        [str(TRADECORE), "run", "--exchange", "paper", "--duration", "90"],
         env=cli.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -33,6 +28,13 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
             60,
             interval=0.2,
         )
+        for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
+            opened = cli(
+                "trade", "open", "--symbol", symbol, "--side", "long", "--notional", "4000",
+                "--json",
+            )  # fmt: skip
+            assert opened.code == 0, opened.stderr
+            assert opened.json()["outcome"] == "FILLED"
         for symbol, price in (("BTC/USDT:USDT", "51000"), ("ETH/USDT:USDT", "2550")):
             assert cli("paper", "price", "--symbol", symbol, "--price", price).code == 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, running_worker
 
 
 def version(cli: Cli) -> int:
@@ -136,4 +136,7 @@ def test_reset_then_explicit_allow_reopens_trading(cli: Cli) -> None:
     status = cli("status", "--json").json()
     assert status["gate"]["code"] == "NEW_TRADES_DISABLED"
     assert cli("policy", "set", "--allow-new-trades", "true", "--reason", "go", "--yes").code == 0
-    assert cli("status", "--json").json()["gate"]["allowed"] is True
+    # Open to entries, but not while no worker's breaker watches the account.
+    assert cli("status", "--json").json()["gate"]["code"] == "BREAKER_BLIND"
+    with running_worker(cli):
+        assert cli("status", "--json").json()["gate"]["allowed"] is True

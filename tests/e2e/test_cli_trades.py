@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, running_worker
 
 BTC = "BTC/USDT:USDT"
 
@@ -51,7 +51,11 @@ def test_a_manual_trade_fills_then_the_emergency_closes_it_and_refuses_the_next(
         "policy", "set", "--allow-new-trades", "true", "--reason", "open trading", "--yes"
     )
     assert opened_by_operator.code == 0, opened_by_operator.stderr
+    with running_worker(cli):
+        manual_trade_then_emergency(cli)
 
+
+def manual_trade_then_emergency(cli: Cli) -> None:
     opened = cli(
         "trade", "open", "--symbol", BTC, "--side", "long", "--notional", "1000",
         "--reason", "test",

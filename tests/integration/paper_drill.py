@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
+from app.bootstrap import Core
 from domain.venue import OrderRequest, PositionSide, Side
 
 PRICES = {
@@ -82,3 +83,13 @@ def doubled_orders(engine: Engine) -> list[str]:
     problems = [f"{cid} sent {n} times" for cid, n in sent.items() if n > 1]
     problems += [f"{cid}: {outcome}" for cid, outcome in requests if "would not reduce" in outcome]
     return problems
+
+
+def breaker_reads(core: Core) -> None:
+    """The drawdown breaker reads the account once, as a running worker does every second.
+
+    The gate refuses entries while the breaker cannot see the account (BREAKER_BLIND); a
+    test that opens trades without a worker takes this reading first. The test settings
+    keep such a reading fresh for the length of a test (``breaker_blind_after``)."""
+    poll = core.drawdown_breaker().poll()
+    assert poll.last is not None and poll.last.status == "accepted", poll

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
+from domain.account import Account
+from domain.drawdown import Reading, Thresholds
 from domain.emergency import LEGACY_INSTALLATION, Emergency
 from domain.ids import EMERGENCY_ID, POLICY_ID
 from domain.policy import Policy
+from tests.integration.paper_drill import breaker_reads
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,4 +54,56 @@ def test_version_1_creation_events_load_with_their_old_meaning(settings: Setting
         assert latch.installation_id == LEGACY_INSTALLATION
         # And the projection, which replays the same events, agrees.
         core.runner.catch_up()
+        breaker_reads(core)  # the gate also needs a breaker that sees the account
         assert core.gate.can_open_new_trades().allowed
+
+
+def test_version_1_equity_readings_load_and_nothing_is_ordered_against_them(
+    settings: Settings,
+) -> None:
+    """Readings recorded before feeds and venue clocks: no feed, no sequence, and a date that
+    may have been the local clock's, so a new feed's reading dated earlier is still judged."""
+    account = Account.open(account="main", timestamp=T0)
+    limits = Thresholds(soft=Decimal("-0.05"), hard=Decimal("-0.10"))
+    for _ in range(2):  # the first reading and its confirmation
+        account.record_reading(
+            Reading(Decimal(100), Decimal(100), Decimal(0), "old", T0 + timedelta(minutes=5)),
+            thresholds=limits,
+            positions_open=False,
+            emergency_active=False,
+            entries_allowed=True,
+            breaker_stopped_entries=False,
+            timestamp=T0 + timedelta(minutes=5),
+            correlation_id=uuid4(),
+        )
+    with bootstrap(settings) as core:
+        stored = []
+        for event in account.collect_events():
+            record = core.store.mapper.to_stored_event(event)
+            state = json.loads(record.state)
+            if isinstance(event, Account.EquityRecorded):
+                for name in ("venue_clock", "feed", "sequence", "class_version"):
+                    state.pop(name, None)
+            stored.append(
+                StoredEvent(
+                    originator_id=record.originator_id,
+                    originator_version=record.originator_version,
+                    topic=record.topic,
+                    state=json.dumps(state).encode(),
+                )
+            )
+        core.store.recorder.insert_events(stored)
+        loaded = core.store.repository.get(account.id)
+        assert isinstance(loaded, Account) and loaded.equity == Decimal(100)
+        assert loaded.feed is None and loaded.last_venue_at is None
+        evaluation = loaded.record_reading(
+            Reading(Decimal(99), Decimal(99), Decimal(0), "new", T0, feed="f", sequence=1),
+            thresholds=limits,
+            positions_open=False,
+            emergency_active=False,
+            entries_allowed=True,
+            breaker_stopped_entries=False,
+            timestamp=T0,
+            correlation_id=uuid4(),
+        )
+        assert evaluation.status == "accepted"

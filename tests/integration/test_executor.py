@@ -18,6 +18,7 @@ from app.executor import Executor, Outcome, TradeIntent
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest, OutcomeUnknown, VenueUnavailable
+from tests.integration.paper_drill import breaker_reads
 
 BTC = "BTC/USDT:USDT"
 
@@ -37,6 +38,7 @@ def funded(core: Core) -> PaperVenue:
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     venue.admin().set_price(BTC, Decimal(50_000))
     return venue
 

@@ -9,13 +9,17 @@ from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.gate import GateCode
+from tests.conftest import TEST_BREAKER_SIGHT
+from tests.integration.paper_drill import breaker_reads
 
 
 def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns(
     own_server: EmbeddedPostgres,
 ) -> None:
-    with bootstrap(Settings(database_url=own_server.address.url)) as core:
+    settings = Settings(database_url=own_server.address.url, breaker_blind_after=TEST_BREAKER_SIGHT)
+    with bootstrap(settings) as core:
         core.commands.update_policy(actor="op", reason="open", allow_new_trades=True)
+        breaker_reads(core)  # the breaker sees the account: only the store is in question
         core.runner.catch_up()
         assert core.gate.can_open_new_trades().allowed
 
@@ -34,6 +38,7 @@ def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns
 
 
 def test_gate_closes_when_the_view_is_behind_past_the_bound(core: Core) -> None:
+    breaker_reads(core)
     core.runner.catch_up()
     bound = core.gate.max_lag_events
     for i in range(bound + 1):
@@ -54,6 +59,7 @@ def test_a_fresh_install_refuses_new_trades_until_an_operator_allows_them(
         assert not decision.allowed
         assert decision.code is GateCode.NEW_TRADES_DISABLED
         core.commands.update_policy(actor="op", reason="open", allow_new_trades=True)
+        breaker_reads(core)
         assert core.gate.can_open_new_trades().allowed
 
 

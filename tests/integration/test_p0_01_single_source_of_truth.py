@@ -12,6 +12,7 @@ from app.gate import GateCode
 from app.queries import current_snapshot
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import POLICY_ID
+from tests.integration.paper_drill import breaker_reads
 
 
 def readers_say(core: Core) -> dict[str, object]:
@@ -32,6 +33,7 @@ def readers_say(core: Core) -> dict[str, object]:
 
 
 def test_every_reader_says_emergency_once_activation_is_committed(core: Core) -> None:
+    breaker_reads(core)  # the breaker sees the account: only the policy is in question
     before = readers_say(core)
     assert set(before.values()) == {False, True}
     assert before["gate_allows"] is True and before["gate_emergency"] is False
@@ -63,6 +65,7 @@ def test_gate_is_fresh_before_the_view_has_caught_up(core: Core) -> None:
 
 
 def test_gate_answers_from_the_view_when_it_is_at_the_head(core: Core) -> None:
+    breaker_reads(core)  # the breaker sees the account: only the policy is in question
     core.runner.catch_up()
     decision = core.gate.can_open_new_trades()
     assert decision.source == "view"
@@ -90,6 +93,7 @@ def test_activating_an_active_latch_records_nothing(core: Core) -> None:
 
 
 def test_reset_leaves_new_trades_stopped_until_an_operator_allows_them(core: Core) -> None:
+    breaker_reads(core)  # the breaker sees the account: only the policy is in question
     core.commands.activate_emergency(reason="drill", actor="alice")
     core.commands.reset_emergency(reason="all clear", actor="alice", venue_exposure=lambda: (0, 0))
     decision = core.gate.can_open_new_trades()

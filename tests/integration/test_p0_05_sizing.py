@@ -20,6 +20,7 @@ from domain.sizing import ALPHA
 from domain.sizing_agent import SizingAgent
 from domain.sizing_record import SizingRecord
 from domain.trade import Trade
+from tests.integration.paper_drill import breaker_reads
 
 BTC = "BTC/USDT:USDT"
 CALM = [60000, 60010, 60005, 60012, 60008, 60011, 60009]
@@ -71,6 +72,7 @@ def test_too_few_prices_are_sized_as_high_and_say_so(core: Core) -> None:
 def test_the_executor_sizes_every_intent_before_the_gate(core: Core) -> None:
     venue = feed(core, WILD)
     venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     execution = core.executor().open(
         TradeIntent(symbol=BTC, side="long", notional=Decimal(1000), actor="t", reason="t")
     )
@@ -88,6 +90,7 @@ def test_closed_trades_move_the_q_table_and_a_restart_sees_the_same_table(
 ) -> None:
     venue = feed(core, CALM)
     venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     pnls = []
     for exit_price in (Decimal(60250), Decimal(59900), Decimal(60300)):
         venue.admin().set_price(BTC, Decimal(60010))

@@ -29,6 +29,7 @@ from domain.model_registry import (
     model_id,
 )
 from projections.tables import model_consumers
+from tests.integration.paper_drill import breaker_reads
 
 NAME = "signal"
 
@@ -179,6 +180,7 @@ def test_the_consumers_score_with_the_promoted_model(
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     for price in (60000, 60100, 59900, 60300, 60250, 60400):
         venue.admin().set_price("BTC/USDT:USDT", Decimal(price))
 

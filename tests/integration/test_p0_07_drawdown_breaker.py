@@ -26,7 +26,7 @@ from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
-from tests.integration.paper_drill import place
+from tests.integration.paper_drill import breaker_reads, place
 from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -202,7 +202,8 @@ def test_glitch_readings_are_rejected_or_unconfirmed_and_never_trip(
 ) -> None:
     long_book(venue)
     script: list[Balance | Exception] = [
-        balance("10000"),
+        balance("10000"),  # the first reading is held for confirmation ...
+        balance("10000"),  # ... and confirmed by the immediate re-read
         balance("0"),  # zero while positions are open
         Balance("USDT", Decimal("NaN"), Decimal(0)),
         balance("-50"),
@@ -259,6 +260,7 @@ def intent(symbol: str = BTC) -> TradeIntent:
 def test_a_soft_breach_blocks_entries_allows_exits_and_recovery_gives_back_only_its_own_stop(
     core: Core, venue: PaperVenue
 ) -> None:
+    breaker_reads(core)  # the breaker has seen the account before any entry
     executor = core.executor()
     opened = executor.open(intent())
     assert opened.outcome is Outcome.FILLED and opened.trade_id is not None

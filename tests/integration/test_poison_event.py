@@ -21,7 +21,7 @@ from domain.errors import InvalidCommand
 from projections.rebuild import VerifyReport, verify
 from projections.runner import ProjectionPosition
 from tests.integration.paper_drill import place
-from tests.poison import UNSTORABLE, poison_policy_view
+from tests.poison import poison_policy_view
 from tests.waiting import wait_for
 
 BTC = "BTC/USDT:USDT"

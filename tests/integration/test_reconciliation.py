@@ -13,6 +13,7 @@ from app.executor import Outcome, TradeIntent
 from app.worker import Worker
 from domain.trade import Trade
 from domain.venue import OrderRequest, Side
+from tests.integration.paper_drill import breaker_reads
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
@@ -21,6 +22,7 @@ def paper(core: Core) -> PaperVenue:
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     return venue
 
 

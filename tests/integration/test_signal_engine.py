@@ -12,6 +12,7 @@ from app.bootstrap import Core
 from app.executor import Outcome
 from app.signal_engine import SignalEngine
 from domain.signals import MovingAverageCrossover
+from tests.integration.paper_drill import breaker_reads
 
 ETH = "ETH/USDT:USDT"
 
@@ -61,6 +62,7 @@ def test_a_cross_up_opens_a_long_and_a_cross_down_closes_it_and_opens_a_short(
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(10_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     bars = Bars()
     signals = engine(core, bars)
 
@@ -81,6 +83,7 @@ def test_a_bar_replayed_after_a_restart_is_not_a_second_trade(core: Core) -> Non
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(10_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     bars = Bars()
     play(core, engine(core, bars), bars, [3000, 3000, 3000, 3000, 3100])
     (first,) = core.trade_store().list_open_trades()
@@ -99,6 +102,7 @@ def test_a_worker_that_no_longer_holds_its_lock_acts_on_no_signal(core: Core) ->
     venue = core.venue()
     assert isinstance(venue, PaperVenue)
     venue.admin().deposit(Decimal(10_000))
+    breaker_reads(core)  # the breaker has seen the account before any entry
     bars = Bars()
     holds_lock = [True]
     signals = engine(core, bars, fence=lambda: holds_lock[0])

@@ -60,3 +60,30 @@ def test_every_source_package_is_listed_for_installation() -> None:
         for init in (ROOT / top).rglob("__init__.py"):
             package = ".".join(init.parent.relative_to(ROOT).parts)
             assert package in listed, f"{package} is not in [tool.setuptools] packages"
+
+
+WALL_CLOCK_READS = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("time", "time"),
+    ("date", "today"),
+}
+
+
+def test_only_app_clock_reads_the_wall_clock() -> None:
+    # One clock, injected everywhere: a test (or a skewed host) can move it, and no module
+    # can date an event by a clock the others do not see. Monotonic timers measure durations
+    # and are not domain time.
+    readers = []
+    for package in ("domain", "projections", "adapters", "app"):
+        for path in (ROOT / package).rglob("*.py"):
+            module = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and (node.value.id, node.attr) in WALL_CLOCK_READS
+                    and module != "app/clock.py"
+                ):
+                    readers.append(f"{module}:{node.lineno}")
+    assert readers == []

@@ -1263,3 +1263,17 @@ def test_contracts_count_in_base_currency_through_the_contract_size() -> None:
     position = position_from_ccxt(raw, Decimal(1))
 
     assert position is not None and position.quantity == Decimal("0.03")
+
+
+# -- can the venue report equity? ------------------------------------------------------------
+
+
+def test_mapped_venues_report_equity_and_an_unmapped_one_says_what_is_missing(
+    binance: Rig, bybit: Rig
+) -> None:
+    assert binance.venue.equity_unsupported() is None
+    assert bybit.venue.equity_unsupported() is None
+    gate = CcxtVenue(ccxt.gate({"apiKey": KEY, "secret": SECRET}))
+    missing = gate.equity_unsupported()
+    assert missing is not None and "ccxt:gate cannot report equity" in missing
+    assert "wallet and unrealized PnL" in missing and "ccxt:bybit" in missing

@@ -27,9 +27,16 @@ LIMITS = Thresholds(soft=Decimal("-0.05"), hard=Decimal("-0.10"))
 
 
 class Feed:
-    """An Account fed readings one second apart, as the worker would."""
+    """An Account fed readings one second apart, as the worker would.
 
-    def __init__(self, *, entries_allowed: bool = True, daily_reset: bool = False) -> None:
+    ``confirm_first``: the first reading is re-read at once, as the breaker's poll does for
+    any reading held for confirmation (so most tests start from an accepted first reading).
+    """
+
+    def __init__(
+        self, *, entries_allowed: bool = True, daily_reset: bool = False, confirm_first: bool = True
+    ) -> None:
+        self.confirm_first = confirm_first
         self.account = Account.open(account="test", timestamp=T0)
         self.at = T0
         self.entries_allowed = entries_allowed
@@ -45,6 +52,20 @@ class Feed:
         positions_open: bool = True,
         at: datetime | None = None,
         step: timedelta = timedelta(seconds=1),
+    ) -> Evaluation:
+        first = self.account.equity is None and self.account.pending is None
+        evaluation = self._read(equity, positions_open=positions_open, at=at, step=step)
+        if first and self.confirm_first and evaluation.needs_confirmation:
+            evaluation = self._read(equity, positions_open=positions_open, at=None, step=step)
+        return evaluation
+
+    def _read(
+        self,
+        equity: str | Decimal,
+        *,
+        positions_open: bool,
+        at: datetime | None,
+        step: timedelta,
     ) -> Evaluation:
         self.at = at or self.at + step
         value = Decimal(equity)
@@ -182,6 +203,28 @@ def test_a_gradual_fall_trips_without_waiting_for_confirmation() -> None:
     assert not any(r.needs_confirmation for r in results)
 
 
+def test_an_inflated_first_reading_never_becomes_the_peak() -> None:
+    feed = Feed(confirm_first=False)
+    first = feed.read("100000")  # x10: a glitch before anything was accepted
+    assert first.needs_confirmation and feed.account.peak == 0
+    results = [feed.read("10000") for _ in range(3)]
+    assert results[0].unconfirmed and results[0].needs_confirmation
+    assert [r.status for r in results] == ["pending", "accepted", "accepted"]
+    assert all(r.transition is Transition.NONE for r in results)
+    assert feed.account.peak == Decimal(10000) and feed.account.drawdown == 0
+    assert feed.account.breaker_state is BreakerState.NORMAL and not feed.emergency_active
+    [unconfirmed] = feed.events(Account.ReadingUnconfirmed)
+    assert unconfirmed.pending_equity == Decimal(100000)  # type: ignore[attr-defined]
+    assert feed.events(Account.HardBreach) == feed.events(Account.SoftBreach) == []
+
+
+def test_a_first_reading_is_accepted_once_the_next_one_confirms_it() -> None:
+    feed = Feed(confirm_first=False)
+    assert feed.read("10000").needs_confirmation
+    confirmed = feed.read("9990")
+    assert confirmed.status == "accepted" and feed.account.peak == Decimal(9990)
+
+
 def test_a_second_jump_replaces_a_contradicted_pending_reading() -> None:
     feed = Feed()
     feed.read("10000")
@@ -270,3 +313,105 @@ def test_resetting_the_peak_before_any_reading_is_refused() -> None:
 def test_thresholds_out_of_order_are_refused(soft: str, hard: str) -> None:
     with pytest.raises(InvalidCommand, match="thresholds"):
         Thresholds(soft=Decimal(soft), hard=Decimal(hard))
+
+
+# -- ordering without the local clock ------------------------------------------------------------
+
+
+def record(
+    account: Account,
+    equity: str,
+    *,
+    local_at: datetime,
+    venue_at: datetime | None = None,
+    feed: str = "f1",
+    sequence: int,
+) -> Evaluation:
+    """One reading as the breaker records it: dated by the venue when ``venue_at`` is given,
+    else by the local clock, and numbered by its feed."""
+    value = Decimal(equity)
+    evaluation = account.record_reading(
+        Reading(
+            value,
+            value,
+            Decimal(0),
+            "test",
+            venue_at or local_at,
+            venue_clock=venue_at is not None,
+            feed=feed,
+            sequence=sequence,
+        ),
+        thresholds=LIMITS,
+        positions_open=True,
+        emergency_active=False,
+        entries_allowed=True,
+        breaker_stopped_entries=False,
+        timestamp=local_at,
+        correlation_id=uuid4(),
+    )
+    return evaluation
+
+
+def started(local_at: datetime, **dated: datetime) -> Account:
+    account = Account.open(account="test", timestamp=T0)
+    record(account, "10000", local_at=local_at, sequence=1, **dated)
+    record(account, "10000", local_at=local_at, sequence=2, **dated)
+    assert account.equity == Decimal(10000)
+    account.collect_events()
+    return account
+
+
+def test_a_new_feed_whose_clock_is_minutes_behind_is_judged_and_the_step_recorded() -> None:
+    account = started(T0)
+    behind = T0 - timedelta(minutes=2) + timedelta(seconds=1)
+    evaluation = record(account, "9990", local_at=behind, feed="f2", sequence=1)
+    assert evaluation.status == "accepted" and evaluation.clock_step is not None
+    crash = [
+        record(account, "8500", local_at=behind + timedelta(seconds=1), feed="f2", sequence=2),
+        record(account, "8490", local_at=behind + timedelta(seconds=1), feed="f2", sequence=3),
+    ]
+    assert crash[-1].transition is Transition.HARD_BREACH
+    events = account.collect_events()
+    [step] = [e for e in events if isinstance(e, Account.ClockStepDetected)]
+    assert "ran 119.000 s backwards" in step.detail
+    assert not [e for e in events if isinstance(e, Account.EquityReadingRejected)]
+
+
+def test_a_venue_dated_reading_is_judged_whatever_the_local_clock_says() -> None:
+    account = started(T0, venue_at=T0)
+    ahead = T0 + timedelta(minutes=2)
+    evaluation = record(
+        account, "9990", local_at=ahead, venue_at=T0 + timedelta(seconds=1), sequence=3
+    )
+    assert evaluation.status == "accepted"
+    assert evaluation.clock_step is not None and "ahead of the venue's clock" in (
+        evaluation.clock_step
+    )
+
+
+def test_within_a_feed_the_sequence_orders_readings_not_the_clock() -> None:
+    account = started(T0)
+    later_clock = T0 + timedelta(minutes=5)
+    stale = record(account, "5000", local_at=later_clock, sequence=2)
+    assert stale.status == "rejected" and "out of order" in (stale.reason or "")
+    assert account.equity == Decimal(10000)
+
+
+def test_a_reading_the_venue_dated_before_the_last_one_is_rejected() -> None:
+    account = started(T0, venue_at=T0)
+    old = record(
+        account, "5000", local_at=T0, venue_at=T0 - timedelta(seconds=1), feed="f2", sequence=1
+    )
+    assert old.status == "rejected" and "by the venue's clock" in (old.reason or "")
+
+
+def test_a_small_drift_between_the_clocks_is_not_a_step() -> None:
+    account = started(T0, venue_at=T0)
+    drift = record(
+        account,
+        "9990",
+        local_at=T0 + timedelta(seconds=3),
+        venue_at=T0 + timedelta(seconds=1),
+        sequence=3,
+    )
+    assert drift.status == "accepted" and drift.clock_step is None

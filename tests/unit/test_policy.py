@@ -9,6 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.drawdown import (
+    DEFAULT_GLITCH_BOUND,
+    DEFAULT_HYSTERESIS,
+    BreakerState,
+    Thresholds,
+    drawdown,
+    transition,
+)
 from domain.errors import InvalidCommand
 from domain.policy import (
     DEFAULT_LIMITS,
@@ -149,6 +157,69 @@ def test_accepted_thresholds_always_have_hard_below_soft(soft: Decimal, hard: De
             drawdown_hard_threshold=hard,
         )
     except PolicyError:
-        assert hard >= soft
+        assert hard >= soft or soft + DEFAULT_HYSTERESIS >= 0
     else:
         assert Decimal(-1) < limits.drawdown_hard_threshold < limits.drawdown_soft_threshold < 0
+
+
+# -- thresholds the drawdown breaker can evaluate ----------------------------------------------
+
+
+def test_a_soft_threshold_inside_the_hysteresis_is_refused_naming_the_constraint() -> None:
+    policy = new_policy()
+    policy.collect_events()
+    with pytest.raises(PolicyError, match=r"soft threshold plus the hysteresis must stay below 0"):
+        policy.update_limits(
+            actor="a",
+            reason="r",
+            timestamp=T0,
+            drawdown_soft_threshold="-0.005",
+            drawdown_hard_threshold="-0.01",
+        )
+    assert policy.collect_events() == []
+    assert policy.limits == DEFAULT_LIMITS
+
+
+def test_the_configured_hysteresis_is_the_one_in_force() -> None:
+    policy = new_policy()
+    with pytest.raises(PolicyError, match=r"hysteresis 0\.06"):
+        policy.update_limits(
+            actor="a", reason="r", timestamp=T0, max_leverage="2", hysteresis=Decimal("0.06")
+        )
+    assert policy.update_limits(
+        actor="a",
+        reason="r",
+        timestamp=T0,
+        drawdown_soft_threshold="-0.005",
+        drawdown_hard_threshold="-0.01",
+        hysteresis=Decimal("0.001"),
+    )
+
+
+@given(
+    soft=thresholds,
+    hard=thresholds,
+    hysteresis=st.decimals(min_value=Decimal(0), max_value=Decimal("0.2"), places=4),
+    equity=st.decimals(min_value=Decimal(0), max_value=Decimal(10**6), places=2),
+)
+def test_every_accepted_policy_is_one_the_breaker_can_evaluate(
+    soft: Decimal, hard: Decimal, hysteresis: Decimal, equity: Decimal
+) -> None:
+    try:
+        limits = RiskLimits.validated(
+            max_leverage="1",
+            max_position_notional="1",
+            drawdown_soft_threshold=soft,
+            drawdown_hard_threshold=hard,
+            hysteresis=hysteresis,
+        )
+    except PolicyError:
+        return
+    rule = Thresholds(
+        soft=limits.drawdown_soft_threshold,
+        hard=limits.drawdown_hard_threshold,
+        hysteresis=hysteresis,
+        glitch_bound=DEFAULT_GLITCH_BOUND,
+    )
+    for state in BreakerState:
+        transition(state, drawdown(equity, Decimal(10**5)), rule, emergency_active=False)
