@@ -24,14 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
+from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
-from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
+from app.repository import WRITER, Conflict, Repository, RetryPolicy
+from app.services import SafetyCommands, latch_emergency
 from domain.account import Account, Evaluation
 from domain.drawdown import BREAKER_ACTOR, Reading, Thresholds, Transition
 from domain.emergency import Emergency
@@ -71,14 +69,15 @@ class DrawdownBreaker:
         clock: Callable[[], datetime],
         settings: BreakerSettings = BreakerSettings(),
         *,
-        max_attempts: int = 20,
+        retry: RetryPolicy = WRITER,
     ) -> None:
         self.store = store
+        self.repository = Repository(store)
         self.commands = commands
         self.venue = venue
         self.clock = clock
         self.settings = settings
-        self.max_attempts = max_attempts
+        self.retry = retry
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
 
@@ -113,10 +112,13 @@ class DrawdownBreaker:
     # -- the breaker ------------------------------------------------------------------------
 
     def record(self, reading: Reading) -> Evaluation:
-        """Record and judge one reading; its consequences are saved with it, atomically."""
+        """Record and judge one reading; its consequences are saved with it, atomically.
+        Raises StoreUnavailable (within the retry policy's bound), ConcurrencyExhausted."""
         correlation_id = uuid4()
         positions_open: bool | None = None
-        for _ in range(self.max_attempts):
+
+        def attempt() -> Evaluation:
+            nonlocal positions_open
             account = self._load()
             policy, emergency = self.commands.policy_and_latch()
             if positions_open is None:
@@ -142,13 +144,14 @@ class DrawdownBreaker:
             self._apply(evaluation, account, policy, emergency, correlation_id, now)
             try:
                 self._save(account, policy, emergency)
-            except IntegrityError:
-                self._account = None  # someone else wrote: reload and judge again
-                continue
+            except (Conflict, StoreUnavailable):
+                self._account = None  # someone else wrote, or unknown: reload, judge again
+                raise
             self._account = account
             self._log(evaluation, account)
             return evaluation
-        raise ConcurrencyExhausted("the drawdown breaker kept losing concurrent-update races")
+
+        return self.retry.run(attempt, what="the drawdown breaker")
 
     def reset_peak(
         self, *, actor: str, reason: str, confirm: Callable[[str], None] = lambda _: None
@@ -157,7 +160,9 @@ class DrawdownBreaker:
         a hard breach). ``confirm`` is called once, before anything is saved."""
         correlation_id = uuid4()
         confirmed = False
-        for _ in range(self.max_attempts):
+
+        def attempt() -> Account:
+            nonlocal confirmed
             account = self._load(fresh=True)
             old_peak, old_state = account.peak, account.state
             account.reset_peak(
@@ -169,22 +174,16 @@ class DrawdownBreaker:
                     f"(breaker {old_state} -> {account.state}) ({reason})"
                 )
                 confirmed = True
-            try:
-                self._save(account)
-            except IntegrityError:
-                continue
+            self._save(account)
             log.warning("drawdown peak reset by %s to %s: %s", actor, account.peak, reason)
             return account
-        raise ConcurrencyExhausted("the peak reset kept losing concurrent-update races")
+
+        return self.retry.run(attempt, what="the peak reset")
 
     def load(self) -> Account | None:
-        """The account as last committed, or None before its first reading."""
-        try:
-            found: object = self.commands.guard(lambda: self.store.repository.get(self.account_id))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, Account)
-        return found
+        """The account as last committed, or None before its first reading. Raises
+        StoreUnavailable when the store cannot say."""
+        return self.repository.find(Account, self.account_id)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -233,8 +232,8 @@ class DrawdownBreaker:
             )
 
     def _save(self, *aggregates: Account | Policy | Emergency) -> None:
-        """One transaction; IntegrityError when another writer saved first."""
-        self.commands.guard(partial(self.store.save, *aggregates))
+        """One transaction; Conflict when another writer saved first."""
+        self.repository.save(*aggregates)
 
     def _load(self, *, fresh: bool = False) -> Account:
         if self._account is not None and not fresh:

@@ -67,9 +67,9 @@ def guard(call: Callable[[], T]) -> T:
 class RetryPolicy:
     """Bounded retries with jittered exponential backoff.
 
-    ``budget``: seconds after which no new attempt starts (the last attempt's error is
-    raised); ``max_attempts`` bounds the count as well. Conflicts are retried at once with a
-    tiny jitter; an unavailable store with backoff up to ``max_backoff`` seconds.
+    ``budget``: seconds after which an unavailable store is no longer retried (the last
+    error is raised); ``max_attempts`` bounds the attempts as well. Conflicts are retried at
+    once with a tiny jitter; an unavailable store with backoff up to ``max_backoff`` seconds.
     """
 
     budget: float = 2.0
@@ -83,33 +83,28 @@ class RetryPolicy:
         """``attempt()`` until it returns, retrying Conflict and StoreUnavailable.
 
         ``attempt`` must reload what it changes (each call starts from the committed state).
-        Raises the last StoreUnavailable, or ConcurrencyExhausted after repeated conflicts,
-        once the budget or the attempts are spent; any other error at once.
+        Raises the last StoreUnavailable once ``budget`` seconds have passed (an outage), or
+        ConcurrencyExhausted after ``max_attempts`` conflicts (each of which was a round trip
+        that did reach the store); any other error at once.
         """
         started = self.now()
         backoff = self.first_backoff
-        last: Exception | None = None
         for n in range(self.max_attempts):
-            if n and self.now() - started >= self.budget:
-                break
             try:
                 return guard(attempt)
-            except Conflict as e:
-                last = e
+            except Conflict:
                 log.debug("%s: concurrent-update conflict, attempt %d", what, n + 1)
-                pause = random.uniform(0, min(self.first_backoff * 2**n, 0.1))  # noqa: S311
+                self.sleep(random.uniform(0, min(self.first_backoff * 2**n, 0.1)))  # noqa: S311
             except StoreUnavailable as e:
-                last = e
+                remaining = self.budget - (self.now() - started)
+                if remaining <= 0:
+                    raise
                 log.warning("%s: %s (attempt %d)", what, e, n + 1)
-                pause, backoff = backoff, min(backoff * 4, self.max_backoff)
-            remaining = self.budget - (self.now() - started)
-            if remaining <= 0:
-                break
-            self.sleep(min(pause, remaining))
-        if isinstance(last, StoreUnavailable):
-            raise last
+                self.sleep(min(backoff, remaining))
+                backoff = min(backoff * 4, self.max_backoff)
         raise ConcurrencyExhausted(
-            f"{what}: gave up after repeated concurrent-update conflicts; nothing recorded"
+            f"{what}: gave up after {self.max_attempts} concurrent-update conflicts; "
+            "nothing recorded"
         )
 
 
