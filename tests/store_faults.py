@@ -123,7 +123,7 @@ class StoreFaults:
         pending: dict[int, tuple[int, FaultKind]] = {}
 
         def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            index, kind = self._decide(f"engine:{statement.split()[0].lower()}")
+            index, kind = self._decide(f"engine:{statement.split(maxsplit=1)[0].lower()}")
             if kind in ("error", "timeout"):
                 error = self._fail(index, statement, kind)
                 raise SAOperationalError(statement, None, error)
