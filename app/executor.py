@@ -35,7 +35,7 @@ from app.repository import Conflict, Repository, guard
 from app.sizing import Sized
 from app.trades import TradeCommands
 from app.venues import retry_transient
-from domain.base import require_text, to_decimal
+from domain.base import MAX_TEXT, require_text, to_decimal
 from domain.refusal import RefusedIntent
 from domain.trade import Trade, TradeError, trade_id_for
 from domain.venue import (
@@ -354,7 +354,9 @@ class Executor:
             leverage=intent.leverage or Decimal(1),
             confidence=intent.confidence,
             code=code,
-            gate_reason=reason,
+            # A refusal's reason may quote a store error of any length: record its start
+            # rather than fail to record the refusal (the domain bounds text fields).
+            gate_reason=reason if len(reason) <= MAX_TEXT else reason[: MAX_TEXT - 1] + "…",
             policy_version=policy_version,
             actor=intent.actor,
             reason=intent.reason,

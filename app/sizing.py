@@ -109,18 +109,22 @@ class SizingService:
                 decision.leverage,
             )
         if decision_id is not None:
-            Repository(self.store).save(
-                SizingRecord.record(
-                    decision_id=decision_id,
-                    symbol=symbol,
-                    decision=decision,
-                    base_notional=base_notional,
-                    regime_known=regime.known,
-                    regime_note=regime.note,
-                    volatility=regime.volatility,
-                    timestamp=self.clock(),
+            # The id derives from the trade's: a Conflict means an earlier attempt of this
+            # same intent (one that failed later, e.g. in a store fault) recorded it. That
+            # record stands; refusing here would wedge the intent for good.
+            with contextlib.suppress(Conflict):
+                Repository(self.store).save(
+                    SizingRecord.record(
+                        decision_id=decision_id,
+                        symbol=symbol,
+                        decision=decision,
+                        base_notional=base_notional,
+                        regime_known=regime.known,
+                        regime_note=regime.note,
+                        volatility=regime.volatility,
+                        timestamp=self.clock(),
+                    )
                 )
-            )
         return Sized(decision, regime, base_notional, recent, decision_id)
 
     def regime(self, symbol: str) -> RegimeReading:
