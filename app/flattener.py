@@ -184,7 +184,8 @@ class Flattener:
                 try:
                     emergency = self._load()
                 except StoreUnavailable as e:
-                    # Unknown is not "none": keep flattening on what was last seen.
+                    # Unknown is not "none": retry until the deadline (no order can leave
+                    # before its attempt is recorded anyway).
                     seen.last_error = f"store unavailable: {e}"
                     if time.monotonic() - started > self.deadline:
                         return self._conclude_incomplete(known, seen, None, None)
