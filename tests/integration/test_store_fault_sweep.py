@@ -326,6 +326,7 @@ def test_each_path_makes_the_store_calls_the_sweep_covers(fresh_core: Core, name
     assert len(calls) == CALLS[name], f"{name} now makes {len(calls)} store calls: {calls}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "index", "kind"), CASES)
 def test_a_store_fault_at_any_call_of_a_safety_path_leaves_it_safe(
     fresh_core: Core, name: str, index: int, kind: FaultKind
