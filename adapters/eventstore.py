@@ -19,14 +19,17 @@ import psycopg_pool
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import (
-    InterfaceError,
     JSONTranscoder,
-    OperationalError,
+    Notification,
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
-from eventsourcing.utils import Environment, EnvType, retry
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+)
+from eventsourcing.utils import Environment, EnvType
 from sqlalchemy import Connection, text
 
 from adapters.database import (
@@ -56,7 +59,7 @@ def store_env(
 ) -> dict[str, str]:
     """The library settings for ``address``. Only these settings apply (see TradecoreEventStore)."""
     return {
-        "PERSISTENCE_MODULE": "adapters.eventstore:PatientPostgresFactory",
+        "PERSISTENCE_MODULE": "adapters.eventstore:OneAttemptFactory",
         "POSTGRES_DBNAME": address.dbname,
         "POSTGRES_HOST": address.host,
         "POSTGRES_PORT": str(address.port),
@@ -87,12 +90,16 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
 
     PIPELINE_LIMIT = 500
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # One attempt per call, on purpose: the library wraps its reads and inserts in a retry
+    # of 10 attempts, which with the 3 s pool timeout made a writer hang for minutes in an
+    # outage. Retrying is the caller's job, through the one policy (app.repository).
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if len(stored_events) <= self.PIPELINE_LIMIT:
-            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = _once(PostgresApplicationRecorder.insert_events)(
+                self, stored_events, **kwargs
+            )
             return ids
         with self.datastore.get_connection() as conn, conn.transaction():
             with conn.cursor() as curs:
@@ -100,6 +107,45 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
             with conn.cursor() as curs:
                 self._insert_stored_events(curs, stored_events, **kwargs)
                 return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        events: Sequence[StoredEvent] = _once(PostgresApplicationRecorder.select_events)(
+            self, originator_id, **kwargs
+        )
+        return events
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
+        found: Sequence[Notification] = _once(PostgresApplicationRecorder.select_notifications)(
+            self, *args, **kwargs
+        )
+        return found
+
+    def max_notification_id(self) -> int | None:
+        head: int | None = _once(PostgresApplicationRecorder.max_notification_id)(self)
+        return head
+
+
+def _once(method: Any) -> Any:
+    """The library's method without its retry decorator (which keeps it as ``__wrapped__``)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class OneAttemptSnapshotRecorder(PostgresAggregateRecorder):
+    """The snapshots' recorder, one attempt per call (see LargeBatchSafeRecorder)."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = _once(PostgresAggregateRecorder.insert_events)(
+            self, stored_events, **kwargs
+        )
+        return ids
+
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        events: Sequence[StoredEvent] = _once(PostgresAggregateRecorder.select_events)(
+            self, originator_id, **kwargs
+        )
+        return events
 
 
 class RiskLimitsAsDict(Transcoding):
@@ -168,6 +214,13 @@ class PatientPostgresFactory(PostgresFactory):
         except psycopg_pool.PoolTimeout as e:
             pool.close()
             raise StoreUnavailable(f"cannot open the event store's connections: {e}") from None
+
+
+class OneAttemptFactory(PatientPostgresFactory):
+    """The patient factory (above) with the one-attempt snapshot recorder: the one retry
+    policy is the application's (app.repository), never nested inside the store's calls."""
+
+    aggregate_recorder_class = OneAttemptSnapshotRecorder
 
 
 def open_event_store(address: DatabaseAddress, **kwargs: Any) -> TradecoreEventStore:

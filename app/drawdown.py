@@ -39,14 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
+from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
-from app.services import ConcurrencyExhausted, SafetyCommands, latch_emergency
+from app.repository import WRITER, Conflict, Repository, RetryPolicy
+from app.services import SafetyCommands, latch_emergency
 from app.venues import equity_unsupported
 from domain.account import Account, Evaluation
 from domain.drawdown import (
@@ -95,14 +93,15 @@ class DrawdownBreaker:
         clock: Callable[[], datetime],
         settings: BreakerSettings = BreakerSettings(),
         *,
-        max_attempts: int = 20,
+        retry: RetryPolicy = WRITER,
     ) -> None:
         self.store = store
+        self.repository = Repository(store)
         self.commands = commands
         self.venue = venue
         self.clock = clock
         self.settings = settings
-        self.max_attempts = max_attempts
+        self.retry = retry
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
         self._ledger_read_at: datetime | None = None  # when the transfer ledger was last read
@@ -189,7 +188,8 @@ class DrawdownBreaker:
 
     def _record_transfers(self, transfers: list[CashTransfer]) -> int:
         correlation_id = uuid4()
-        for _ in range(self.max_attempts):
+
+        def attempt() -> int:
             account = self._load()
             recorded = 0
             for transfer in sorted(transfers, key=lambda t: t.at):
@@ -203,11 +203,10 @@ class DrawdownBreaker:
                 return 0
             try:
                 self._save(account)
-            except IntegrityError:
-                self._account = None  # someone else wrote: reload and record again
-                continue
             except BaseException:
-                self._account = None  # never keep unsaved events in the cached account
+                # Someone else wrote, the store is away, or worse: never keep unsaved events
+                # in the cached account (the retry reloads and records again).
+                self._account = None
                 raise
             self._account = account
             log.warning(
@@ -217,15 +216,19 @@ class DrawdownBreaker:
                 account.peak,
             )
             return recorded
-        raise ConcurrencyExhausted("recording transfers kept losing concurrent-update races")
+
+        return self.retry.run(attempt, what="recording transfers")
 
     # -- the breaker ------------------------------------------------------------------------
 
     def record(self, reading: Reading) -> Evaluation:
-        """Record and judge one reading; its consequences are saved with it, atomically."""
+        """Record and judge one reading; its consequences are saved with it, atomically.
+        Raises StoreUnavailable (within the retry policy's bound), ConcurrencyExhausted."""
         correlation_id = uuid4()
         positions_open: bool | None = None
-        for _ in range(self.max_attempts):
+
+        def attempt() -> Evaluation:
+            nonlocal positions_open
             account = self._load()
             policy, emergency = self.commands.policy_and_latch()
             if positions_open is None:
@@ -245,13 +248,14 @@ class DrawdownBreaker:
             self._apply(evaluation, account, policy, emergency, correlation_id, now)
             try:
                 self._save(account, policy, emergency)
-            except IntegrityError:
-                self._account = None  # someone else wrote: reload and judge again
-                continue
+            except (Conflict, StoreUnavailable):
+                self._account = None  # someone else wrote, or unknown: reload, judge again
+                raise
             self._account = account
             self._log(evaluation, account)
             return evaluation
-        raise ConcurrencyExhausted("the drawdown breaker kept losing concurrent-update races")
+
+        return self.retry.run(attempt, what="the drawdown breaker")
 
     def reset_peak(
         self, *, actor: str, reason: str, confirm: Callable[[str], None] = lambda _: None
@@ -260,7 +264,9 @@ class DrawdownBreaker:
         a hard breach). ``confirm`` is called once, before anything is saved."""
         correlation_id = uuid4()
         confirmed = False
-        for _ in range(self.max_attempts):
+
+        def attempt() -> Account:
+            nonlocal confirmed
             account = self._load(fresh=True)
             old_peak, old_state = account.peak, account.state
             account.reset_peak(
@@ -272,17 +278,16 @@ class DrawdownBreaker:
                     f"(breaker {old_state} -> {account.state}) ({reason})"
                 )
                 confirmed = True
-            try:
-                self._save(account)
-            except IntegrityError:
-                continue
+            self._save(account)
             log.warning("drawdown peak reset by %s to %s: %s", actor, account.peak, reason)
             return account
-        raise ConcurrencyExhausted("the peak reset kept losing concurrent-update races")
+
+        return self.retry.run(attempt, what="the peak reset")
 
     def load(self) -> Account | None:
-        """The account as last committed, or None before its first reading."""
-        return load_account(self.store, self.commands, self.account_id)
+        """The account as last committed, or None before its first reading. Raises
+        StoreUnavailable when the store cannot say."""
+        return self.repository.find(Account, self.account_id)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -340,8 +345,8 @@ class DrawdownBreaker:
         )
 
     def _save(self, *aggregates: Account | Policy | Emergency) -> None:
-        """One transaction; IntegrityError when another writer saved first."""
-        self.commands.guard(partial(self.store.save, *aggregates))
+        """One transaction; Conflict when another writer saved first."""
+        self.repository.save(*aggregates)
 
     def _load(self, *, fresh: bool = False) -> Account:
         if self._account is not None and not fresh:
@@ -380,17 +385,10 @@ class DrawdownBreaker:
             log.warning("drawdown recovered to %.2f%%", account.drawdown * 100)
 
 
-def load_account(
-    store: TradecoreEventStore, commands: SafetyCommands, account: UUID
-) -> Account | None:
+def load_account(store: TradecoreEventStore, account: UUID) -> Account | None:
     """The Account as last committed, or None before its first reading. Raises
-    StoreUnavailable."""
-    try:
-        found: object = commands.guard(lambda: store.repository.get(account))
-    except AggregateNotFoundError:
-        return None
-    assert isinstance(found, Account)
-    return found
+    StoreUnavailable when the store cannot say."""
+    return Repository(store).find(Account, account)
 
 
 class BreakerSight:
@@ -416,7 +414,7 @@ class BreakerSight:
         self.bound = timedelta(seconds=bound)
 
     def __call__(self) -> str | None:
-        found = load_account(self.store, self.commands, self.account_id)
+        found = load_account(self.store, self.account_id)
         if found is None:
             return "no equity reading has been recorded yet (is the worker running?)"
         return found.blind_reason(self.clock(), self.bound)

@@ -29,10 +29,9 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import IntegrityError
-
 from adapters.eventstore import TradecoreEventStore
 from app.gate import PolicyGate
+from app.repository import Conflict, Repository, guard
 from app.sizing import Sized
 from app.trades import TradeCommands
 from app.venues import retry_transient
@@ -198,8 +197,8 @@ class Executor:
                 timestamp=self.clock(),
             )
             try:
-                self.store.save(trade)  # in the log before it leaves
-            except IntegrityError:
+                self.trades.open(trade)  # in the log before it leaves
+            except Conflict:
                 return Execution(Outcome.DUPLICATE, "executed concurrently", trade_id)
             request = OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id)
             return self._settle(trade_id, request, self._send(request))
@@ -357,7 +356,9 @@ class Executor:
             leverage=intent.leverage or Decimal(1),
             confidence=intent.confidence,
             code=code,
-            gate_reason=reason,
+            # A refusal's reason may quote a store error of any length: record its start
+            # rather than fail to record the refusal (the domain bounds text fields).
+            gate_reason=reason,  # evidence: RefusedIntent escapes and cuts it, never refuses
             policy_version=policy_version,
             actor=intent.actor,
             reason=intent.reason,
@@ -365,13 +366,13 @@ class Executor:
             correlation_id=intent.correlation_id,
         )
         try:
-            self.store.save(refusal)
+            Repository(self.store).save(refusal)
         except Exception:  # the refusal stands even if it cannot be recorded
             log.exception("could not record the refusal (%s)", code)
         return Execution(Outcome.REFUSED, reason, code=code)
 
     def _exists(self, trade_id: UUID) -> bool:
-        return bool(list(self.store.events.get(trade_id, lte=1)))
+        return bool(guard(lambda: list(self.store.events.get(trade_id, lte=1))))
 
 
 def _cap_exceeded(

@@ -11,6 +11,12 @@ orders, a replay can never close more than is there.
 A timeout is an unknown outcome: the order is looked up by its client order id, never
 assumed. When the deadline passes the flattener records ``FlattenIncomplete`` and says so
 loudly; the worker keeps calling it at a lower rate until the account is flat.
+
+The store fails closed: only "the emergency was never recorded" or "it is recorded as not
+active" means there is nothing to do. A store error (cannot load, cannot take the lock,
+cannot record an attempt) is retried with backoff until the flatten deadline, and no order
+leaves before its attempt is recorded; at the deadline the report says not flat, with the
+store error as the reason.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
+from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
+from app.repository import Conflict, Repository
 from app.venues import retry_transient
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
@@ -51,7 +57,7 @@ B = TypeVar("B")
 
 @dataclass(frozen=True)
 class FlattenReport:
-    activation_number: int
+    activation_number: int | None  # None: the store never answered, the emergency is unknown
     flat: bool
     positions_closed: int
     orders_canceled: int
@@ -114,6 +120,7 @@ class Flattener:
         barrier_timeout: float = 10.0,
     ) -> None:
         self.store = store
+        self.repository = Repository(store)
         self.venue = venue
         self.clock = clock
         self.lock = lock
@@ -127,38 +134,71 @@ class Flattener:
         self.barrier_timeout = barrier_timeout
 
     def run(self) -> FlattenReport | None:
-        """Flatten for the active emergency; None when no emergency is active.
+        """Flatten for the active emergency; None when the store shows no active emergency.
 
-        Returns when the venue shows no position and no open order, or the deadline passed.
+        Returns when the venue shows no position and no open order, or the deadline passed
+        (``flat=False``; a store that never answered gives ``activation_number=None``).
         """
+        started = time.monotonic()
+        backoff = self.interval
+        seen = _Progress()
+        while True:
+            try:
+                return self._run_once(started, seen)
+            except StoreUnavailable as e:  # loading the emergency or taking the lock
+                seen.last_error = f"store unavailable: {e}"
+                if time.monotonic() - started > self.deadline:
+                    log.error("FLATTEN INCOMPLETE: %s", seen.last_error)
+                    return FlattenReport(None, False, 0, 0, 0, None, last_error=seen.last_error)
+                self.progress(f"store unavailable ({e}); retrying in {backoff:.2f}s")
+                self.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _run_once(self, started: float, seen: _Progress) -> FlattenReport | None:
         emergency = self._load()
         if emergency is None or not emergency.active or emergency.activation_id is None:
             return None
-        started = time.monotonic()
-        with self.lock(emergency.activation_id, self.deadline) as acquired:
+        remaining = max(self.deadline - (time.monotonic() - started), 0.0)
+        with self.lock(emergency.activation_id, remaining) as acquired:
             if not acquired:
                 self.progress("another flattener is still working on this activation")
-                return self._report(self._load(), flat=False, progress=_Progress())
+                return self._report(self._load(), flat=False, progress=seen)
             # Wait for orders already past the gate to be answered: after this, every
             # opening order is either swept below or refused by the gate.
-            if not self.barrier(self.barrier_timeout):
+            try:
+                held = self.barrier(self.barrier_timeout)
+            except Exception as e:  # noqa: BLE001 - sweeping is the safe side of any doubt
+                log.error("cannot take the order-flow barrier (%s); sweeping anyway", e)
+                held = True
+            if not held:
                 log.error(
                     "order senders still hold the order flow after %.0fs; sweeping anyway",
                     self.barrier_timeout,
                 )
-            return self._flatten(started)
+            return self._flatten(started, seen, emergency)
 
-    # -- internals ---------------------------------------------------------------------------
-
-    def _flatten(self, started: float) -> FlattenReport | None:
-        seen = _Progress()
+    def _flatten(self, started: float, seen: _Progress, known: Emergency) -> FlattenReport | None:
         backoff = self.interval
         emergency: Emergency | None = None  # re-read unless this run's last save kept it current
         while True:
             if emergency is None:
-                emergency = self._load()
+                try:
+                    emergency = self._load()
+                except StoreUnavailable as e:
+                    # Unknown is not "none": retry until the deadline (no order can leave
+                    # before its attempt is recorded anyway).
+                    seen.last_error = f"store unavailable: {e}"
+                    if time.monotonic() - started > self.deadline:
+                        return self._conclude_incomplete(known, seen, None, None)
+                    self.progress(f"store unavailable ({e}); retrying in {backoff:.2f}s")
+                    self.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    continue
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
+            known = emergency
             try:
                 positions, orders = self._side_by_side(
                     self.venue.fetch_positions, self.venue.fetch_open_orders
@@ -182,6 +222,11 @@ class Flattener:
                 progressed = self._attempt(emergency, positions, orders, seen)
             except _Overtaken:  # someone else recorded meanwhile (a reset?): re-read, decide
                 emergency, progressed = None, True
+            except StoreUnavailable as e:
+                # The attempt (or its results) could not be recorded: re-read once the store
+                # answers; nothing leaves before its attempt is recorded.
+                seen.last_error = f"store unavailable: {e}"
+                emergency, progressed = None, False
             # Progress: re-read once the venue can show it. None: back off (bounded).
             backoff = self.interval if progressed else min(backoff * 2, self.max_backoff)
             self.sleep(self.venue.position_lag if progressed else backoff)
@@ -318,7 +363,7 @@ class Flattener:
                 timestamp=self.clock(),
             )
             if not self._save(emergency):
-                emergency = self._load() or emergency
+                emergency = self._load_or(emergency)
         try:
             self.on_flat(emergency)
         except Exception:  # bookkeeping; the account is flat regardless
@@ -346,15 +391,18 @@ class Flattener:
             for p in positions or []
         ]
         still_open = {o.id for o in orders or []}
-        emergency.record_incomplete(
-            remaining_positions=remaining,
-            remaining_orders=len(still_open),
-            positions_closed=len(seen.positions_seen) - len(remaining),
-            orders_canceled=len(seen.orders_seen - still_open),
-            last_error=seen.last_error,
-            timestamp=self.clock(),
-        )
-        self._save(emergency)
+        current = self._load_or(emergency)  # the copy in hand may be behind this run's saves
+        if current.active and current.activation_id == emergency.activation_id:
+            emergency = current
+            emergency.record_incomplete(
+                remaining_positions=remaining,
+                remaining_orders=len(still_open),
+                positions_closed=len(seen.positions_seen) - len(remaining),
+                orders_canceled=len(seen.orders_seen - still_open),
+                last_error=seen.last_error,
+                timestamp=self.clock(),
+            )
+            self._save(emergency)
         log.error(
             "FLATTEN INCOMPLETE: %d position(s) and %d order(s) still open after %.0fs "
             "(last error: %s); still trying",
@@ -363,7 +411,7 @@ class Flattener:
             self.deadline,
             seen.last_error,
         )
-        report = self._report(self._load() or emergency, flat=False, progress=seen)
+        report = self._report(self._load_or(emergency), flat=False, progress=seen)
         return replace(
             report, remaining_positions=positions or [], remaining_orders=len(still_open)
         )
@@ -383,23 +431,34 @@ class Flattener:
         )
 
     def _load(self) -> Emergency | None:
+        """The emergency as committed; None only if it was never recorded. Raises
+        StoreUnavailable when the store cannot say (which never means "none")."""
+        return self.repository.find(Emergency, EMERGENCY_ID)
+
+    def _load_or(self, fallback: Emergency) -> Emergency:
+        """The committed emergency, or ``fallback`` when the store cannot give it now."""
         try:
-            emergency: object = self.store.repository.get(EMERGENCY_ID)
-        except Exception:  # noqa: BLE001 - AggregateNotFound or the store: both mean "none"
-            return None
-        assert isinstance(emergency, Emergency)
-        return emergency
+            return self._load() or fallback
+        except StoreUnavailable:
+            return fallback
 
     def _save_current(self, emergency: Emergency) -> None:
-        """Save; raise _Overtaken if another writer got there first."""
-        if not self._save(emergency):
-            raise _Overtaken
+        """Save; raise _Overtaken if another writer got there first, StoreUnavailable if the
+        store cannot record it."""
+        try:
+            self.repository.save(emergency)
+        except Conflict:
+            raise _Overtaken from None
 
     def _save(self, emergency: Emergency) -> bool:
-        """Save; False if another writer got there first (the caller re-reads)."""
+        """Save a conclusion; False if another writer got there first or the store cannot
+        record it now (the worker's next check records it)."""
         try:
-            self.store.save(emergency)
-        except IntegrityError:
+            self.repository.save(emergency)
+        except Conflict:
+            return False
+        except StoreUnavailable as e:
+            log.error("cannot record the flatten's conclusion (%s); recorded on a later check", e)
             return False
         return True
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from adapters.eventstore import TradecoreEventStore
+from app.repository import Repository, guard
 from domain.legacy_trades import LegacyTrade, parse_legacy_trades
 from domain.trade import Trade, TradeError, trade_id_for
 
@@ -45,7 +47,7 @@ class LegacyImporter:
         plan = ImportPlan(source)
         for legacy in parse_legacy_trades(text, source=source):
             trade_id = legacy_trade_id(legacy.legacy_id)
-            existing = list(self.store.events.get(trade_id, lte=1))
+            existing = guard(partial(self._first_event, trade_id))
             if not existing:
                 plan.new.append((trade_id, legacy))
                 continue
@@ -58,6 +60,9 @@ class LegacyImporter:
             plan.already_imported.append((trade_id, legacy))
         return plan
 
+    def _first_event(self, trade_id: UUID) -> list[Any]:
+        return list(self.store.events.get(trade_id, lte=1))
+
     def execute(self, plan: ImportPlan, *, actor: str) -> int:
         """Record every new trade of ``plan`` in one transaction; returns how many."""
         now = self.clock()
@@ -65,7 +70,7 @@ class LegacyImporter:
             self._trade(trade_id, legacy, plan.source, actor, now) for trade_id, legacy in plan.new
         ]
         if trades:
-            self.store.save(*trades)
+            Repository(self.store).save(*trades)
         return len(trades)
 
     @staticmethod

@@ -15,12 +15,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from adapters.artifacts import ArtifactStore
 from adapters.eventstore import TradecoreEventStore
 from app.models import ModelService
+from app.repository import WRITER, ConcurrencyExhausted, Repository
 from domain.model_consumer import ModelConsumer, consumer_id
 
 log = logging.getLogger(__name__)
@@ -100,25 +98,20 @@ class ConsumerRuntime:
         log.error("%s has no loadable version of %s", self.consumer, self.model)
 
     def _aggregate(self) -> ModelConsumer | None:
-        try:
-            found: object = self.store.repository.get(consumer_id(self.consumer, self.model))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, ModelConsumer)
-        return found
+        return Repository(self.store).find(ModelConsumer, consumer_id(self.consumer, self.model))
 
     def _record(self, change: Callable[[ModelConsumer], None]) -> None:
-        for _ in range(20):
+        def attempt() -> None:
             state = self._aggregate() or ModelConsumer.start(
                 consumer=self.consumer, model=self.model, timestamp=self.clock()
             )
             change(state)
-            try:
-                self.store.save(state)
-                return
-            except IntegrityError:
-                continue
-        log.error("%s: could not record its model state", self.consumer)
+            Repository(self.store).save(state)
+
+        try:
+            WRITER.run(attempt, what=f"{self.consumer}'s model state")
+        except ConcurrencyExhausted:
+            log.error("%s: could not record its model state", self.consumer)
 
 
 def _loaded(consumer: ModelConsumer, *, version: int, timestamp: datetime) -> None:

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 from sqlalchemy import Engine
 
 from adapters.artifacts import ArtifactError, ArtifactStore
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore
-from app.services import ConcurrencyExhausted
+from app.repository import WRITER, Repository
 from domain.model_registry import ArtifactRefused, ModelRegistry, UnknownModelVersion, model_id
 
 
@@ -94,12 +92,7 @@ class ModelService:
         return target
 
     def registry(self, name: str) -> ModelRegistry | None:
-        try:
-            found: object = self.store.repository.get(model_id(name))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, ModelRegistry)
-        return found
+        return Repository(self.store).find(ModelRegistry, model_id(name))
 
     def names(self) -> list[str]:
         topic = get_topic(ModelRegistry.Created)
@@ -117,16 +110,14 @@ class ModelService:
     def _retrying(
         self, name: str, change: Callable[[ModelRegistry], Any], *, create: bool = False
     ) -> Any:
-        for _ in range(50):
+        def attempt() -> Any:
             registry = self.registry(name)
             if registry is None:
                 if not create:
                     raise UnknownModelVersion(f"no model named {name!r}")
                 registry = ModelRegistry.start(name=name, timestamp=self.clock())
             result = change(registry)
-            try:
-                self.store.save(registry)
-            except IntegrityError:
-                continue
+            Repository(self.store).save(registry)
             return result
-        raise ConcurrencyExhausted(f"model {name}: gave up after 50 concurrent-update conflicts")
+
+        return WRITER.run(attempt, what=f"model {name}")

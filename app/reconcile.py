@@ -25,6 +25,7 @@ from functools import partial
 from uuid import UUID, uuid4
 
 from adapters.eventstore import TradecoreEventStore
+from app.repository import Repository
 from app.trades import TradeCommands
 from app.venues import retry_transient
 from domain.trade import Trade
@@ -164,7 +165,7 @@ class Reconciler:
             ),
             timestamp=now,
         )
-        self.store.save(trade)
+        Repository(self.store).save(trade)
         log.warning("external position adopted as trade %s: %s", trade.id, position)
         return trade.id
 

@@ -4,14 +4,13 @@ Each command loads the aggregates, calls one domain method per aggregate and sav
 one ``Application.save`` call, which is one transaction: the policy's ``emergency_mode`` and
 the latch can never disagree (DESIGN.md decision 5). Concurrent writers are serialised by
 optimistic concurrency on the aggregate version; a conflict reloads and retries, so no
-update is lost (P0-04's rule, applied to the policy too).
+update is lost (P0-04's rule, applied to the policy too). Loading, saving and retrying go
+through ``app.repository`` (one helper, one retry policy).
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,11 +18,8 @@ from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
-
-from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
+from app.repository import WRITER, ConcurrencyExhausted, Repository, RetryPolicy, guard
 from domain.account import Account
 from domain.drawdown import DEFAULT_GLITCH_BOUND, DEFAULT_HYSTERESIS, BreakerState
 from domain.emergency import Emergency
@@ -38,8 +34,7 @@ T = TypeVar("T")
 SYSTEM_ACTOR = "tradecore"
 
 
-class ConcurrencyExhausted(Exception):
-    """A command kept losing optimistic-concurrency races; nothing of it was recorded."""
+__all__ = ["ConcurrencyExhausted", "SafetyCommands", "latch_emergency"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +77,7 @@ class SafetyCommands:
         store: TradecoreEventStore,
         clock: Callable[[], datetime],
         *,
-        max_attempts: int = 50,
+        retry: RetryPolicy = WRITER,
         probe: Callable[[], None] = lambda: None,
         account: str | None = None,
         breaker_tuning: tuple[Decimal, Decimal] = (DEFAULT_HYSTERESIS, DEFAULT_GLITCH_BOUND),
@@ -91,10 +86,11 @@ class SafetyCommands:
         # (hysteresis, glitch bound) of the drawdown breaker: policy thresholds must be ones
         # it can evaluate with them.
         self.breaker_tuning = breaker_tuning
+        self.repository = Repository(store)
         # The account whose drawdown breaker holds a reset back while it is in hard breach.
         self.account = account
         self.clock = clock
-        self.max_attempts = max_attempts
+        self.retry = retry
         # Checks the store is reachable (raising StoreUnavailable) before a command, so a
         # command fails at once when it is down instead of waiting out the library's retries.
         self.probe = probe
@@ -103,10 +99,11 @@ class SafetyCommands:
 
     def load_policy(self) -> Policy | None:
         """The policy aggregate as last committed, or None before first use."""
-        return self.guard(lambda: self._get(Policy, POLICY_ID))
+        return self.repository.find(Policy, POLICY_ID)
 
     def load_emergency(self) -> Emergency | None:
-        return self.guard(lambda: self._get(Emergency, EMERGENCY_ID))
+        """The latch as last committed, or None before first use. Raises StoreUnavailable."""
+        return self.repository.find(Emergency, EMERGENCY_ID)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -115,7 +112,7 @@ class SafetyCommands:
 
         def attempt() -> None:
             # Saving a loaded aggregate with no new events records nothing.
-            self.store.save(*self.policy_and_latch())
+            self.repository.save(*self.policy_and_latch())
 
         self._retrying(attempt)
 
@@ -179,7 +176,7 @@ class SafetyCommands:
             if not confirmed:
                 confirm(_describe_policy(policy))
                 confirmed = True
-            self.store.save(policy, emergency)
+            self.repository.save(policy, emergency)
             return PolicyChange(changed=True, version=policy.version)
 
         return self._retrying(attempt)
@@ -220,7 +217,7 @@ class SafetyCommands:
                 if not confirmed:
                     confirm(f"activate the emergency stop ({reason})")
                     confirmed = True
-                self.store.save(policy, emergency)
+                self.repository.save(policy, emergency)
             assert emergency.activation_id is not None
             assert emergency.activated_at is not None and emergency.reason and emergency.source
             return Activation(
@@ -302,7 +299,7 @@ class SafetyCommands:
             if not confirmed:
                 confirm(f"{'FORCE ' if force else ''}reset the emergency stop ({reason})")
                 confirmed = True
-            self.store.save(policy, emergency)
+            self.repository.save(policy, emergency)
             return EmergencyReset(emergency.activation_number, policy.version)
 
         return self._retrying(attempt)
@@ -313,22 +310,14 @@ class SafetyCommands:
         if self.account is None:
             return None
         name = self.account
-        account = self.guard(lambda: self._get(Account, account_id(name)))
+        account = self.repository.find(Account, account_id(name))
         return account.breaker_state if account is not None else None
-
-    def _get(self, cls: type[T], aggregate_id: UUID) -> T | None:
-        try:
-            aggregate: object = self.store.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(aggregate, cls)
-        return aggregate
 
     def policy_and_latch(self) -> tuple[Policy, Emergency]:
         """Both aggregates; a missing one is created (unsaved) with the current time, so it is
         saved in the same transaction as the command's events. Save them together."""
-        policy = self._get(Policy, POLICY_ID)
-        emergency = self._get(Emergency, EMERGENCY_ID)
+        policy = self.repository.find(Policy, POLICY_ID)
+        emergency = self.repository.find(Emergency, EMERGENCY_ID)
         now = self.clock()
         if policy is None:
             policy = Policy.create(
@@ -343,24 +332,14 @@ class SafetyCommands:
         return policy, emergency
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
+        # A conflict (another writer saved first) reloads and applies the command again.
         self.probe()
-        for n in range(self.max_attempts):
-            try:
-                return self.guard(attempt)
-            except IntegrityError:
-                # Another writer saved first: reload and apply the command to the new state.
-                log.debug("optimistic concurrency conflict, attempt %d", n + 1)
-                time.sleep(random.uniform(0, min(0.002 * 2**n, 0.1)))  # noqa: S311 - jitter
-        raise ConcurrencyExhausted(
-            f"gave up after {self.max_attempts} concurrent-update conflicts; nothing recorded"
-        )
+        return self.retry.run(attempt)
 
     @staticmethod
     def guard(call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except (OperationalError, InterfaceError) as e:
-            raise StoreUnavailable(f"event store unavailable: {e}".splitlines()[0]) from None
+        """``call()`` with the store's connection errors raised as StoreUnavailable."""
+        return guard(call)
 
 
 def latch_emergency(

@@ -17,10 +17,8 @@ from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from adapters.eventstore import TradecoreEventStore
+from app.repository import Conflict, Repository
 from domain.ids import SIZING_AGENT_ID, market_regime_id
 from domain.market_regime import MarketRegime
 from domain.policy import Policy
@@ -111,18 +109,22 @@ class SizingService:
                 decision.leverage,
             )
         if decision_id is not None:
-            self.store.save(
-                SizingRecord.record(
-                    decision_id=decision_id,
-                    symbol=symbol,
-                    decision=decision,
-                    base_notional=base_notional,
-                    regime_known=regime.known,
-                    regime_note=regime.note,
-                    volatility=regime.volatility,
-                    timestamp=self.clock(),
+            # The id derives from the trade's: a Conflict means an earlier attempt of this
+            # same intent (one that failed later, e.g. in a store fault) recorded it. That
+            # record stands; refusing here would wedge the intent for good.
+            with contextlib.suppress(Conflict):
+                Repository(self.store).save(
+                    SizingRecord.record(
+                        decision_id=decision_id,
+                        symbol=symbol,
+                        decision=decision,
+                        base_notional=base_notional,
+                        regime_known=regime.known,
+                        regime_note=regime.note,
+                        volatility=regime.volatility,
+                        timestamp=self.clock(),
+                    )
                 )
-            )
         return Sized(decision, regime, base_notional, recent, decision_id)
 
     def regime(self, symbol: str) -> RegimeReading:
@@ -139,8 +141,8 @@ class SizingService:
         aggregate = known or MarketRegime.start(symbol=symbol, timestamp=self.clock())
         if aggregate.observe(regime=regime.value, volatility=volatility, timestamp=self.clock()):
             # Another process may have recorded the same observation first.
-            with contextlib.suppress(IntegrityError):
-                self.store.save(aggregate)
+            with contextlib.suppress(Conflict):
+                Repository(self.store).save(aggregate)
         return RegimeReading(regime.value, True, volatility)
 
     def recent_pnl(self) -> Decimal:
@@ -152,9 +154,4 @@ class SizingService:
         return self._get(SizingAgent, SIZING_AGENT_ID)
 
     def _get(self, cls: type[T], aggregate_id: UUID) -> T | None:
-        try:
-            found: object = self.store.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(found, cls)
-        return found
+        return Repository(self.store).find(cls, aggregate_id)

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from typing import Any, Self
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
 from sqlalchemy import Connection, Table
 
 from adapters.eventstore import TradecoreEventStore
+from app.repository import WRITER, Repository
 from domain.ids import SIZING_AGENT_ID
 from domain.sizing import reward
 from domain.sizing_agent import SizingAgent
@@ -52,20 +51,21 @@ class SizingLearner(Projection):
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
         e: Any = event
-        trade: object = self.store.repository.get(e.originator_id, version=e.originator_version)
-        assert isinstance(trade, Trade)
+        repository = Repository(self.store)
+        trade = repository.find(Trade, e.originator_id, version=e.originator_version)
+        assert trade is not None, f"trade {e.originator_id} v{e.originator_version} not in the log"
         sizing = trade.sizing or {}
         action, state_key = sizing.get("action_index"), sizing.get("state_key")
         exposure = trade.entry_cost
         if action is None or state_key is None or exposure <= 0:
             return  # not sized by the agent (a fallback, an import, external) or never filled
         r = reward(e.realized_pnl, exposure)
-        for _ in range(20):
-            try:
-                agent: object = self.store.repository.get(SIZING_AGENT_ID)
-            except AggregateNotFoundError:
-                agent = SizingAgent.new(timestamp=e.timestamp)
-            assert isinstance(agent, SizingAgent)
+
+        def attempt() -> None:
+            # A conflict: another learner (a rebuild, a second worker) wrote first.
+            agent = repository.find(SizingAgent, SIZING_AGENT_ID) or SizingAgent.new(
+                timestamp=e.timestamp
+            )
             if not agent.learn(
                 trade_id=trade.id,
                 state_key=str(state_key),
@@ -74,12 +74,9 @@ class SizingLearner(Projection):
                 timestamp=e.timestamp,
             ):
                 return
-            try:
-                self.store.save(agent)
-            except IntegrityError:
-                continue  # another learner (a rebuild, a second worker) wrote first
+            repository.save(agent)
             log.info(
                 "sizing agent learned from trade %s: reward %.4f in %s", trade.id, r, state_key
             )
-            return
-        raise RuntimeError(f"sizing agent: could not record the lesson of trade {trade.id}")
+
+        WRITER.run(attempt, what=f"the sizing agent's lesson of trade {trade.id}")

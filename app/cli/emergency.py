@@ -42,14 +42,32 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
             f"{activation.reason}); checking the account is flat"
         )
     report = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False)).run()
+    # Exit 0 only when the account was seen flat; anything else says what it could not do.
     if report is None:
-        return  # reset meanwhile by someone else
+        # The store shows the latch released meanwhile (an operator's reset): say so, and
+        # still look at the venue rather than assume it is flat.
+        positions, orders = positions_and_orders(core.venue())
+        if positions or orders:
+            err.print(
+                f"[bold red]ACCOUNT NOT FLAT[/]: the emergency stop was reset meanwhile by "
+                f"someone else with {positions} position(s) and {orders} order(s) open"
+            )
+            raise typer.Exit(1)
+        out.print("the emergency stop was reset meanwhile by someone else; account flat")
+        return
     if report.flat:
         out.print(
             f"account flat: {report.positions_closed} position(s) closed, "
             f"{report.orders_canceled} order(s) canceled, time to flat {report.time_to_flat_ms} ms"
         )
         return
+    if report.activation_number is None:
+        err.print(
+            f"[bold red]ACCOUNT NOT SEEN FLAT[/]: the store did not answer for "
+            f"{core.settings.flatten_deadline:.0f}s ({report.last_error}), so nothing was sent. "
+            "The emergency stop is latched; `tradecore run` keeps trying."
+        )
+        raise typer.Exit(1)
     err.print(
         f"[bold red]ACCOUNT NOT FLAT[/] after {core.settings.flatten_deadline:.0f}s: "
         f"{len(report.remaining_positions)} position(s), {report.remaining_orders} order(s) left "
