@@ -67,6 +67,11 @@ class FlattenReport:
     remaining_orders: int = 0
     last_error: str | None = None
 
+    @property
+    def stopped_by_store(self) -> bool:
+        """Whether the last thing that kept the flatten from its end was the event store."""
+        return self.last_error is not None and self.last_error.startswith("store unavailable")
+
 
 def client_order_id(activation_id: UUID, attempt: int, position: Position) -> str:
     """Deterministic, at most 36 characters of [A-Za-z0-9-] (Binance's and Bybit's limits)."""

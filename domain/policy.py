@@ -294,6 +294,12 @@ class Policy(TradecoreAggregate):
         """
         actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
         trace_ids(correlation_id, causation_id)
+        asked = (max_leverage, max_position_notional, drawdown_soft_threshold)
+        if all(v is None for v in (*asked, drawdown_hard_threshold)):
+            # No limit asked for: nothing to validate. A set already in force is never
+            # re-judged here, so an operator can always close trading, even while an old
+            # event holds a value today's rules refuse.
+            return False
         current = self.limits
         new = RiskLimits.validated(
             max_leverage=current.max_leverage if max_leverage is None else max_leverage,

@@ -67,14 +67,16 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
             f"{core.settings.flatten_deadline:.0f}s ({report.last_error}), so nothing was sent. "
             "The emergency stop is latched; `tradecore run` keeps trying."
         )
-        raise typer.Exit(1)
+        raise typer.Exit(4)
     err.print(
         f"[bold red]ACCOUNT NOT FLAT[/] after {core.settings.flatten_deadline:.0f}s: "
         f"{len(report.remaining_positions)} position(s), {report.remaining_orders} order(s) left "
         f"(last error: {report.last_error}). The emergency stays active; `tradecore run` keeps "
         "trying."
     )
-    raise typer.Exit(1)
+    # Not flat: 4 when what stopped it was the store (the documented code for a store that is
+    # unavailable), 1 otherwise (the venue). Never 0.
+    raise typer.Exit(4 if report.stopped_by_store else 1)
 
 
 @app.command("reset")

@@ -79,9 +79,9 @@ def test_a_poison_event_leaves_reads_answering_and_projections_skip_recovers_it(
     with bootstrap(Settings(database_url=database.url)) as core:
         poison = poison_policy_view(core)
     # A write command's own catch-up meets the poison: recorded, and the command still ends 0.
-    assert (
-        cli("policy", "set", "--max-position-notional", "9000", "--reason", "r", "--yes").code == 0
-    )
+    # (Closing trading never re-judges the limits in force, poison or not.)
+    closed = cli("policy", "set", "--allow-new-trades", "false", "--reason", "r", "--yes")
+    assert closed.code == 0, closed.stderr
 
     status = cli("status", "--json")
     assert status.code == 0, status.stderr
@@ -97,7 +97,7 @@ def test_a_poison_event_leaves_reads_answering_and_projections_skip_recovers_it(
     shown = cli("policy", "show", "--json")
     assert shown.code == 0, shown.stderr
     assert shown.json()["source"] == "aggregate"
-    assert shown.json()["max_position_notional"] == "9000"
+    assert shown.json()["allow_new_trades"] is False
     assert cli("emergency", "status", "--json").code == 0
     listed = cli("projections", "status", "--json")
     assert listed.code == 0

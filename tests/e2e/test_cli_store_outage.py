@@ -123,7 +123,8 @@ def test_a_store_outage_while_flattening_never_ends_in_exit_0_with_positions_ope
         if command.returncode == 0:
             assert exposure == (0, 0), ("exit 0 with the account not flat", stdout, lines)
         else:
-            assert command.returncode == 1, (command.returncode, lines)
+            # 1: the venue kept it from flat; 4: the store did (the documented codes).
+            assert command.returncode in (1, 4), (command.returncode, lines)
             assert any("NOT" in line and "FLAT" in line for line in lines), lines[-5:]
         # A worker ends flat once the store is back (and the venue answers again).
         stop = threading.Event()

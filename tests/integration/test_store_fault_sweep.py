@@ -38,7 +38,8 @@ from domain.ids import EMERGENCY_ID, account_id
 from domain.trade import Trade, trade_id_for
 from domain.venue import VenueError
 from projections.rebuild import VerifyReport, verify
-from tests.integration.paper_drill import open_account, place
+from tests.conftest import TEST_BREAKER_SIGHT
+from tests.integration.paper_drill import breaker_reads, open_account, place
 from tests.postgres import PgTestServer
 from tests.store_faults import FAULT_KINDS, FaultKind, StoreFaults
 
@@ -197,6 +198,7 @@ def funded(core: Core) -> None:
     admin = venue(core).admin()
     admin.deposit(Decimal(100_000))
     admin.set_price(BTC, Decimal(50_000))
+    breaker_reads(core)  # the gate refuses entries while the breaker cannot see (BREAKER_BLIND)
     core.runner.catch_up()
 
 
@@ -286,9 +288,9 @@ PATHS: dict[str, SafetyPath] = {
 CALLS: dict[str, int] = {
     "activation": 12,
     "flatten": 7,
-    "breaker": 12,
+    "breaker": 14,
     "gate": 4,
-    "intent": 47,
+    "intent": 50,
     "reset": 7,
 }
 
@@ -304,7 +306,11 @@ CASES = [
 def fresh_core(pg_server: PgTestServer, migrated_template: str) -> Iterator[Core]:
     address = pg_server.create_database(template=migrated_template)
     try:
-        settings = Settings(database_url=address.url, flatten_deadline=DEADLINE)
+        settings = Settings(
+            database_url=address.url,
+            flatten_deadline=DEADLINE,
+            breaker_blind_after=TEST_BREAKER_SIGHT,
+        )
         with bootstrap(settings, pool_size=4) as core:
             core.commands.update_policy(actor="operator", reason="open", allow_new_trades=True)
             yield core
