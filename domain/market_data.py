@@ -17,6 +17,7 @@ import io
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,13 @@ def parse_ohlcv_csv(text: str, *, source: str) -> Candles:
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise CandleDataInvalid(f"{source}: line 1: missing column(s) {', '.join(missing)}")
+    try:
+        return _parse_rows(reader, header, source)
+    except csv.Error as e:  # e.g. a field past the csv module's size limit
+        raise CandleDataInvalid(f"{source}: line {reader.line_num}: {e}") from None
+
+
+def _parse_rows(reader: Any, header: list[str], source: str) -> Candles:
     index = {c: header.index(c) for c in COLUMNS}
     times: list[datetime] = []
     rows: list[tuple[float, ...]] = []

@@ -58,6 +58,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # Epoch seconds pass 1e11 only in the year 5138, so a larger figure is milliseconds.
 EPOCH_MS_ABOVE = Decimal("1e11")
+# Spelled as Decimal() reads them: refused below as "must be a finite number".
+_NON_FINITE = {"nan", "+nan", "-nan", "snan", "+snan", "-snan", "inf", "+inf", "-inf"}
+_NON_FINITE |= {"infinity", "+infinity", "-infinity"}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -65,6 +68,17 @@ def shown(value: object, limit: int = 40) -> str:
     """``value`` for an error message: one line, control characters escaped, shortened."""
     text = ascii(value) if isinstance(value, str) else ascii(str(value))
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _check_ascii_number(value: object, name: str) -> None:
+    # Decimal() also reads digits of any script and underscores (a full-width three,
+    # '1_000'): a number typed here is plain ASCII, what an operator reads back in the log.
+    if (
+        isinstance(value, str)
+        and value.strip().lower() not in _NON_FINITE
+        and not _NUMBER.fullmatch(value.strip())
+    ):
+        raise InvalidCommand(f"{name} is not a number: {shown(value)}")
 
 
 def decimal_value(
@@ -94,6 +108,7 @@ def decimal_value(
         raise InvalidCommand(
             f"{name} is out of range: below 1e{MAX_INTEGER_DIGITS} in magnitude expected"
         )
+    _check_ascii_number(value, name)
     try:
         number = Decimal(value)
     except (InvalidOperation, ValueError):

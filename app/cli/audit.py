@@ -130,6 +130,12 @@ def incident(
         )
     if html_file is not None and not html_file.parent.is_dir():
         raise InvalidCommand(f"--html {html_file}: the folder {html_file.parent} does not exist")
+    # The page replaces its target whole (a rename): only ever a regular file of its own,
+    # never a device, a FIFO or what a link points at (as root, /dev/null would go).
+    if html_file is not None and (
+        html_file.is_symlink() or (html_file.exists() and not html_file.is_file())
+    ):
+        raise InvalidCommand(f"--html {html_file}: exists and is not a regular file")
     core = state(ctx).core()
     audit = Audit(core)
     if list_all:

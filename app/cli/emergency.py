@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.database import lost_store
 from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, err, out
 from app.flattener import positions_and_orders
@@ -41,7 +42,19 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
             f"emergency stop was already active (activation {activation.activation_number}: "
             f"{activation.reason}); checking the account is flat"
         )
-    report = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False)).run()
+    try:
+        report = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False)).run()
+    except Exception as error:
+        lost = lost_store(error)
+        if lost is None:
+            raise
+        # A connection the flatten holds (its lock, the order-flow barrier) went with the
+        # server: say what is not known, with the store's exit code.
+        err.print(
+            f"[bold red]ACCOUNT NOT SEEN FLAT[/]: {lost} while flattening. The emergency stop "
+            "is latched; `tradecore run` keeps trying."
+        )
+        raise typer.Exit(4) from None
     # Exit 0 only when the account was seen flat; anything else says what it could not do.
     if report is None:
         # The store shows the latch released meanwhile (an operator's reset): say so, and

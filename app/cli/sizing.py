@@ -14,7 +14,7 @@ from app.cli.output import emit_json, out
 from domain.market_regime import MarketRegime
 from domain.sizing import ACTIONS, EPSILON, SizingDecision
 from domain.sizing_record import SizingRecord
-from domain.validation import decimal_value
+from domain.validation import decimal_value, symbol_value
 
 app = typer.Typer(help="Position sizing (P0-05): Q-table agent, regimes, fallback, caps.")
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
@@ -23,7 +23,9 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 @app.command("show")
 def show(
     ctx: typer.Context,
-    last: Annotated[int, typer.Option("--last", min=0, help="how many recent decisions")] = 10,
+    last: Annotated[
+        int, typer.Option("--last", min=0, max=100_000, help="how many recent decisions")
+    ] = 10,
     as_json: Json = False,
 ) -> None:
     """The Q-table summary, the current regime per symbol, and the last decisions."""
@@ -74,6 +76,7 @@ def decide_now(
     but a regime change)."""
     level = float(decimal_value(confidence, "--confidence", minimum=Decimal(0), maximum=Decimal(1)))
     base = decimal_value(notional, "--notional", positive=True)
+    symbol = symbol_value(symbol, "--symbol")
     sized = state(ctx).core().sizing().size(symbol=symbol, confidence=level, base_notional=base)
     data = _decision_dict(sized.decision) | {
         "symbol": symbol,

@@ -48,8 +48,8 @@ def assert_refused(result: Result, *names: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["1e-999999999", "1e400", "NaN", "-0", "1.23456789012345678901234567890"],
-    ids=["tiny", "huge", "nan", "negative-zero", "30-significant-digits"],
+    ["1e-999999999", "1e400", "NaN", "-0", "1.23456789012345678901234567890", "\uff13", "1_0"],
+    ids=["tiny", "huge", "nan", "negative-zero", "30-significant-digits", "fullwidth", "under"],
 )
 def test_a_leverage_no_column_can_hold_exits_2_and_records_no_policy_change(
     cli: Cli, database: DatabaseAddress, value: str
@@ -151,3 +151,20 @@ def test_model_train_on_a_device_or_fifo_exits_2_without_reading_it(
     result = cli("model", "train", "--data", data, "--name", "signal", timeout=60)
     assert_refused(result, "--data", "not a regular file")
     assert recorded(database) == before
+
+
+def test_sizing_decide_refuses_a_symbol_with_a_newline_in_one_line(cli: Cli) -> None:
+    result = cli("sizing", "decide", "--symbol", f"{BTC}\nINJECTED", "--confidence", "0.5")
+    assert_refused(result, "--symbol")
+
+
+def test_an_incident_page_never_replaces_a_fifo_or_a_link(cli: Cli, tmp_path: Path) -> None:
+    fifo, target = tmp_path / "page.fifo", tmp_path / "kept.txt"
+    os.mkfifo(fifo)
+    target.write_text("kept")
+    link = tmp_path / "page.html"
+    link.symlink_to(target)
+    for path in (fifo, link):
+        result = cli("audit", "incident", "--latest", "--html", str(path))
+        assert_refused(result, str(path), "not a regular file")
+    assert fifo.is_fifo() and link.is_symlink() and target.read_text() == "kept"

@@ -94,3 +94,9 @@ def test_missing_columns_unordered_time_and_too_few_rows_are_refused() -> None:
         parse_ohlcv_csv("\n".join(lines), source="d.csv")
     with pytest.raises(CandleDataInvalid, match="too few candles"):
         parse_ohlcv_csv("\n".join(rows(10)), source="d.csv")
+
+
+def test_a_field_past_the_csv_size_limit_is_refused_naming_the_line() -> None:
+    text = "timestamp,open,high,low,close,volume\n" + "1," + "9" * 200_000 + ",1,1,1,1\n"
+    with pytest.raises(CandleDataInvalid, match=r"^data\.csv: line 2: field larger"):
+        parse_ohlcv_csv(text, source="data.csv")

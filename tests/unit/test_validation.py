@@ -166,10 +166,17 @@ def test_a_datetime_either_is_aware_and_in_range_or_is_refused(value: datetime) 
 
 
 @pytest.mark.parametrize(
-    "value", ["1e-999999999", "1e400", "NaN", "1.23456789012345678901234567890", 1.5, True]
+    "value",
+    ["1e-999999999", "1e400", "NaN", "1.23456789012345678901234567890", 1.5, True, "1_000"],
 )
 def test_the_issue_examples_are_refused_as_numbers(value: object) -> None:
     with pytest.raises(InvalidCommand, match=r"^x "):
+        decimal_value(value, "x")
+
+
+@pytest.mark.parametrize("value", ["\uff13", "\u0663", "1_000", "0x10"])
+def test_a_number_in_another_script_or_with_underscores_is_not_a_number(value: str) -> None:
+    with pytest.raises(InvalidCommand, match=r"^x is not a number"):
         decimal_value(value, "x")
 
 
