@@ -329,22 +329,57 @@ class Flattener:
             canceled += answer
             canceled_symbols.append(symbol)
 
-        closes = [
-            close
-            for position, request, answer in zip(positions, requests, answers, strict=True)
-            if (close := self._closed(position, request, answer, seen))
-        ]
-        emergency.record_attempt_results(
-            canceled=canceled,
-            canceled_symbols=canceled_symbols,
-            closes=closes,
-            timestamp=self.clock(),
-        )
+        def record() -> None:
+            """The fills of the closes (read where the venue only acknowledged them), then
+            the results recorded on ``emergency``."""
+            fills = self._fills(requests, answers, seen)
+            closes = [
+                close
+                for position, request, answer in zip(positions, requests, answers, strict=True)
+                if (close := self._closed(position, request, answer, seen, fills))
+            ]
+            emergency.record_attempt_results(
+                canceled=canceled,
+                canceled_symbols=canceled_symbols,
+                closes=closes,
+                timestamp=self.clock(),
+            )
+
+        def record_and_save() -> None:
+            record()
+            self._save_current(emergency)
+
         # Bookkeeping only (the attempt itself is recorded above, before the orders left): it
-        # runs while the position lag passes and the venue is read again, and is settled
-        # before the read is used.
-        recording = _InBackground(lambda: self._save_current(emergency), "flattener-record-results")
-        return bool(canceled or closes), recording
+        # runs while the position lag passes and the venue is read again (a read of fills
+        # needs no lag, so it goes with that one), and is settled before that read is used.
+        # The paper venue answers one call at a time with its faults drawn in call order: its
+        # look-ups stay here, in order, and only the save goes aside.
+        progressed = bool(canceled or any(isinstance(a, Order) for a in answers))
+        if not self.venue.concurrent_requests:
+            record()
+            return progressed, _InBackground(
+                lambda: self._save_current(emergency), "flattener-record-results"
+            )
+        return progressed, _InBackground(record_and_save, "flattener-record-results")
+
+    def _fills(
+        self, requests: list[OrderRequest], answers: list[Order | VenueError], seen: _Progress
+    ) -> dict[str, Order]:
+        """The orders the venue only acknowledged (Bybit's market orders), as it shows them
+        now, by client order id; {} when none was or the venue cannot say (then each is
+        looked up alone, in ``_closed``)."""
+        acknowledged = [
+            request
+            for request, answer in zip(requests, answers, strict=True)
+            if isinstance(answer, Order) and answer.status == "open" and answer.filled <= 0
+        ]
+        if not acknowledged:
+            return {}
+        try:
+            return self.venue.fetch_fills(acknowledged)
+        except VenueError as e:
+            seen.last_error = f"reading the fills: {type(e).__name__}: {e}"
+            return {}
 
     def _settle(self, recording: _InBackground[None] | None, seen: _Progress) -> bool | None:
         """Wait for the results' save: True recorded (or nothing to wait for), False another
@@ -412,8 +447,10 @@ class Flattener:
         request: OrderRequest,
         answer: Order | VenueError,
         seen: _Progress,
+        fills: dict[str, Order],
     ) -> dict[str, Any] | None:
-        """What one close order achieved: the fill it got, if any."""
+        """What one close order achieved: the fill it got, if any (``fills``: the venue's
+        later view of acknowledged orders)."""
         order: Order | None = None
         if isinstance(answer, (OutcomeUnknown, DuplicateClientOrderId)):
             # The order may exist: ask the venue, never assume.
@@ -423,7 +460,9 @@ class Flattener:
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
         elif answer.status == "open" and answer.filled <= 0:
             # Some venues (Bybit) only acknowledge a market order; ask for its fill.
-            order = self._look_up(request, seen) or answer
+            order = fills.get(request.client_order_id)
+            if order is None or order.filled <= 0:
+                order = self._look_up(request, seen) or answer
         else:
             order = answer
         if order is None or order.filled <= 0:

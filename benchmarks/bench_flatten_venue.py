@@ -177,6 +177,9 @@ class TimedVenue:
             lambda: self.venue.fetch_order_by_client_id(client_order_id, symbol),
         )
 
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        return self._timed("fetch_fills", lambda: self.venue.fetch_fills(requests))
+
 
 # -- measurements ---------------------------------------------------------------------------------
 
