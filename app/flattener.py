@@ -189,10 +189,12 @@ class Flattener:
         # The first read of the venue goes out now, while the lock and the barrier are taken
         # (a round trip each way for the store): reading sends nothing. It sizes the first
         # attempt only if nobody recorded anything meanwhile; it never concludes flat, since
-        # an order past the gate may still be on its way (see ``_flatten``).
+        # an order past the gate may still be on its way (see ``_flatten``). Not for an
+        # account already recorded flat (the worker's re-checks): that read would be wasted
+        # and cost the venue's request budget twice.
         early = (
             _InBackground(self._read_early, "flattener-first-read")
-            if self.venue.concurrent_requests
+            if self.venue.concurrent_requests and emergency.flat is not True
             else None
         )
         remaining = max(self.deadline - (time.monotonic() - started), 0.0)

@@ -297,3 +297,20 @@ def test_a_read_sent_before_the_barrier_never_shows_the_account_flat(core: Core)
     assert report is not None and report.flat, report
     assert session.account.positions == {}  # the order answered late was closed
     assert (report.positions_closed, report.attempts) == (1, 1)
+
+
+def test_a_recheck_of_an_account_recorded_flat_reads_the_venue_once(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    first = core.flattener(venue=venue).run()
+    assert first is not None and first.flat, first
+    session.calls.clear()
+
+    again = core.flattener(venue=venue).run()  # the worker's re-check, seconds later
+
+    assert again is not None and again.flat and again.attempts == 1, again
+    # No early read beside the lock: the account is known flat, one read confirms it.
+    (read,) = steps(session, READS[exchange_id])
+    assert len(session.calls) == len(read)
