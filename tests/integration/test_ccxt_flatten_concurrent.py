@@ -9,6 +9,7 @@ bound on the whole.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from decimal import Decimal
@@ -314,3 +315,24 @@ def test_a_recheck_of_an_account_recorded_flat_reads_the_venue_once(
     # No early read beside the lock: the account is known flat, one read confirms it.
     (read,) = steps(session, READS[exchange_id])
     assert len(session.calls) == len(read)
+
+
+def test_the_venue_starts_its_request_threads_before_a_sweep_needs_them() -> None:
+    exchange, _ = simulated_exchange("binanceusdm", MARKS)
+    venue = CcxtVenue(exchange)
+    prefix = f"tradecore-{exchange.id}"
+    sweep = 24  # Binance's sweep of 20 symbols: 15 + 5 cancel-alls and 4 close batches
+
+    before = set(threading.enumerate())  # other venues' pools, of earlier tests
+
+    venue.fetch_open_orders()  # two listings at once: the venue's pool is made
+
+    # A thread started in the middle of a step makes its request leave late, so the pool
+    # starts them beforehand, aside.
+    wait_for(
+        lambda: (
+            sum(t.name.startswith(prefix) for t in set(threading.enumerate()) - before) >= sweep
+        ),
+        timeout=10.0,
+        what=f"{sweep} request threads started",
+    )
