@@ -12,6 +12,12 @@ A timeout is an unknown outcome: the order is looked up by its client order id, 
 assumed. When the deadline passes the flattener records ``FlattenIncomplete`` and says so
 loudly; the worker keeps calling it at a lower rate until the account is flat.
 
+On a venue whose calls are round trips the critical path is kept to the venue's own steps:
+the first read goes out while the lock and the barrier are taken (it sizes the first attempt
+only if nobody recorded anything meanwhile and never concludes flat), and the attempt's
+results (with the fills of orders the venue only acknowledged) are read and saved while the
+position lag passes and the check read is in flight, settled before that read is used.
+
 The store fails closed: only "the emergency was never recorded" or "it is recorded as not
 active" means there is nothing to do. A store error (cannot load, cannot take the lock,
 cannot record an attempt) is retried with backoff until the flatten deadline, and no order
