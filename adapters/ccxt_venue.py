@@ -33,7 +33,9 @@ calls. Their pace is set by one limiter of ccxt's costs over the venue's publish
 (``adapters/ccxt_limits.py``) instead of ccxt's, which spaces requests one after another.
 A cancel-all's count comes from its answer (Bybit lists what it canceled) or, where the
 answer is a bare acknowledgement (Binance), from the latest listing; no listing is made for
-it. Bybit's acknowledged market orders get their fills from one listing of recent orders.
+it. Bybit only acknowledges market orders: ``fetch_fills`` reads their fills from one listing
+of recent orders, apart from sending them, so a caller can read them together with its next
+read (the flattener's check) instead of one round trip before it.
 
 Keys come from ``TRADECORE_<ID>_API_KEY`` / ``_API_SECRET`` / ``_API_PASSWORD``; they never
 appear in ``repr``, in an error message or in a log line (ccxt's own DEBUG log of request
@@ -42,6 +44,7 @@ headers goes through a redacting logger).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -402,6 +405,11 @@ class CcxtVenue:
     concurrent_requests = True
     # Requests in flight at once, at most; the rate limiter decides how fast they start.
     max_in_flight = 64
+    # Threads of the pool started when it is made, before any step needs them: a flatten's
+    # sweep on Binance is 20-30 requests, and a thread started in the middle of a step makes
+    # its request leave late (a millisecond or more each on a busy machine: the last of 24
+    # went out up to 40 ms late, measured with tests/ccxt_sim.py).
+    warm_threads = 32
     # A ledger read weighs 30 on Binance (of 2,400 a minute): read it every 30 s, and at
     # once when a jump in equity is held for confirmation (the breaker's re-read).
     transfer_interval = 30.0
@@ -617,38 +625,38 @@ class CcxtVenue:
                 answers[group[0]] = outcome
             else:
                 answers.update(zip(group, outcome, strict=True))
-        self._read_fills(requests, answers)
         return [answers[i] for i in range(len(requests))]
 
-    def _read_fills(
-        self, requests: Sequence[OrderRequest], answers: dict[int, Order | VenueError]
-    ) -> None:
-        """Market orders the venue only acknowledged (Bybit) get their fills from one listing
-        of the latest orders instead of one look-up each; any not in it stay as answered."""
-        acknowledged = {
-            requests[i].client_order_id: i
-            for i, answer in answers.items()
-            if isinstance(answer, Order)
-            and answer.status == "open"
-            and answer.filled <= 0
-            and requests[i].type == "market"
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        """Where the dialect lists recent orders (Bybit), one listing a settle coin instead of
+        one look-up an order; elsewhere, or for a single order, the look-ups at once. An order
+        not found, or whose look-up failed, is left out. Raises VenueError when a listing
+        fails."""
+        wanted = {r.client_order_id: r for r in requests}
+        found: dict[str, Order] = {}
+        self._ensure_markets()
+        settles = {str(self._market(r.symbol).get("settleId")) for r in requests}
+        listings = (
+            [self._read(partial(self._dialect.recent_orders, self._exchange, s)) for s in settles]
+            if len(requests) > 1  # one look-up costs the same as a listing
+            else []
+        )
+        if listings and all(rows is not None for rows in listings):
+            for raw in (raw for rows in listings for raw in rows or []):
+                request = wanted.get(str(raw.get("clientOrderId")))
+                if request is not None:
+                    order = outcome_of(partial(self._order, raw, sent=request))
+                    if isinstance(order, Order):
+                        found[request.client_order_id] = order
+            return found
+        looked_up = self._together(
+            [partial(self.fetch_order_by_client_id, r.client_order_id, r.symbol) for r in requests]
+        )
+        return {
+            r.client_order_id: o
+            for r, o in zip(requests, looked_up, strict=True)
+            if isinstance(o, Order)
         }
-        if len(acknowledged) < 2:  # one look-up costs the same as the listing
-            return
-        first = requests[next(iter(acknowledged.values()))]
-        settle = self._exchange.markets[first.symbol].get("settleId")
-        try:
-            rows = self._dialect.recent_orders(self._exchange, str(settle))
-        except ccxt.BaseError as exc:
-            log.warning("%s: reading the fills failed (%s)", self.name, exc)
-            return
-        for raw in rows or []:
-            i = acknowledged.get(str(raw.get("clientOrderId")))
-            if i is None:
-                continue
-            found = outcome_of(partial(self._order, raw, sent=requests[i]))
-            if isinstance(found, Order) and found.filled > 0:
-                answers[i] = found
 
     def _create_one(self, request: OrderRequest) -> list[Order | VenueError]:
         return [outcome_of(partial(self.create_order, request))]
@@ -772,6 +780,7 @@ class CcxtVenue:
                 self._pool = ThreadPoolExecutor(
                     self.max_in_flight, thread_name_prefix=f"tradecore-{self._exchange.id}"
                 )
+                _start_threads(self._pool, min(self.warm_threads, self.max_in_flight))
             pool = self._pool
         futures = [pool.submit(outcome_of, call) for call in calls]
         return [future.result() for future in futures]
@@ -933,6 +942,27 @@ class CcxtVenue:
 
     def _size(self, symbol: str) -> Decimal:
         return contract_size(self._market(symbol))
+
+
+def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:
+    """Make ``pool`` start ``count`` threads, from a thread of its own (a thread's start
+    waits for it to run: the caller does not wait for them). The pool starts a thread a call
+    while none is idle, so ``count`` calls that each wait for all the others (at most 5 s)
+    leave ``count`` idle threads behind."""
+    if count < 2:
+        return
+    gathered = threading.Barrier(count)
+
+    def gather() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gathered.wait(timeout=5.0)
+
+    def submit() -> None:
+        with contextlib.suppress(RuntimeError):  # the pool shut down meanwhile
+            for _ in range(count):
+                pool.submit(gather)
+
+    threading.Thread(target=submit, name="tradecore-pool-start", daemon=True).start()
 
 
 def _enable_sandbox(exchange: Any) -> None:

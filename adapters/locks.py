@@ -17,7 +17,7 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from adapters.database import DatabaseAddress
+from adapters.database import DatabaseAddress, lost_store
 
 
 def lock_key(name: UUID) -> int:
@@ -29,13 +29,22 @@ def lock_key(name: UUID) -> int:
 def advisory_lock(
     address: DatabaseAddress, name: UUID, *, timeout: float, poll: float = 0.02
 ) -> Iterator[bool]:
-    """Hold the lock for ``name`` inside the block; yields False if ``timeout`` passed first."""
+    """Hold the lock for ``name`` inside the block; yields False if ``timeout`` passed first.
+    Raises StoreUnavailable when the server is lost while the lock is being taken."""
     conn = address.connect(autocommit=True)
     try:
         key = lock_key(name)
         deadline = time.monotonic() + timeout
         while True:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            try:
+                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            except psycopg.Error as e:
+                # The server went away between connecting and asking: a lost store, which
+                # callers retry, not an unexpected failure.
+                lost = lost_store(e)
+                if lost is None:
+                    raise
+                raise lost from e
             if got and got[0]:
                 yield True
                 return

@@ -12,6 +12,12 @@ A timeout is an unknown outcome: the order is looked up by its client order id, 
 assumed. When the deadline passes the flattener records ``FlattenIncomplete`` and says so
 loudly; the worker keeps calling it at a lower rate until the account is flat.
 
+On a venue whose calls are round trips the critical path is kept to the venue's own steps:
+the first read goes out while the lock and the barrier are taken (it sizes the first attempt
+only if nobody recorded anything meanwhile and never concludes flat), and the attempt's
+results (with the fills of orders the venue only acknowledged) are read and saved while the
+position lag passes and the check read is in flight, settled before that read is used.
+
 The store fails closed: only "the emergency was never recorded" or "it is recorded as not
 active" means there is nothing to do. A store error (cannot load, cannot take the lock,
 cannot record an attempt) is retried with backoff until the flatten deadline, and no order
@@ -29,7 +35,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from adapters.errors import StoreUnavailable
@@ -94,6 +100,34 @@ def _close_request(activation_id: UUID, attempt: int, position: Position) -> Ord
     )
 
 
+class _InBackground(Generic[A]):
+    """``call()`` started now in a thread of its own; ``result()`` waits for it and returns
+    its value or raises its exception. Only venue calls and store saves run this way: each
+    ends within its client's own timeout, so the wait is bounded by it."""
+
+    def __init__(self, call: Callable[[], A], name: str) -> None:
+        self._call = call
+        self._value: list[A] = []
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value.append(self._call())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self._failure.append(e)
+
+    def result(self) -> A:
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._value[0]
+
+
+_Read = tuple[list[Position], list[Order]]
+
+
 class _Overtaken(Exception):
     """Another writer saved the emergency first: the copy in hand is stale."""
 
@@ -155,9 +189,7 @@ class Flattener:
                 if time.monotonic() - started > self.deadline:
                     log.error("FLATTEN INCOMPLETE: %s", seen.last_error)
                     return FlattenReport(None, False, 0, 0, 0, None, last_error=seen.last_error)
-                self.progress(f"store unavailable ({e}); retrying in {backoff:.2f}s")
-                self.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = self._pause(backoff, f"store unavailable ({e})")
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -165,6 +197,17 @@ class Flattener:
         emergency = self._load()
         if emergency is None or not emergency.active or emergency.activation_id is None:
             return None
+        # The first read of the venue goes out now, while the lock and the barrier are taken
+        # (a round trip each way for the store): reading sends nothing. It sizes the first
+        # attempt only if nobody recorded anything meanwhile; it never concludes flat, since
+        # an order past the gate may still be on its way (see ``_flatten``). Not for an
+        # account already recorded flat (the worker's re-checks): that read would be wasted
+        # and cost the venue's request budget twice.
+        early = (
+            _InBackground(self._read_early, "flattener-first-read")
+            if self.venue.concurrent_requests and emergency.flat is not True
+            else None
+        )
         remaining = max(self.deadline - (time.monotonic() - started), 0.0)
         with self.lock(emergency.activation_id, remaining) as acquired:
             if not acquired:
@@ -182,11 +225,24 @@ class Flattener:
                     "order senders still hold the order flow after %.0fs; sweeping anyway",
                     self.barrier_timeout,
                 )
-            return self._flatten(started, seen, emergency)
+                early = None  # read before a barrier that never came: read again
+            return self._flatten(started, seen, emergency, early)
 
-    def _flatten(self, started: float, seen: _Progress, known: Emergency) -> FlattenReport | None:
+    def _flatten(
+        self,
+        started: float,
+        seen: _Progress,
+        known: Emergency,
+        early: _InBackground[_Read | None] | None = None,
+    ) -> FlattenReport | None:
+        """Attempts until a read shows flat. ``early``: a read started before the lock was
+        taken, on ``known`` as loaded then; used for the first attempt only if the emergency
+        is still at that version (no attempt recorded since the read went out)."""
         backoff = self.interval
         emergency: Emergency | None = None  # re-read unless this run's last save kept it current
+        # The save of the last attempt's results, running while the position lag passes and
+        # the venue is read again: joined before anything else is recorded or concluded.
+        recording: _InBackground[None] | None = None
         while True:
             if emergency is None:
                 try:
@@ -197,25 +253,29 @@ class Flattener:
                     seen.last_error = f"store unavailable: {e}"
                     if time.monotonic() - started > self.deadline:
                         return self._conclude_incomplete(known, seen, None, None)
-                    self.progress(f"store unavailable ({e}); retrying in {backoff:.2f}s")
-                    self.sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff)
+                    backoff = self._pause(backoff, f"store unavailable ({e})")
                     continue
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
+            first_read, early = self._early_result(early, emergency, known), None
             known = emergency
             try:
-                positions, orders = self._side_by_side(
-                    self.venue.fetch_positions, self.venue.fetch_open_orders
-                )
+                positions, orders = first_read or self._read_venue()
             except VenueError as e:
+                self._settle(recording, seen)
+                recording = None
                 seen.last_error = f"{type(e).__name__}: {e}"
                 if time.monotonic() - started > self.deadline:
                     return self._conclude_incomplete(emergency, seen, None, None)
-                self.progress(f"venue unavailable ({e}); retrying in {backoff:.2f}s")
-                self.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = self._pause(backoff, f"venue unavailable ({e})")
                 emergency = None  # an operator may reset while the venue is away
+                continue
+            recorded, recording = self._settle(recording, seen), None
+            if recorded is not True:
+                # Overtaken (re-read at once) or the store is away (back off): this read
+                # waits for the emergency as committed.
+                emergency = None
+                backoff = self._pause(backoff) if recorded is None else backoff
                 continue
             seen.orders_seen |= {o.id for o in orders}
             seen.positions_seen |= {(p.symbol, p.side) for p in positions}
@@ -224,12 +284,12 @@ class Flattener:
             if time.monotonic() - started > self.deadline:
                 return self._conclude_incomplete(emergency, seen, positions, orders)
             try:
-                progressed = self._attempt(emergency, positions, orders, seen)
+                progressed, recording = self._attempt(emergency, positions, orders, seen)
             except _Overtaken:  # someone else recorded meanwhile (a reset?): re-read, decide
                 emergency, progressed = None, True
             except StoreUnavailable as e:
-                # The attempt (or its results) could not be recorded: re-read once the store
-                # answers; nothing leaves before its attempt is recorded.
+                # The attempt could not be recorded: re-read once the store answers; nothing
+                # leaves before its attempt is recorded.
                 seen.last_error = f"store unavailable: {e}"
                 emergency, progressed = None, False
             # Progress: re-read once the venue can show it. None: back off (bounded).
@@ -242,9 +302,12 @@ class Flattener:
         positions: list[Position],
         orders: list[Order],
         seen: _Progress,
-    ) -> bool:
-        """One attempt: record it, cancel, close, record the results. True if it achieved
-        anything (an order canceled or a fill), so the next attempt need not back off."""
+    ) -> tuple[bool, _InBackground[None]]:
+        """One attempt: record it, cancel, close, then start recording the results. Returns
+        whether it achieved anything (an order canceled or a fill: the next attempt need not
+        back off) and the results' save, still running (``_settle`` it before recording
+        anything else). Raises _Overtaken or StoreUnavailable when the attempt itself cannot
+        be recorded, before any order leaves."""
         attempt = emergency.flatten_attempts + 1
         emergency.record_attempt(
             attempt=attempt,
@@ -279,19 +342,103 @@ class Flattener:
             canceled += answer
             canceled_symbols.append(symbol)
 
-        closes = [
-            close
-            for position, request, answer in zip(positions, requests, answers, strict=True)
-            if (close := self._closed(position, request, answer, seen))
+        def record() -> None:
+            """The fills of the closes (read where the venue only acknowledged them), then
+            the results recorded on ``emergency``."""
+            fills = self._fills(requests, answers, seen)
+            closes = [
+                close
+                for position, request, answer in zip(positions, requests, answers, strict=True)
+                if (close := self._closed(position, request, answer, seen, fills))
+            ]
+            emergency.record_attempt_results(
+                canceled=canceled,
+                canceled_symbols=canceled_symbols,
+                closes=closes,
+                timestamp=self.clock(),
+            )
+
+        def record_and_save() -> None:
+            record()
+            self._save_current(emergency)
+
+        # Bookkeeping only (the attempt itself is recorded above, before the orders left): it
+        # runs while the position lag passes and the venue is read again (a read of fills
+        # needs no lag, so it goes with that one), and is settled before that read is used.
+        # The paper venue answers one call at a time with its faults drawn in call order: its
+        # look-ups stay here, in order, and only the save goes aside.
+        progressed = bool(canceled or any(isinstance(a, Order) for a in answers))
+        if not self.venue.concurrent_requests:
+            record()
+            return progressed, _InBackground(
+                lambda: self._save_current(emergency), "flattener-record-results"
+            )
+        return progressed, _InBackground(record_and_save, "flattener-record-results")
+
+    def _fills(
+        self, requests: list[OrderRequest], answers: list[Order | VenueError], seen: _Progress
+    ) -> dict[str, Order]:
+        """The orders the venue only acknowledged (Bybit's market orders), as it shows them
+        now, by client order id; {} when none was or the venue cannot say (then each is
+        looked up alone, in ``_closed``)."""
+        acknowledged = [
+            request
+            for request, answer in zip(requests, answers, strict=True)
+            if isinstance(answer, Order) and answer.status == "open" and answer.filled <= 0
         ]
-        emergency.record_attempt_results(
-            canceled=canceled,
-            canceled_symbols=canceled_symbols,
-            closes=closes,
-            timestamp=self.clock(),
-        )
-        self._save_current(emergency)
-        return bool(canceled or closes)
+        if not acknowledged:
+            return {}
+        try:
+            return self.venue.fetch_fills(acknowledged)
+        except VenueError as e:
+            seen.last_error = f"reading the fills: {type(e).__name__}: {e}"
+            return {}
+
+    def _settle(self, recording: _InBackground[None] | None, seen: _Progress) -> bool | None:
+        """Wait for the results' save: True recorded (or nothing to wait for), False another
+        writer saved first, None the store could not record it (noted in ``seen``)."""
+        if recording is None:
+            return True
+        try:
+            recording.result()
+        except _Overtaken:
+            return False
+        except StoreUnavailable as e:
+            seen.last_error = f"store unavailable: {e}"
+            return None
+        return True
+
+    @staticmethod
+    def _early_result(
+        early: _InBackground[_Read | None] | None, emergency: Emergency, known: Emergency
+    ) -> _Read | None:
+        """What the early read found, if it is fit to size the first attempt; else None (read
+        afresh). Unfit: it failed; someone recorded an attempt since it went out (another
+        flattener's orders may have changed the account); or it shows flat (it went out
+        before the barrier, when an order past the gate may still have been on its way: only
+        a read started after the barrier can show flat)."""
+        if early is None or emergency.version != known.version:
+            return None
+        read = early.result()
+        return read if read is not None and (read[0] or read[1]) else None
+
+    def _read_early(self) -> _Read | None:
+        """``_read_venue``, None if the venue could not answer (the normal read decides)."""
+        try:
+            return self._read_venue()
+        except VenueError:
+            return None
+
+    def _pause(self, backoff: float, note: str | None = None) -> float:
+        """Sleep ``backoff`` seconds (saying why, when ``note``); the next back-off, bounded."""
+        if note:
+            self.progress(f"{note}; retrying in {backoff:.2f}s")
+        self.sleep(backoff)
+        return min(backoff * 2, self.max_backoff)
+
+    def _read_venue(self) -> _Read:
+        """Every position and every open order, read side by side."""
+        return self._side_by_side(self.venue.fetch_positions, self.venue.fetch_open_orders)
 
     def _side_by_side(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
         """``first()`` and ``second()``, at the same time where the venue's calls are round
@@ -300,24 +447,12 @@ class Flattener:
         request timeout, so the join is bounded by it."""
         if not self.venue.concurrent_requests:
             return first(), second()
-        result: list[A] = []
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                result.append(first())
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                failure.append(e)
-
-        thread = threading.Thread(target=run, name="flattener-step", daemon=True)
-        thread.start()
+        one = _InBackground(first, "flattener-step")
         try:
             other = second()
         finally:
-            thread.join()
-        if failure:
-            raise failure[0]
-        return result[0], other
+            result = one.result  # waited for below, or here when ``second`` raised
+        return result(), other
 
     def _closed(
         self,
@@ -325,8 +460,10 @@ class Flattener:
         request: OrderRequest,
         answer: Order | VenueError,
         seen: _Progress,
+        fills: dict[str, Order],
     ) -> dict[str, Any] | None:
-        """What one close order achieved: the fill it got, if any."""
+        """What one close order achieved: the fill it got, if any (``fills``: the venue's
+        later view of acknowledged orders)."""
         order: Order | None = None
         if isinstance(answer, (OutcomeUnknown, DuplicateClientOrderId)):
             # The order may exist: ask the venue, never assume.
@@ -336,7 +473,9 @@ class Flattener:
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
         elif answer.status == "open" and answer.filled <= 0:
             # Some venues (Bybit) only acknowledge a market order; ask for its fill.
-            order = self._look_up(request, seen) or answer
+            order = fills.get(request.client_order_id)
+            if order is None or order.filled <= 0:
+                order = self._look_up(request, seen) or answer
         else:
             order = answer
         if order is None or order.filled <= 0:

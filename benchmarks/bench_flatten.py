@@ -284,6 +284,9 @@ class CountingVenue:
             lambda: self.venue.fetch_order_by_client_id(client_order_id, symbol),
         )
 
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        return self._count("fetch_fills", lambda: self.venue.fetch_fills(requests))
+
 
 def counting_flattener(core: Core, venue: CountingVenue) -> Flattener:
     """A flattener wired as ``Core.flattener`` wires it, on the counting venue."""

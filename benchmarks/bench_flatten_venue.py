@@ -104,16 +104,26 @@ class TimedVenue:
         self.position_lag = venue.position_lag
         self.concurrent_requests = venue.concurrent_requests
         self.spans: list[tuple[int, int]] = []
+        # When the flattener slept (the position lag, a back-off): see ``sleep``.
+        self.pauses: list[tuple[int, int]] = []
         # When a read last came back empty, per read: both empty is the venue seen flat.
         self.empty_at: dict[str, int] = {}
         self.calls: Tally[str] = Tally()
         self._lock = threading.Lock()
 
-    def busy_ms(self, until: int) -> float:
+    def sleep(self, seconds: float) -> None:
+        """The flattener's sleep, its span recorded."""
+        start = now_ns()
+        time.sleep(seconds)
+        with self._lock:
+            self.pauses.append((start, now_ns()))
+
+    def busy_ms(self, until: int, *, pauses: bool = False) -> float:
         """Milliseconds up to ``until`` (perf_counter_ns) in which a venue call was in
-        progress."""
+        progress (or, with ``pauses``, that or the flattener sleeping)."""
+        spans = self.spans + self.pauses if pauses else self.spans
         total, end = 0, 0
-        for start, stop in sorted((a, min(b, until)) for a, b in self.spans if a < until):
+        for start, stop in sorted((a, min(b, until)) for a, b in spans if a < until):
             if stop > end:
                 total += stop - max(start, end)
                 end = stop
@@ -177,6 +187,9 @@ class TimedVenue:
             lambda: self.venue.fetch_order_by_client_id(client_order_id, symbol),
         )
 
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        return self._timed("fetch_fills", lambda: self.venue.fetch_fills(requests))
+
 
 # -- measurements ---------------------------------------------------------------------------------
 
@@ -186,7 +199,7 @@ class FlattenRun:
     flat_ms: float  # activation committed -> the flattener's read showed the venue flat
     returned_ms: float  # activation committed -> the flattener returned (flat recorded)
     venue_ms: float  # of which some venue call was in progress
-    pause_ms: float  # of which the flattener waited out the venue's position lag
+    pause_ms: float  # of which the flattener slept (the position lag) with no call in progress
     attempts: int
     requests: int  # HTTP requests the flatten sent
     limiter_wait_ms: float  # time requests were held back by the rate limiter
@@ -237,7 +250,9 @@ def flatten_once(
 
     activation = core.commands.activate_emergency(reason=f"bench run {run}", actor=ACTOR)
     committed = now_ns()
-    report = core.flattener(venue=timed).run()
+    flattener = core.flattener(venue=timed)
+    flattener.sleep = timed.sleep
+    report = flattener.run()
     flat = now_ns()
 
     account = session.account
@@ -253,7 +268,8 @@ def flatten_once(
         flat_ms=(timed.flat_seen_at() - committed) / 1e6,
         returned_ms=(flat - committed) / 1e6,
         venue_ms=timed.busy_ms(until=timed.flat_seen_at()),
-        pause_ms=report.attempts * venue.position_lag * 1000,
+        pause_ms=timed.busy_ms(until=timed.flat_seen_at(), pauses=True)
+        - timed.busy_ms(until=timed.flat_seen_at()),
         attempts=report.attempts,
         requests=len(session.calls),
         limiter_wait_ms=(venue.limiter.waited - waited_before) * 1000,
@@ -312,9 +328,9 @@ def rows(results: Results) -> list[Row]:
                 f"HTTP requests per run: {tally(Tally(str(r.requests) for r in runs))}",
                 f"requests of one run by endpoint: {tally(per_run)}",
                 f"where the time goes (mean ms): venue calls in progress "
-                f"{sum(r.venue_ms for r in runs) / n:.1f}, the position lag waited out "
-                f"{sum(r.pause_ms for r in runs) / n:.1f}, the rest (tradecore: event store, "
-                f"bookkeeping, threads) {sum(r.overhead_ms for r in runs) / n:.1f} "
+                f"{sum(r.venue_ms for r in runs) / n:.1f}, the position lag waited out with no "
+                f"call in progress {sum(r.pause_ms for r in runs) / n:.1f}, the rest (tradecore: "
+                f"event store, bookkeeping, threads) {sum(r.overhead_ms for r in runs) / n:.1f} "
                 f"(p50 {overhead.p50:.1f}, p99 {overhead.p99:.1f}); requests held back by the "
                 f"rate limiter: {sum(r.limiter_wait_ms for r in runs) / n:.1f} ms a run",
             ],

@@ -214,6 +214,13 @@ class ExchangePort(Protocol):
         have executed. One order's failure never hides another's outcome."""
         ...
 
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        """The orders sent for ``requests`` as the venue shows them now (filled or not), by
+        client order id, in as few requests as the venue allows: how a caller learns the
+        fills of orders ``create_orders`` answered with an acknowledgement only. An order not
+        found is left out. Raises VenueError."""
+        ...
+
     def cancel_order(self, order: Order) -> None:
         """Cancel one open order. An order already gone is not an error. Raises
         OutcomeUnknown (a timeout), VenueUnavailable, VenueAuthenticationFailed."""

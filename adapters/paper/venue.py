@@ -156,6 +156,15 @@ class PaperVenue:
 
         return self._request(find, kind="read")
 
+    def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
+        """Each order looked up by its client order id (this venue answers every order with
+        its fill, so callers rarely need it)."""
+        found = {
+            r.client_order_id: self.fetch_order_by_client_id(r.client_order_id, r.symbol)
+            for r in requests
+        }
+        return {cid: order for cid, order in found.items() if order is not None}
+
     # -- the port: actions -------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> Order:

@@ -9,8 +9,11 @@ bound on the whole.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
@@ -30,6 +33,7 @@ from tests.ccxt_sim import (
     simulated_exchange,
     venue_symbol,
 )
+from tests.waiting import wait_for
 
 BASES = "BTC ETH SOL BNB XRP DOGE ADA AVAX LINK DOT TRX LTC BCH NEAR ATOM APT ARB OP FIL UNI"
 SYMBOLS = [f"{base}/USDT:USDT" for base in BASES.split(" ")]
@@ -206,3 +210,129 @@ def test_the_simulated_account_shows_its_longs_and_shorts_through_ccxt(
     assert len(positions) == 20
     assert all(isinstance(p, Position) for p in positions)
     assert {p.side for p in positions} == {"long", "short"}
+
+
+def _reads_answered(exchange_id: str, session: SimulatedSession) -> bool:
+    return any((c.method, c.path) in READS[exchange_id] for c in list(session.calls))
+
+
+def test_the_first_read_goes_out_while_the_lock_is_taken_and_sizes_the_attempt(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    flattener = core.flattener(venue=venue)
+    take_lock = flattener.lock
+
+    def lock_once_the_venue_was_read(name: UUID, timeout: float) -> AbstractContextManager[bool]:
+        # Reading sends nothing, so the flattener need not hold its lock to read.
+        wait_for(
+            lambda: _reads_answered(exchange_id, session),
+            timeout=5.0,
+            what="a read of the venue answered before the lock is taken",
+        )
+        return take_lock(name, timeout)
+
+    flattener.lock = lock_once_the_venue_was_read
+
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert report is not None and report.flat, report
+    assert (report.positions_closed, report.orders_canceled, report.attempts) == (20, 20, 1)
+    assert session.account.positions == {} and session.account.resting == {}
+    # That read sized the attempt: one read before the sweep and the check after it.
+    first_read, check = steps(session, READS[exchange_id])
+    (sweep,) = steps(session, SWEEP[exchange_id])
+    assert max(c.ended for c in first_read) <= min(c.started for c in sweep)
+    assert max(c.ended for c in sweep) <= min(c.started for c in check)
+
+
+@pytest.mark.parametrize("rig", ["bybit"], indirect=True)
+def test_bybit_fills_are_read_together_with_the_check_not_before_it(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = core.flattener(venue=venue).run()
+
+    assert report is not None and report.flat and report.attempts == 1, report
+    # Bybit only acknowledges a market order: its fill comes from one listing of the latest
+    # orders, sent once the closes are answered and in flight with the check's reads.
+    (fills,) = session.to("GET", "/v5/order/history")
+    (sweep,) = steps(session, SWEEP[exchange_id])
+    _, check = steps(session, READS[exchange_id])
+    assert max(c.ended for c in sweep) <= fills.started
+    assert overlapping([fills, *check]), [(c.path, c.started, c.ended) for c in [fills, *check]]
+    # And the fills were recorded: every close with the quantity and price it got.
+    events = list(core.store.events.get(EMERGENCY_ID))
+    (closed,) = [e for e in events if isinstance(e, Emergency.PositionsClosed)]
+    assert len(closed.closes) == 20
+    assert all(c["quantity"] > 0 and c["average_price"] is not None for c in closed.closes)
+
+
+def test_a_read_sent_before_the_barrier_never_shows_the_account_flat(core: Core) -> None:
+    exchange, session = simulated_exchange("bybit", MARKS, latency=LATENCY, jitter=JITTER)
+    venue = CcxtVenue(exchange)
+    venue.fetch_positions()
+    session.calls.clear()
+    flattener = core.flattener(venue=venue)
+    take_barrier = flattener.barrier
+
+    def barrier_answering_an_order(timeout: float) -> bool:
+        # An order past the gate before the activation is answered while the barrier waits
+        # for it, after the flattener's first read found the account flat.
+        wait_for(
+            lambda: _reads_answered("bybit", session),
+            timeout=5.0,
+            what="the first read answered",
+        )
+        open_position(session, SYMBOLS[0], Decimal(2))
+        return take_barrier(timeout)
+
+    flattener.barrier = barrier_answering_an_order
+
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert report is not None and report.flat, report
+    assert session.account.positions == {}  # the order answered late was closed
+    assert (report.positions_closed, report.attempts) == (1, 1)
+
+
+def test_a_recheck_of_an_account_recorded_flat_reads_the_venue_once(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    first = core.flattener(venue=venue).run()
+    assert first is not None and first.flat, first
+    session.calls.clear()
+
+    again = core.flattener(venue=venue).run()  # the worker's re-check, seconds later
+
+    assert again is not None and again.flat and again.attempts == 1, again
+    # No early read beside the lock: the account is known flat, one read confirms it.
+    (read,) = steps(session, READS[exchange_id])
+    assert len(session.calls) == len(read)
+
+
+def test_the_venue_starts_its_request_threads_before_a_sweep_needs_them() -> None:
+    exchange, _ = simulated_exchange("binanceusdm", MARKS)
+    venue = CcxtVenue(exchange)
+    prefix = f"tradecore-{exchange.id}"
+    sweep = 24  # Binance's sweep of 20 symbols: 15 + 5 cancel-alls and 4 close batches
+
+    before = set(threading.enumerate())  # other venues' pools, of earlier tests
+
+    venue.fetch_open_orders()  # two listings at once: the venue's pool is made
+
+    # A thread started in the middle of a step makes its request leave late, so the pool
+    # starts them beforehand, aside.
+    wait_for(
+        lambda: (
+            sum(t.name.startswith(prefix) for t in set(threading.enumerate()) - before) >= sweep
+        ),
+        timeout=10.0,
+        what=f"{sweep} request threads started",
+    )
