@@ -44,6 +44,9 @@ class VerifyReport:
     positions: dict[str, int] = field(default_factory=dict)
     # The recorded skips the replay honoured: consumer, event id, topic, reason, actor, when.
     skips: list[dict[str, Any]] = field(default_factory=list)
+    # Read models held back before an event they cannot apply: not a full replay of the log,
+    # so not consistent, whatever their rows up to there say (name, event id, topic, error).
+    failing: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rebuild(
@@ -79,13 +82,24 @@ def verify(
     _fresh_copies(runner, scratch)
     try:
         with runner.engine.connect() as conn:
-            target = int(
-                conn.execute(
-                    select(projection_tracking.c.position).where(
-                        projection_tracking.c.name == projection.name
-                    )
-                ).scalar()
-                or 0
+            tracked = conn.execute(
+                select(
+                    projection_tracking.c.position,
+                    projection_tracking.c.failing_event_id,
+                    projection_tracking.c.failing_topic,
+                    projection_tracking.c.last_error,
+                ).where(projection_tracking.c.name == projection.name)
+            ).first()
+        target = int(tracked.position or 0) if tracked is not None else 0
+        if tracked is not None and tracked.failing_event_id is not None:
+            report.consistent = False
+            report.failing.append(
+                {
+                    "projection": projection.name,
+                    "event_id": tracked.failing_event_id,
+                    "topic": tracked.failing_topic,
+                    "error": tracked.last_error,
+                }
             )
         runner.catch_up_projection(scratch, upto=target, progress=progress)
         with runner.engine.begin() as conn:

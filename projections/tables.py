@@ -108,7 +108,7 @@ emergency_view = Table(
     Column("flat", Boolean, nullable=True),
     Column("positions_closed", Integer, nullable=True),
     Column("orders_canceled", Integer, nullable=True),
-    Column("time_to_flat_ms", Integer, nullable=True),
+    Column("time_to_flat_ms", BigInteger, nullable=True),
     Column("flatten_attempts", Integer, nullable=True),
     Column("forced_reset", Boolean, nullable=True),
 )
@@ -216,7 +216,7 @@ incidents = Table(
     Column("activated_at", DateTime(timezone=True), nullable=False),
     Column("flat", Boolean, nullable=True),
     Column("flat_at", DateTime(timezone=True), nullable=True),
-    Column("time_to_flat_ms", Integer, nullable=True),
+    Column("time_to_flat_ms", BigInteger, nullable=True),
     Column("positions_closed", Integer, nullable=True),
     Column("orders_canceled", Integer, nullable=True),
     Column("reset_at", DateTime(timezone=True), nullable=True),

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from app.cli.context import default_actor, state
@@ -136,6 +137,7 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
                 "differences": report.differences,
                 "positions": report.positions,
                 "skips": report.skips,
+                "failing": report.failing,
             }
         )
     else:
@@ -146,10 +148,22 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
                 markup=False,
                 highlight=False,
             )
+        for failing in report.failing:
+            out.print(
+                "[bold red]FAILING[/]: "
+                + escape(
+                    f"{failing['projection']} cannot apply event {failing['event_id']} "
+                    f"({failing['topic']}): {failing['error']}"
+                ),
+                highlight=False,
+            )
         if report.consistent:
             out.print(f"consistent: every read model equals a full replay ({report.positions})")
         else:
-            out.print(f"[bold red]INCONSISTENT[/]: {len(report.differences)} difference(s)")
+            out.print(
+                f"[bold red]INCONSISTENT[/]: {len(report.differences)} difference(s), "
+                f"{len(report.failing)} read model(s) failing"
+            )
             for difference in report.differences:
                 out.print(f"  {difference}", markup=False)
     if not report.consistent:
