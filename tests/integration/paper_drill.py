@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import Engine, select
@@ -93,3 +96,35 @@ def breaker_reads(core: Core) -> None:
     keep such a reading fresh for the length of a test (``breaker_blind_after``)."""
     poll = core.drawdown_breaker().poll()
     assert poll.last is not None and poll.last.status == "accepted", poll
+
+
+def funded(core: Core, prices: dict[str, str]) -> PaperVenue:
+    """The core's paper venue with 10,000 deposited (booked in its ledger) and these marks."""
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    admin = venue.admin()
+    admin.deposit(Decimal(10_000))
+    for symbol, price in prices.items():
+        admin.set_price(symbol, Decimal(price))
+    return venue
+
+
+@contextmanager
+def worker_threads(core: Core) -> Iterator[Callable[[], None]]:
+    """Yields ``start()``, which starts one more worker on ``core`` in a thread; on exit every
+    worker is stopped and must end within 30 s."""
+    from app.worker import Worker  # noqa: PLC0415 - the worker wires every process manager
+
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start() -> None:
+        thread = threading.Thread(target=Worker(core).run, args=(stop,), daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not stop"

@@ -3,7 +3,6 @@ stop in the same transaction; glitches and failed fetches never trip it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -20,13 +19,12 @@ from app.bootstrap import Core
 from app.drawdown import DrawdownBreaker
 from app.executor import Outcome, TradeIntent
 from app.flattener import positions_and_orders
-from app.worker import Worker
 from domain.account import Account
 from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
-from tests.integration.paper_drill import breaker_reads, place
+from tests.integration.paper_drill import breaker_reads, funded, place, worker_threads
 from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -36,13 +34,7 @@ ACTIVATED = "domain.emergency:Emergency.Activated"
 
 @pytest.fixture
 def venue(core: Core) -> PaperVenue:
-    venue = core.venue()
-    assert isinstance(venue, PaperVenue)
-    admin = venue.admin()
-    admin.deposit(Decimal(10_000))
-    admin.set_price(BTC, Decimal(50_000))
-    admin.set_price(ETH, Decimal(3_000))
-    return venue
+    return funded(core, {BTC: "50000", ETH: "3000"})
 
 
 def long_book(venue: PaperVenue) -> None:
@@ -83,18 +75,8 @@ def topics_by_transaction(core: Core, topics: list[str]) -> list[tuple[int, str]
 
 @pytest.fixture
 def worker(core: Core) -> Iterator[Callable[[], None]]:
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def start() -> None:
-        thread = threading.Thread(target=Worker(core).run, args=(stop,), daemon=True)
-        thread.start()
-        threads.append(thread)
-
-    yield start
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+    with worker_threads(core) as start:
+        yield start
 
 
 def read_since(core: Core, at: datetime) -> bool:

@@ -4,7 +4,6 @@ the recorded way out (a ProjectionSkip) recovers it and shows in ``verify``."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import partial
@@ -15,12 +14,11 @@ from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
 from app.flattener import positions_and_orders
 from app.queries import current_snapshot, policy_dict
-from app.worker import Worker
 from domain.drawdown import BreakerState
 from domain.errors import InvalidCommand
 from projections.rebuild import VerifyReport, verify
 from projections.runner import ProjectionPosition
-from tests.integration.paper_drill import place
+from tests.integration.paper_drill import place, worker_threads
 from tests.poison import poison_policy_view
 from tests.waiting import wait_for
 
@@ -52,19 +50,8 @@ def venue(core: Core) -> PaperVenue:
 
 @pytest.fixture
 def worker(core: Core) -> Iterator[Callable[[], None]]:
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def start() -> None:
-        thread = threading.Thread(target=Worker(core).run, args=(stop,), daemon=True)
-        thread.start()
-        threads.append(thread)
-
-    yield start
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the worker did not stop"
+    with worker_threads(core) as start:
+        yield start
 
 
 def test_a_read_model_failing_on_an_event_is_recorded_with_the_event_and_the_others_go_on(

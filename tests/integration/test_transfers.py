@@ -20,6 +20,7 @@ from domain.drawdown import BreakerState, Transition
 from domain.errors import InvalidCommand
 from domain.venue import CashTransfer, VenueUnavailable
 from projections.tables import risk_view
+from tests.integration.paper_drill import funded
 from tests.integration.test_p0_07_drawdown_breaker import (
     account,
     emergency_active,
@@ -33,13 +34,7 @@ BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 @pytest.fixture
 def venue(core: Core) -> PaperVenue:
     """10,000 deposited (booked in the venue's ledger), BTC at 50,000, ETH at 3,000."""
-    venue = core.venue()
-    assert isinstance(venue, PaperVenue)
-    admin = venue.admin()
-    admin.deposit(Decimal(10_000))
-    admin.set_price(BTC, Decimal(50_000))
-    admin.set_price(ETH, Decimal(3_000))
-    return venue
+    return funded(core, {BTC: "50000", ETH: "3000"})
 
 
 def breach_events(core: Core, breaker: DrawdownBreaker) -> list[Any]:
