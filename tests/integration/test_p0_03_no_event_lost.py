@@ -103,6 +103,10 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
             )
 
             own_server.start()
+            # The event store's pool reconnects in the background after a restart: until it
+            # holds a live connection a command fails fast with StoreUnavailable (exit 4),
+            # recording nothing. Wait, bounded, for a read through that same pool.
+            wait_for(lambda: store_answers(core), 30, what="the event store's pool reconnecting")
             for i in range(100):
                 core.commands.update_policy(
                     actor="op", reason="after outage", max_position_notional=str(5000 + i)
@@ -258,3 +262,12 @@ def test_verify_reports_a_tampered_read_model(core: Core) -> None:
     [difference] = report.differences
     assert difference["table"] == "policy_view"
     assert difference["live"]["max_leverage"] == 99
+
+
+def store_answers(core: Core) -> bool:
+    """Whether a read through the event store's own pool succeeds now."""
+    try:
+        core.commands.load_policy()
+    except StoreUnavailable:
+        return False
+    return True
