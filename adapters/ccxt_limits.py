@@ -82,6 +82,41 @@ class SlidingWindowLimiter:
             self._sleep(delay)
 
 
+class RoundTrips:
+    """The durations of a venue's most recent requests (seconds, each from the moment it was
+    sent to its answer, after any rate-limit wait); thread-safe."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque(maxlen=keep)
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._recent.append(seconds)
+
+    def shortest(self) -> float:
+        """The shortest of the recent requests in seconds; 0.0 before any request."""
+        with self._lock:
+            return min(self._recent, default=0.0)
+
+
+def time_requests(exchange: Any) -> RoundTrips:
+    """Record how long each of ``exchange``'s requests takes on the network (wrap it before
+    ``install_limiter``, so a request's wait for the budget is not counted)."""
+    round_trips = RoundTrips()
+    send = exchange.fetch2
+
+    def fetch2(*args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return send(*args, **kwargs)
+        finally:
+            round_trips.add(time.monotonic() - start)
+
+    exchange.fetch2 = fetch2
+    return round_trips
+
+
 def install_limiter(exchange: Any, rule: RateRule) -> SlidingWindowLimiter:
     """Put ``exchange``'s requests under one ``SlidingWindowLimiter`` of ``rule``, in place
     of ccxt's own (``enableRateLimit`` is turned off so the two never both wait).

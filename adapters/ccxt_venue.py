@@ -57,7 +57,13 @@ from typing import Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 
-from adapters.ccxt_limits import RateRule, SlidingWindowLimiter, install_limiter
+from adapters.ccxt_limits import (
+    RateRule,
+    RoundTrips,
+    SlidingWindowLimiter,
+    install_limiter,
+    time_requests,
+)
 from adapters.ccxt_mapping import (
     RedactingLogger,
     balance_from_rows,
@@ -399,7 +405,7 @@ class CcxtVenue:
     """Implements ``domain.venue.ExchangePort`` over a synchronous ccxt exchange."""
 
     # The position endpoints of Binance and Bybit are fed by their account services, which
-    # can trail a fill by a few milliseconds.
+    # can trail a fill by a few milliseconds (counted from the fill at the venue).
     position_lag = 0.02
     # Each request is a network round trip: independent ones go out together.
     concurrent_requests = True
@@ -451,6 +457,8 @@ class CcxtVenue:
         exchange.logger = RedactingLogger(
             logging.getLogger(f"tradecore.ccxt.{exchange.id}"), self._secrets
         )
+        # Timed inside the limiter: a request's network round trip, not its wait for budget.
+        self.round_trips: RoundTrips = time_requests(exchange)
         # Requests go out from several threads at once: ccxt's own limiter spaces them one
         # after another, so it gives way to one of the same rules that allows the venue's
         # bursts. An exchange built without rate limiting (the offline tests) keeps none.
@@ -503,6 +511,15 @@ class CcxtVenue:
 
     def __repr__(self) -> str:
         return f"CcxtVenue(name={self.name!r}, sandbox={self.sandbox})"
+
+    def check_delay(self) -> float:
+        """Seconds to wait after an answered order before a read that must show it: the
+        position lag, less half the shortest recent round trip. The lag runs from the fill at
+        the venue, and a read sent now reaches the venue no sooner than one network leg later
+        (at 50 ms round trips, 25 ms: more than the 20 ms lag, so no wait at all). Half, not
+        the whole: the answer's own leg back to us is left as margin for the venue's
+        processing time and for routes that are not symmetric."""
+        return max(self.position_lag - self.round_trips.shortest() / 2, 0.0)
 
     def equity_unsupported(self) -> str | None:
         """Why this venue cannot report equity (wallet and unrealized PnL), or None when it

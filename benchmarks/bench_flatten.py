@@ -242,6 +242,9 @@ class CountingVenue:
         self.elapsed_ms += elapsed
         return result  # type: ignore[no-any-return]
 
+    def check_delay(self) -> float:
+        return self.venue.check_delay()
+
     def fetch_positions(self) -> list[Position]:
         return self._count("fetch_positions", self.venue.fetch_positions)
 

@@ -7,7 +7,8 @@ Run from the repository root::
 
 For each dialect (Binance USD-M, Bybit), offline: a real ccxt exchange whose HTTP session is
 a simulated account (``tests/ccxt_sim.py``: ccxt's real request building, signing and
-parsing; every request waits latency ± jitter, uniform and seeded), the real ``CcxtVenue``
+parsing; every request waits latency ± jitter, uniform and seeded; its position endpoints
+show a fill only after the venue's published position lag, 20 ms), the real ``CcxtVenue``
 under its rate limiter, the real flattener and event store. Each run opens 20 positions on
 20 symbols (every third short) and 20 resting orders (15 limit entries, 5 conditional
 stop-losses) and times activation committed -> venue seen flat: the moment the flattener's
@@ -118,11 +119,11 @@ class TimedVenue:
         with self._lock:
             self.pauses.append((start, now_ns()))
 
-    def busy_ms(self, until: int, *, pauses: bool = False) -> float:
-        """Milliseconds up to ``until`` (perf_counter_ns) in which a venue call was in
-        progress (or, with ``pauses``, that or the flattener sleeping)."""
+    def busy_ms(self, since: int, until: int, *, pauses: bool = False) -> float:
+        """Milliseconds from ``since`` to ``until`` (perf_counter_ns) in which a venue call
+        was in progress (or, with ``pauses``, that or the flattener sleeping)."""
         spans = self.spans + self.pauses if pauses else self.spans
-        total, end = 0, 0
+        total, end = 0, since
         for start, stop in sorted((a, min(b, until)) for a, b in spans if a < until):
             if stop > end:
                 total += stop - max(start, end)
@@ -147,6 +148,9 @@ class TimedVenue:
         if not rows:
             self.empty_at[method] = now_ns()
         return rows
+
+    def check_delay(self) -> float:
+        return self.venue.check_delay()
 
     def fetch_positions(self) -> list[Position]:
         return self._read("fetch_positions", self.venue.fetch_positions)
@@ -228,6 +232,7 @@ def new_venue(
         jitter=args.jitter_ms / 1000,
         seed=seed,
         rate_limit=rate_limit,
+        position_lag=CcxtVenue.position_lag,
     )
     venue = CcxtVenue(exchange)
     venue.fetch_positions()  # the markets, as a running worker has them
@@ -248,10 +253,13 @@ def flatten_once(
     assert venue.limiter is not None
     waited_before = venue.limiter.waited
 
-    activation = core.commands.activate_emergency(reason=f"bench run {run}", actor=ACTOR)
-    committed = now_ns()
+    # As ``emergency activate --yes`` does: the flattener reads ahead while the activation
+    # is committed.
     flattener = core.flattener(venue=timed)
     flattener.sleep = timed.sleep
+    flattener.read_ahead()
+    activation = core.commands.activate_emergency(reason=f"bench run {run}", actor=ACTOR)
+    committed = now_ns()
     report = flattener.run()
     flat = now_ns()
 
@@ -267,9 +275,9 @@ def flatten_once(
     measured = FlattenRun(
         flat_ms=(timed.flat_seen_at() - committed) / 1e6,
         returned_ms=(flat - committed) / 1e6,
-        venue_ms=timed.busy_ms(until=timed.flat_seen_at()),
-        pause_ms=timed.busy_ms(until=timed.flat_seen_at(), pauses=True)
-        - timed.busy_ms(until=timed.flat_seen_at()),
+        venue_ms=timed.busy_ms(committed, timed.flat_seen_at()),
+        pause_ms=timed.busy_ms(committed, timed.flat_seen_at(), pauses=True)
+        - timed.busy_ms(committed, timed.flat_seen_at()),
         attempts=report.attempts,
         requests=len(session.calls),
         limiter_wait_ms=(venue.limiter.waited - waited_before) * 1000,

@@ -160,7 +160,7 @@ class ExchangePort(Protocol):
 
     name: str
     # Seconds an answered order may take to show in fetch_positions: a venue's account
-    # service can trail its matching engine. The flattener waits this long before it checks.
+    # service can trail its matching engine, counted from the fill (see ``check_delay``).
     position_lag: float
     # True when each call is a network round trip that may overlap others (the flattener
     # then makes the independent calls of one step at once); the paper venue answers each
@@ -170,6 +170,11 @@ class ExchangePort(Protocol):
     # costly in rate-limit weight. The breaker reads it at least this often, and always before
     # it re-reads a jump held for confirmation (a transfer is the likeliest cause of a jump).
     transfer_interval: float
+
+    def check_delay(self) -> float:
+        """Seconds the flattener waits after an answered order before the read that must show
+        it: ``position_lag`` less the time the network already took (never negative)."""
+        ...
 
     def fetch_positions(self) -> list[Position]:
         """Every open position (quantity > 0), in both position modes."""

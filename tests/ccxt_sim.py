@@ -84,6 +84,11 @@ class SimulatedAccount:
 
     marks: dict[str, Decimal]  # venue symbol -> mark price
     positions: dict[str, Decimal] = field(default_factory=dict)  # signed quantity
+    # Seconds a fill takes to show in the position endpoints (an account service trailing
+    # the matching engine): they answer the positions as they were this long ago.
+    position_lag: float = 0.0
+    # (monotonic time, venue symbol, signed quantity before) of each fill, for the lag.
+    changes: list[tuple[float, str, Decimal]] = field(default_factory=list)
     resting: dict[str, Resting] = field(default_factory=dict)  # by order id
     filled: dict[str, Filled] = field(default_factory=dict)  # by client id
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(7_000_000))
@@ -97,6 +102,8 @@ class SimulatedAccount:
         closing = (held > 0 and side == "SELL") or (held < 0 and side == "BUY")
         done = min(quantity, abs(held)) if closing else Decimal(0)
         left = held - done if held > 0 else held + done
+        if done:
+            self.changes.append((time.monotonic(), symbol, held))
         if left == 0:
             self.positions.pop(symbol, None)
         else:
@@ -104,6 +111,16 @@ class SimulatedAccount:
         order = Filled(self.next_id(), client_id, symbol, side, done, self.marks[symbol])
         self.filled[client_id] = order
         return order
+
+    def shown_positions(self) -> dict[str, Decimal]:
+        """The positions as the position endpoints show them: as of ``position_lag`` ago."""
+        shown = dict(self.positions)
+        since = time.monotonic() - self.position_lag
+        for at, symbol, before in reversed(self.changes):
+            if at <= since:
+                break
+            shown[symbol] = before  # the earliest change still hidden wins: the older state
+        return {symbol: quantity for symbol, quantity in shown.items() if quantity != 0}
 
     def cancel_all(
         self, symbols: set[str] | None, *, regular: bool, conditional: bool
@@ -215,7 +232,7 @@ class SimulatedSession:
                 "markPrice": str(self.account.marks[symbol]),
                 "unRealizedProfit": "0",
             }
-            for symbol, quantity in self.account.positions.items()
+            for symbol, quantity in self.account.shown_positions().items()
         ]
 
     def _binance_open(self, params: dict[str, Any], *, conditional: bool) -> list[Resting]:
@@ -328,7 +345,7 @@ class SimulatedSession:
                 "markPrice": str(self.account.marks[symbol]),
                 "unrealisedPnl": "0",
             }
-            for symbol, quantity in self.account.positions.items()
+            for symbol, quantity in self.account.shown_positions().items()
         ]
         return 200, _bybit({"list": rows, "nextPageCursor": "", "category": "linear"})
 
@@ -423,12 +440,16 @@ def simulated_exchange(
     jitter: float = 0.0,
     seed: int = 17,
     rate_limit: bool = True,
+    position_lag: float = 0.0,
 ) -> tuple[Any, SimulatedSession]:
     """A real ``ccxt.binanceusdm`` or ``ccxt.bybit`` on a simulated account of ``marks``
     (unified symbol -> mark price), and its session. ``rate_limit`` keeps ccxt's
-    ``enableRateLimit`` on, so a ``CcxtVenue`` puts the exchange under its own limiter."""
+    ``enableRateLimit`` on, so a ``CcxtVenue`` puts the exchange under its own limiter;
+    ``position_lag``: seconds before a fill shows in the position endpoints."""
     dialect = {"binanceusdm": "binance", "bybit": "bybit"}[exchange_id]
-    account = SimulatedAccount({venue_symbol(s): m for s, m in marks.items()})
+    account = SimulatedAccount(
+        {venue_symbol(s): m for s, m in marks.items()}, position_lag=position_lag
+    )
     session = SimulatedSession(dialect, account, latency=latency, jitter=jitter, seed=seed)
     exchange = getattr(ccxt, exchange_id)({"apiKey": KEY, "secret": SECRET})
     exchange.session = session

@@ -63,6 +63,10 @@ class PaperVenue:
         self.faulted = faulted
         self.book = Matching(clock)
 
+    def check_delay(self) -> float:
+        """No wait: an answered order is in the next read (one database)."""
+        return self.position_lag
+
     def admin(self) -> PaperVenue:
         """The same venue without fault injection: the back office drills use."""
         return PaperVenue(self.engine, self.clock, faulted=False)

@@ -29,6 +29,9 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
     """Latch the emergency stop, then cancel every order and close every position until the
     account is flat (or the deadline passes). Needs no worker to be running."""
     core = state(ctx).core()
+    flattener = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False))
+    if yes:  # no prompt to wait for: the venue's first read overlaps the activation's commit
+        flattener.read_ahead()
     activation = core.commands.activate_emergency(
         reason=reason, actor=actor or default_actor(), source="operator", confirm=confirmer(yes)
     )
@@ -43,7 +46,7 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
             f"{activation.reason}); checking the account is flat"
         )
     try:
-        report = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False)).run()
+        report = flattener.run()
     except Exception as error:
         lost = lost_store(error)
         if lost is None:

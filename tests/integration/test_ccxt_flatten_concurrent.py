@@ -9,7 +9,9 @@ bound on the whole.
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from decimal import Decimal
@@ -59,10 +61,18 @@ SWEEP = {
 }
 
 
-@pytest.fixture(params=["binanceusdm", "bybit"])
-def rig(request: pytest.FixtureRequest) -> Iterator[tuple[str, CcxtVenue, SimulatedSession]]:
-    exchange_id = str(request.param)
-    exchange, session = simulated_exchange(exchange_id, MARKS, latency=LATENCY, jitter=JITTER)
+def stocked(
+    exchange_id: str, *, latency: float = LATENCY, position_lag: float = CcxtVenue.position_lag
+) -> tuple[CcxtVenue, SimulatedSession]:
+    """An offline account of 20 positions and 20 resting orders (5 conditional), its
+    position endpoints trailing fills by ``position_lag`` seconds, markets loaded."""
+    exchange, session = simulated_exchange(
+        exchange_id,
+        MARKS,
+        latency=latency,
+        jitter=JITTER if latency else 0.0,
+        position_lag=position_lag,
+    )
     for i, (symbol, mark) in enumerate(MARKS.items()):
         short = i % 3 == 2
         quantity = Decimal(i + 1)
@@ -80,6 +90,13 @@ def rig(request: pytest.FixtureRequest) -> Iterator[tuple[str, CcxtVenue, Simula
     venue = CcxtVenue(exchange)
     venue.fetch_positions()  # markets loaded before the clock of any step starts
     session.calls.clear()
+    return venue, session
+
+
+@pytest.fixture(params=["binanceusdm", "bybit"])
+def rig(request: pytest.FixtureRequest) -> Iterator[tuple[str, CcxtVenue, SimulatedSession]]:
+    exchange_id = str(request.param)
+    venue, session = stocked(exchange_id)
     yield exchange_id, venue, session
 
 
@@ -336,3 +353,136 @@ def test_the_venue_starts_its_request_threads_before_a_sweep_needs_them() -> Non
         timeout=10.0,
         what=f"{sweep} request threads started",
     )
+
+
+@pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
+def test_on_a_fast_network_the_check_waits_out_the_position_lag(
+    core: Core, exchange_id: str
+) -> None:
+    # No network time to cover the lag: a check read sent at once would still show the
+    # positions just closed, and the flattener would send a second attempt for them.
+    venue, session = stocked(exchange_id, latency=0.0, position_lag=0.1)
+    venue.position_lag = 0.1
+    flattener = core.flattener(venue=venue)
+    waits: list[float] = []
+    sleep = flattener.sleep
+
+    def recorded(seconds: float) -> None:
+        waits.append(seconds)
+        sleep(seconds)
+
+    flattener.sleep = recorded
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert report is not None and report.flat and report.attempts == 1, report
+    assert session.account.positions == {}
+    assert waits and waits[0] > 0.09, waits  # the lag, less half of a near-zero round trip
+
+
+def test_a_round_trip_longer_than_twice_the_position_lag_leaves_nothing_to_wait(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    # 50 ms requests: a read sent the moment the closes are answered reaches the venue at
+    # least 20 ms after the fills (half the shortest round trip), the whole 20 ms lag.
+    _, venue, session = rig
+    flattener = core.flattener(venue=venue)
+    waits: list[float] = []
+    sleep = flattener.sleep
+
+    def recorded(seconds: float) -> None:
+        waits.append(seconds)
+        sleep(seconds)
+
+    flattener.sleep = recorded
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert report is not None and report.flat and report.attempts == 1, report
+    assert session.account.positions == {}
+    assert venue.round_trips.shortest() >= 2 * venue.position_lag
+    assert waits == [0.0], waits
+
+
+def test_an_operator_activation_reads_the_venue_while_the_activation_commits(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    flattener = core.flattener(venue=venue)
+
+    flattener.read_ahead()  # as `emergency activate --yes` does, before committing
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    committed = time.monotonic()
+    report = flattener.run()
+
+    assert report is not None and report.flat, report
+    assert (report.positions_closed, report.orders_canceled, report.attempts) == (20, 20, 1)
+    assert session.account.positions == {} and session.account.resting == {}
+    first_read, check = steps(session, READS[exchange_id])
+    assert min(c.started for c in first_read) < committed  # it went out before the commit
+    assert len(check) == len(first_read)  # and was used: no second read before the sweep
+
+
+def test_a_read_ahead_of_an_account_since_recorded_flat_is_not_used(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    _, venue, session = rig
+    late = core.flattener(venue=venue)
+    late.read_ahead()  # sees the 20 positions
+    wait_for(lambda: bool(session.calls), timeout=5.0, what="the read ahead answered")
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    first = core.flattener(venue=venue).run()  # the worker got there first
+    assert first is not None and first.flat and first.attempts == 1, first
+
+    report = late.run()
+
+    # Its read showed positions since closed: sizing an attempt from it would send 20 closes
+    # more. It reads again instead and finds the account flat.
+    assert report is not None and report.flat and report.attempts == 1, report
+    assert len(session.account.filled) == 20
+
+
+def test_the_collector_spares_old_objects_while_a_flatten_runs(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    _, venue, _ = rig
+    frozen: list[int] = []
+    read = venue.fetch_positions
+
+    def read_noting_the_collector() -> list[Position]:
+        frozen.append(gc.get_freeze_count())
+        return read()
+
+    venue.fetch_positions = read_noting_the_collector  # type: ignore[method-assign]
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = core.flattener(venue=venue).run()
+
+    assert report is not None and report.flat, report
+    assert frozen and min(frozen) > 0  # a full collection scans none of the old objects
+    assert gc.get_freeze_count() == 0  # and they are collectable again afterwards
+
+
+def test_a_read_ahead_older_than_a_recorded_attempt_is_not_used(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    _, venue, session = rig
+    late = core.flattener(venue=venue)
+    late.read_ahead()  # sees the 20 positions
+    wait_for(lambda: bool(session.calls), timeout=5.0, what="the read ahead answered")
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    # Another flattener recorded its attempt 1 and its closes of 5 positions filled; it
+    # has not recorded their results yet.
+    emergency = core.store.repository.get(EMERGENCY_ID)
+    assert isinstance(emergency, Emergency)
+    emergency.record_attempt(attempt=1, positions_open=20, orders_open=20, timestamp=core.clock())
+    core.store.save(emergency)
+    closed_elsewhere = sorted(session.account.positions)[:5]
+    for symbol in closed_elsewhere:
+        del session.account.positions[symbol]
+
+    report = late.run()
+
+    assert report is not None and report.flat and report.attempts == 2, report
+    # Attempt 2 closed the 15 positions still open, sized from a read of its own.
+    assert len(session.account.filled) == 15
+    assert {f.symbol for f in session.account.filled.values()}.isdisjoint(closed_elsewhere)
