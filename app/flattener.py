@@ -320,8 +320,15 @@ class Flattener:
                     continue
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
-            first_read, early = self._early_result(early, emergency, known), None
-            known = emergency
+            # An early read still fit (nobody recorded since it went out) sizes this attempt:
+            # the attempt is recorded while the read is in flight, so its save is off the
+            # critical path; like any save it is settled (joined) before an order leaves. Its
+            # counts are then not known; the attempt's results say what it did.
+            pending = early if early is not None and emergency.version == known.version else None
+            early, known, recorded_ahead = None, emergency, pending is not None
+            # (Only on the first pass, when no other save is running.)
+            recording = self._record_ahead(emergency) if pending is not None else recording
+            first_read = self._early_result(pending)
             try:
                 positions, orders = first_read or self._read_venue()
             except VenueError as e:
@@ -347,7 +354,9 @@ class Flattener:
             if time.monotonic() - started > self.deadline:
                 return self._conclude_incomplete(emergency, seen, positions, orders)
             try:
-                progressed, recording = self._attempt(emergency, positions, orders, seen)
+                progressed, recording = self._attempt(
+                    emergency, positions, orders, seen, recorded=recorded_ahead
+                )
             except _Overtaken:  # someone else recorded meanwhile (a reset?): re-read, decide
                 emergency, progressed = None, True
             except StoreUnavailable as e:
@@ -366,20 +375,20 @@ class Flattener:
         positions: list[Position],
         orders: list[Order],
         seen: _Progress,
+        *,
+        recorded: bool = False,
     ) -> tuple[bool, _InBackground[None]]:
-        """One attempt: record it, cancel, close, then start recording the results. Returns
-        whether it achieved anything (an order canceled or a fill: the next attempt need not
-        back off) and the results' save, still running (``_settle`` it before recording
-        anything else). Raises _Overtaken or StoreUnavailable when the attempt itself cannot
-        be recorded, before any order leaves."""
-        attempt = emergency.flatten_attempts + 1
-        emergency.record_attempt(
-            attempt=attempt,
-            positions_open=len(positions),
-            orders_open=len(orders),
-            timestamp=self.clock(),
+        """One attempt: record it (unless ``recorded`` already), cancel, close, then start
+        recording the results. Returns whether it achieved anything (an order canceled or a
+        fill: the next attempt need not back off) and the results' save, still running
+        (``_settle`` it before recording anything else). Raises _Overtaken or
+        StoreUnavailable when the attempt itself cannot be recorded, before any order
+        leaves."""
+        attempt = (
+            emergency.flatten_attempts
+            if recorded
+            else self._record_attempt(emergency, (len(positions), len(orders)))
         )
-        self._save_current(emergency)  # before any order leaves
         activation_id = emergency.activation_id
         assert activation_id is not None
         self.progress(
@@ -472,16 +481,37 @@ class Flattener:
             return None
         return True
 
+    def _record_ahead(self, emergency: Emergency) -> _InBackground[None]:
+        """The next attempt recorded (without counts) and saved, in a thread of its own."""
+
+        def record() -> None:
+            self._record_attempt(emergency, None)
+
+        return _InBackground(record, "flattener-record-attempt")
+
+    def _record_attempt(self, emergency: Emergency, counts: tuple[int, int] | None) -> int:
+        """Record the next attempt (``counts``: the positions and orders it found, None when
+        recorded before the read answered) and save it; its number. Raises _Overtaken or
+        StoreUnavailable."""
+        attempt = emergency.flatten_attempts + 1
+        emergency.record_attempt(
+            attempt=attempt,
+            positions_open=None if counts is None else counts[0],
+            orders_open=None if counts is None else counts[1],
+            timestamp=self.clock(),
+        )
+        self._save_current(emergency)  # before any order leaves
+        return attempt
+
     @staticmethod
-    def _early_result(
-        early: _InBackground[_Read | None] | None, emergency: Emergency, known: Emergency
-    ) -> _Read | None:
-        """What the early read found, if it is fit to size the first attempt; else None (read
-        afresh). Unfit: it failed; someone recorded an attempt since it went out (another
-        flattener's orders may have changed the account); or it shows flat (it went out
-        before the barrier, when an order past the gate may still have been on its way: only
-        a read started after the barrier can show flat)."""
-        if early is None or emergency.version != known.version:
+    def _early_result(early: _InBackground[_Read | None] | None) -> _Read | None:
+        """What the early read found (waiting for it), if it is fit to size the first
+        attempt; else None (read afresh). The caller has checked that nobody recorded an
+        attempt since it went out (another flattener's orders may have changed the account).
+        Unfit: it failed, or it shows flat (it went out before the barrier, when an order past
+        the gate may still have been on its way: only a read started after the barrier can
+        show flat)."""
+        if early is None:
             return None
         read = early.result()
         return read if read is not None and (read[0] or read[1]) else None

@@ -109,8 +109,9 @@ class Emergency(TradecoreAggregate):
         class_version = 2
         activation_number: int
         attempt: int
-        positions_open: int
-        orders_open: int
+        # None: recorded while the venue was still being read (the results tell what it did)
+        positions_open: int | None
+        orders_open: int | None
         correlation_id: UUID | None
         causation_id: UUID | None
 
@@ -344,9 +345,15 @@ class Emergency(TradecoreAggregate):
     # -- the flattener's record --------------------------------------------------------------
 
     def record_attempt(
-        self, *, attempt: int, positions_open: int, orders_open: int, timestamp: datetime
+        self,
+        *,
+        attempt: int,
+        positions_open: int | None,
+        orders_open: int | None,
+        timestamp: datetime,
     ) -> None:
-        """Record that flatten attempt ``attempt`` starts (before any order is sent)."""
+        """Record that flatten attempt ``attempt`` starts (before any order is sent), with the
+        positions and orders it found (None: recorded before the venue's read answered)."""
         self._require_active()
         if attempt != self.flatten_attempts + 1:
             raise InvalidCommand(
@@ -369,8 +376,8 @@ class Emergency(TradecoreAggregate):
         causation_id: UUID | None,
         activation_number: int,
         attempt: int,
-        positions_open: int,
-        orders_open: int,
+        positions_open: int | None,
+        orders_open: int | None,
         timestamp: datetime,
     ) -> None:
         self.flatten_attempts = attempt

@@ -486,3 +486,43 @@ def test_a_read_ahead_older_than_a_recorded_attempt_is_not_used(
     # Attempt 2 closed the 15 positions still open, sized from a read of its own.
     assert len(session.account.filled) == 15
     assert {f.symbol for f in session.account.filled.values()}.isdisjoint(closed_elsewhere)
+
+
+def test_the_attempt_recorded_while_the_venue_is_read_is_committed_before_any_order_leaves(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    recorded_when_sent: list[bool] = []
+    sweep_sent = threading.Event()
+
+    def note(method: str, path: str, params: dict[str, object]) -> bool:
+        if (method, path) in SWEEP[exchange_id]:
+            sweep_sent.set()
+            events = core.store.events.get(EMERGENCY_ID)
+            recorded_when_sent.append(
+                any(isinstance(e, Emergency.FlattenAttempted) for e in events)
+            )
+        return False  # answer normally
+
+    session.refuse = note
+    flattener = core.flattener(venue=venue)
+    save = flattener.repository.save
+
+    def slow_save(aggregate: Emergency) -> None:
+        # The attempt's save outlasts the read: an order sent without waiting for it would
+        # reach the venue first (the wait ends at once if one does; else after 1 s).
+        if isinstance(aggregate, Emergency) and not aggregate.flat:
+            sweep_sent.wait(timeout=1.0)
+        save(aggregate)
+
+    flattener.repository.save = slow_save  # type: ignore[method-assign,assignment]
+    flattener.read_ahead()
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert report is not None and report.flat and report.attempts == 1, report
+    assert recorded_when_sent and all(recorded_when_sent), recorded_when_sent
+    (attempted,) = [
+        e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
+    ]
+    assert attempted.positions_open is None  # recorded before the read that sized it answered
