@@ -162,6 +162,9 @@ class SimulatedSession:
         self.cookies = RequestsCookieJar()
         self.calls: list[Call] = []
         self.refuse: Callable[[str, str, dict[str, Any]], bool] = lambda *_: False
+        # The venue's recorded candles, any symbol: (open time ms, open, high, low, close,
+        # volume), oldest first. The kline endpoints page through them.
+        self.candles: list[tuple[int, float, float, float, float, float]] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -326,6 +329,25 @@ class SimulatedSession:
         template = reply["result"]["list"][0]
         reply["result"]["list"] = [_bybit_market(template, s) for s in self.account.marks]
         return 200, reply
+
+    def _candles_from(self, start: object, limit: object) -> list[tuple[int, ...]]:
+        since = int(str(start)) if start is not None else 0
+        return [c for c in self.candles if c[0] >= since][: int(str(limit or 500))]
+
+    def _binance_get_fapi_v1_klines(self, params: dict[str, Any]) -> Answer:
+        page = self._candles_from(params.get("startTime"), params.get("limit"))
+        return 200, [
+            [t, str(o), str(h), str(lo), str(c), str(v), t + 59_999, "0", 1, "0", "0", "0"]
+            for t, o, h, lo, c, v in page
+        ]
+
+    def _bybit_get_v5_market_kline(self, params: dict[str, Any]) -> Answer:
+        page = self._candles_from(params.get("start"), params.get("limit"))
+        rows = [
+            [str(t), str(o), str(h), str(lo), str(c), str(v), "0"] for t, o, h, lo, c, v in page
+        ]
+        rows.reverse()  # Bybit answers newest first
+        return 200, _bybit({"category": "linear", "symbol": params.get("symbol"), "list": rows})
 
     def _bybit_get_v5_user_query_api(self, _: dict[str, Any]) -> Answer:
         return 200, _fixture("bybit", "query_api.json")

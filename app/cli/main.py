@@ -18,6 +18,7 @@ from adapters.database import lost_store
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
 from app.cli import (
     audit,
+    data,
     db,
     demo,
     emergency,
@@ -60,6 +61,7 @@ cli.add_typer(sizing.app, name="sizing")
 cli.add_typer(model.app, name="model")
 cli.add_typer(risk.app, name="risk")
 cli.add_typer(audit.app, name="audit")
+cli.add_typer(data.app, name="data")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("demo")(demo.demo)
