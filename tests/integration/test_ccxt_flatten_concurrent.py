@@ -21,7 +21,7 @@ import pytest
 
 from adapters.ccxt_venue import CcxtVenue
 from app.bootstrap import Core
-from app.flattener import client_order_id
+from app.flattener import Flattener, client_order_id
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.venue import Position
@@ -355,6 +355,19 @@ def test_the_venue_starts_its_request_threads_before_a_sweep_needs_them() -> Non
     )
 
 
+def recorded_waits(flattener: Flattener) -> list[float]:
+    """The seconds of each of ``flattener``'s sleeps, as it takes them."""
+    waits: list[float] = []
+    sleep = flattener.sleep
+
+    def recorded(seconds: float) -> None:
+        waits.append(seconds)
+        sleep(seconds)
+
+    flattener.sleep = recorded
+    return waits
+
+
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
 def test_on_a_fast_network_the_check_waits_out_the_position_lag(
     core: Core, exchange_id: str
@@ -364,14 +377,7 @@ def test_on_a_fast_network_the_check_waits_out_the_position_lag(
     venue, session = stocked(exchange_id, latency=0.0, position_lag=0.1)
     venue.position_lag = 0.1
     flattener = core.flattener(venue=venue)
-    waits: list[float] = []
-    sleep = flattener.sleep
-
-    def recorded(seconds: float) -> None:
-        waits.append(seconds)
-        sleep(seconds)
-
-    flattener.sleep = recorded
+    waits = recorded_waits(flattener)
     core.commands.activate_emergency(reason="drill", actor="alice")
     report = flattener.run()
 
@@ -387,14 +393,7 @@ def test_a_round_trip_longer_than_twice_the_position_lag_leaves_nothing_to_wait(
     # least 20 ms after the fills (half the shortest round trip), the whole 20 ms lag.
     _, venue, session = rig
     flattener = core.flattener(venue=venue)
-    waits: list[float] = []
-    sleep = flattener.sleep
-
-    def recorded(seconds: float) -> None:
-        waits.append(seconds)
-        sleep(seconds)
-
-    flattener.sleep = recorded
+    waits = recorded_waits(flattener)
     core.commands.activate_emergency(reason="drill", actor="alice")
     report = flattener.run()
 
@@ -423,14 +422,21 @@ def test_an_operator_activation_reads_the_venue_while_the_activation_commits(
     assert len(check) == len(first_read)  # and was used: no second read before the sweep
 
 
+def read_ahead_then_activate(core: Core, venue: CcxtVenue, session: SimulatedSession) -> Flattener:
+    """A flattener whose read ahead (of the 20 positions) was answered before the emergency
+    was activated."""
+    late = core.flattener(venue=venue)
+    late.read_ahead()
+    wait_for(lambda: bool(session.calls), timeout=5.0, what="the read ahead answered")
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    return late
+
+
 def test_a_read_ahead_of_an_account_since_recorded_flat_is_not_used(
     core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
 ) -> None:
     _, venue, session = rig
-    late = core.flattener(venue=venue)
-    late.read_ahead()  # sees the 20 positions
-    wait_for(lambda: bool(session.calls), timeout=5.0, what="the read ahead answered")
-    core.commands.activate_emergency(reason="drill", actor="alice")
+    late = read_ahead_then_activate(core, venue, session)
     first = core.flattener(venue=venue).run()  # the worker got there first
     assert first is not None and first.flat and first.attempts == 1, first
 
@@ -466,10 +472,7 @@ def test_a_read_ahead_older_than_a_recorded_attempt_is_not_used(
     core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
 ) -> None:
     _, venue, session = rig
-    late = core.flattener(venue=venue)
-    late.read_ahead()  # sees the 20 positions
-    wait_for(lambda: bool(session.calls), timeout=5.0, what="the read ahead answered")
-    core.commands.activate_emergency(reason="drill", actor="alice")
+    late = read_ahead_then_activate(core, venue, session)
     # Another flattener recorded its attempt 1 and its closes of 5 positions filled; it
     # has not recorded their results yet.
     emergency = core.store.repository.get(EMERGENCY_ID)

@@ -5,6 +5,7 @@ through the venues' real kline endpoints (ccxt builds, signs and parses every re
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ccxt_history import CcxtHistory
-from app.market_data_fetch import HEADER, fetch_to_file
+from app.market_data_fetch import HEADER, FetchReport, fetch_to_file
 from domain.market_data import CandleDataInvalid, parse_ohlcv_csv
 from domain.venue import VenueError
 from tests.ccxt_sim import SimulatedSession, simulated_exchange
@@ -45,6 +46,27 @@ def klines(session: SimulatedSession) -> list[dict[str, object]]:
     return [c.params for c in session.calls if "kline" in c.path.lower()]
 
 
+def fetch(
+    history: CcxtHistory,
+    out: Path,
+    *,
+    since: datetime = T0,
+    until: timedelta = timedelta(hours=5),
+    sleep: Callable[[float], None] = lambda _: None,
+) -> FetchReport:
+    """Pages of 100 from ``since`` until ``until`` past T0, into ``out``."""
+    return fetch_to_file(
+        history,
+        symbol=SYMBOL,
+        timeframe="1m",
+        since=since,
+        until=T0 + until,
+        out=out,
+        page_size=100,
+        sleep=sleep,
+    )
+
+
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
 def test_three_pages_are_fetched_in_order_into_one_readable_file(
     tmp_path: Path, exchange_id: str
@@ -52,16 +74,7 @@ def test_three_pages_are_fetched_in_order_into_one_readable_file(
     history, session = venue(exchange_id, synthetic_candles(250))
     out = tmp_path / "btc.csv"
 
-    report = fetch_to_file(
-        history,
-        symbol=SYMBOL,
-        timeframe="1m",
-        since=T0,
-        until=T0 + timedelta(hours=5),
-        out=out,
-        page_size=100,
-        sleep=lambda _: None,
-    )
+    report = fetch(history, out)
 
     assert report.written == 250 and report.gaps == []
     assert len(klines(session)) == 4  # 100 + 100 + 50, then an empty page ends it
@@ -87,16 +100,7 @@ def test_a_rate_limit_answer_is_retried_and_the_file_has_every_candle_once(
     waits: list[float] = []
     out = tmp_path / "btc.csv"
 
-    report = fetch_to_file(
-        history,
-        symbol=SYMBOL,
-        timeframe="1m",
-        since=T0,
-        until=T0 + timedelta(hours=5),
-        out=out,
-        page_size=100,
-        sleep=waits.append,
-    )
+    report = fetch(history, out, sleep=waits.append)
 
     assert refused and waits  # refused once, waited, asked again
     assert report.written == 250
@@ -109,31 +113,13 @@ def test_a_second_run_resumes_after_the_last_candle_and_cuts_a_torn_line(
 ) -> None:
     out = tmp_path / "btc.csv"
     history, _ = venue("bybit", synthetic_candles(250))
-    first = fetch_to_file(
-        history,
-        symbol=SYMBOL,
-        timeframe="1m",
-        since=T0,
-        until=T0 + timedelta(minutes=120),
-        out=out,
-        page_size=100,
-        sleep=lambda _: None,
-    )
+    first = fetch(history, out, until=timedelta(minutes=120))
     assert first.written == 120
     with out.open("a") as file:  # the machine lost power mid-line
         file.write("2022-01-17T02:00:00Z,40000.1,400")
 
     history, session = venue("bybit", synthetic_candles(250))
-    second = fetch_to_file(
-        history,
-        symbol=SYMBOL,
-        timeframe="1m",
-        since=T0,
-        until=T0 + timedelta(hours=5),
-        out=out,
-        page_size=100,
-        sleep=lambda _: None,
-    )
+    second = fetch(history, out)
 
     assert second.resumed_after == T0 + timedelta(minutes=119)
     assert second.written == 130
@@ -145,16 +131,7 @@ def test_a_second_run_resumes_after_the_last_candle_and_cuts_a_torn_line(
 def test_a_hole_in_the_venues_history_is_reported_as_a_gap(tmp_path: Path) -> None:
     history, _ = venue("binanceusdm", synthetic_candles(250, missing=range(120, 125)))
 
-    report = fetch_to_file(
-        history,
-        symbol=SYMBOL,
-        timeframe="1m",
-        since=T0 - timedelta(minutes=3),
-        until=T0 + timedelta(hours=5),
-        out=tmp_path / "btc.csv",
-        page_size=100,
-        sleep=lambda _: None,
-    )
+    report = fetch(history, tmp_path / "btc.csv", since=T0 - timedelta(minutes=3))
 
     assert report.written == 245
     assert report.gaps == [
@@ -169,15 +146,7 @@ def test_a_file_of_another_format_is_refused_untouched(tmp_path: Path) -> None:
     history, session = venue("binanceusdm", synthetic_candles(10))
 
     with pytest.raises(CandleDataInvalid, match="line 1: not a candle file"):
-        fetch_to_file(
-            history,
-            symbol=SYMBOL,
-            timeframe="1m",
-            since=T0,
-            until=T0 + timedelta(hours=1),
-            out=out,
-            sleep=lambda _: None,
-        )
+        fetch(history, out, until=timedelta(hours=1))
     assert out.read_text() == "date,price\n2022-01-17,40000\n" and klines(session) == []
 
 
