@@ -82,6 +82,8 @@ class TradeIntent:
     confidence: Decimal | None = None
     key: str | None = None
     correlation_id: UUID | None = None
+    model: str | None = None  # the model (and version) whose output ``confidence`` is
+    model_version: int | None = None
 
     def validated(self) -> TradeIntent:
         """Raises TradeError naming the invalid field."""
@@ -101,6 +103,8 @@ class TradeIntent:
         require_text(self.reason, "reason")
         if self.key is not None:
             require_text(self.key, "key")
+        if self.model_version is not None and (self.model is None or self.confidence is None):
+            raise TradeError("a model version needs the model's name and its confidence")
         return self
 
 
@@ -343,6 +347,11 @@ class Executor:
         return self._settle(trade_id, request, self._send(request), exit_reason=reason)
 
     # -- refusals ------------------------------------------------------------------------------
+
+    def refuse(self, intent: TradeIntent, code: str, reason: str) -> Execution:
+        """Refuse ``intent`` for a reason found before the gate (e.g. a signal source with no
+        model); recorded like the gate's refusals, nothing sent."""
+        return self._refuse(intent.validated(), code, reason, None)
 
     def _refuse(
         self, intent: TradeIntent, code: str, reason: str, policy_version: int | None

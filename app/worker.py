@@ -37,7 +37,7 @@ from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
 from app.flattener import FlattenReport
-from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
+from app.model_consumers import ConsumerRuntime, ModelWatch, promoted_score
 from app.reconcile import Reconciler
 from app.server_watch import ServerWatch
 from app.signal_engine import SignalEngine
@@ -160,12 +160,12 @@ class Worker:
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
-        signals = self.core.signal_engine(fence=self.fence)
         self.consumers = self.core.model_consumers()
         engine_model, monitor, insights = self.consumers
-        if signals is not None:
-            venue = self.core.venue()
-            signals.model_confidence = lambda s: model_confidence(engine_model, venue, s)
+        venue = self.core.venue()
+        signals = self.core.signal_engine(
+            fence=self.fence, score=lambda s: promoted_score(engine_model, venue, s)
+        )
         watch = ModelWatch(
             monitor,
             insights,
