@@ -82,6 +82,7 @@ from domain.venue import (
     OrderRequest,
     OutcomeUnknown,
     Position,
+    PositionMode,
     PositionSide,
     TransferKind,
     VenueError,
@@ -179,6 +180,15 @@ class Dialect:
 
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return None
+
+    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
+        """ccxt's unified ``fetch_position_mode`` where the venue has it (Binance: one
+        account-wide setting), else what the symbol's listed positions say."""
+        if exchange.has.get("fetchPositionMode"):
+            hedged = exchange.fetch_position_mode(symbol).get("hedged")
+        else:
+            hedged = any(r.get("hedged") for r in exchange.fetch_positions([symbol]))
+        return "hedge" if hedged else "one_way"
 
     def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
         """The ``fetch_order`` params to try, in order, each with "is it conditional"."""
@@ -311,6 +321,13 @@ class Bybit(Dialect):
 
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return _BYBIT_POSITION_SIDES.get(str(info.get("positionIdx")))
+
+    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
+        # Per symbol, with no endpoint of its own: a query for one symbol lists its position
+        # slots even when empty, index 0 in one-way mode, 1 and 2 in hedge mode.
+        rows = exchange.fetch_positions([symbol])
+        hedged = any(self.position_side(r.get("info") or {}) for r in rows)
+        return "hedge" if hedged else "one_way"
 
     def find_by_client_id(
         self, exchange: Any, client_order_id: str, symbol: str
@@ -585,6 +602,10 @@ class CcxtVenue:
             return None
         raw, conditional = found
         return self._order(raw, conditional=conditional)
+
+    def fetch_position_mode(self, symbol: str) -> PositionMode:
+        self._market(symbol)
+        return self._read(lambda: self._dialect.position_mode(self._exchange, symbol))
 
     # -- the port: actions -------------------------------------------------------------------
 

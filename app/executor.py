@@ -46,6 +46,7 @@ from domain.venue import (
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
+    PositionMode,
     Side,
     VenueError,
     VenueUnavailable,
@@ -158,6 +159,7 @@ class Executor:
             )
         intent, sizing = self._size(intent, trade_id)
         mark = retry_transient(lambda: self.venue.fetch_mark_price(intent.symbol))
+        mode = retry_transient(lambda: self.venue.fetch_position_mode(intent.symbol))
         quantity = (intent.notional / mark).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
         if quantity <= 0:
             raise TradeError(f"notional {intent.notional} buys nothing at {mark}")
@@ -204,7 +206,9 @@ class Executor:
                 self.trades.open(trade)  # in the log before it leaves
             except Conflict:
                 return Execution(Outcome.DUPLICATE, "executed concurrently", trade_id)
-            request = OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id)
+            request = in_mode(
+                OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id), mode
+            )
             return self._settle(trade_id, request, self._send(request))
 
     def _size(self, intent: TradeIntent, trade_id: UUID) -> tuple[TradeIntent, dict[str, Any]]:
@@ -332,6 +336,8 @@ class Executor:
         exit), then close it with ``reason`` once nothing is held. Raises TradeNotFound,
         TradeClosed."""
         decision = self.gate.check_order(reduce_only=True)
+        symbol = self.trades.load(trade_id).symbol
+        mode = retry_transient(lambda: self.venue.fetch_position_mode(symbol))
 
         def submit(t: Trade) -> OrderRequest:
             if t.quantity <= 0:
@@ -340,7 +346,7 @@ class Executor:
             cid = t.submit_order(
                 order_side=side, quantity=t.quantity, reduce_only=True, timestamp=self.clock()
             )
-            return OrderRequest(t.symbol, side, t.quantity, cid, reduce_only=True)
+            return in_mode(OrderRequest(t.symbol, side, t.quantity, cid, reduce_only=True), mode)
 
         request = self.trades.update(trade_id, submit)  # in the log before it leaves
         log.info("closing trade %s (%s): %s", trade_id, reason, decision.reason)
@@ -382,6 +388,15 @@ class Executor:
 
     def _exists(self, trade_id: UUID) -> bool:
         return bool(guard(lambda: list(self.store.events.get(trade_id, lte=1))))
+
+
+def in_mode(request: OrderRequest, mode: PositionMode) -> OrderRequest:
+    """``request`` with the position side a venue in ``mode`` needs: in hedge mode the side
+    an entry opens (buy: long) or a reduce-only exit closes (sell: long)."""
+    if mode != "hedge":
+        return request
+    long = (request.side == "sell") if request.reduce_only else (request.side == "buy")
+    return replace(request, position_side="long" if long else "short")
 
 
 def _cap_exceeded(

@@ -31,6 +31,7 @@ from requests.structures import CaseInsensitiveDict
 
 from adapters.ccxt_mapping import position_from_ccxt
 from adapters.ccxt_venue import CcxtConfigurationError, CcxtVenue, Dialect
+from app.executor import in_mode
 from domain.venue import (
     DuplicateClientOrderId,
     Order,
@@ -400,6 +401,30 @@ def test_binance_hedge_mode_close_names_the_position_side_instead_of_reduce_only
     assert (body["side"], body["positionSide"], body["quantity"]) == ("BUY", "SHORT", "0.02")
     assert "reduceOnly" not in body  # Binance refuses reduceOnly in hedge mode
     assert order.position_side == "short"
+
+
+@pytest.mark.parametrize(("dual", "mode"), [(True, "hedge"), (False, "one_way")])
+def test_binance_position_mode_is_the_accounts_dual_side_setting(
+    binance: Rig, dual: bool, mode: str
+) -> None:
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": dual})
+
+    assert binance.venue.fetch_position_mode(BTC) == mode
+    assert_binance_signed(binance.wire.one("GET", "/fapi/v1/positionSide/dual"))
+
+
+def test_binance_hedge_mode_entry_and_exit_name_their_position_side(binance: Rig) -> None:
+    entry = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-entry-short")
+    exit_ = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-exit-long", reduce_only=True)
+
+    for request in (entry, exit_):
+        binance.venue.create_order(in_mode(request, "hedge"))
+
+    sent = [s.body for s in binance.wire.to("POST", "/fapi/v1/order")]
+    assert [(b["side"], b["positionSide"], "reduceOnly" in b) for b in sent] == [
+        ("SELL", "SHORT", False),
+        ("SELL", "LONG", False),  # the position side alone makes it a close
+    ]
 
 
 def test_binance_open_orders_include_the_algo_service_conditional_orders(binance: Rig) -> None:
@@ -932,6 +957,33 @@ def test_bybit_hedge_mode_close_names_the_position_index_and_stays_reduce_only(b
         True,
         "0.01",
     )
+
+
+@pytest.mark.parametrize(
+    ("fixture", "mode"), [("positions_hedge.json", "hedge"), ("positions.json", "one_way")]
+)
+def test_bybit_position_mode_is_read_from_the_symbols_position_slots(
+    bybit: Rig, fixture: str, mode: str
+) -> None:
+    bybit.wire.on("GET", "/v5/position/list", fixture)
+
+    assert bybit.venue.fetch_position_mode(BTC) == mode
+    sent = bybit.wire.one("GET", "/v5/position/list")
+    assert (sent.query["category"], sent.query["symbol"]) == ("linear", "BTCUSDT")
+
+
+def test_bybit_hedge_mode_entry_and_exit_name_their_position_index(bybit: Rig) -> None:
+    entry = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-entry-short")
+    exit_ = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-exit-long", reduce_only=True)
+
+    for request in (entry, exit_):
+        bybit.venue.create_order(in_mode(request, "hedge"))
+
+    sent = [s.body for s in bybit.wire.to("POST", "/v5/order/create")]
+    assert [(b["side"], b["positionIdx"], b.get("reduceOnly", False)) for b in sent] == [
+        ("Sell", 2, False),
+        ("Sell", 1, True),
+    ]
 
 
 def test_bybit_open_orders_include_conditional_orders_once(bybit: Rig) -> None:
