@@ -140,6 +140,9 @@ class Dialect:
     rate_rule = RateRule()  # ccxt's rate over one second, every endpoint together
     # One cancel-all for every symbol of a settle currency, where the venue has it.
     settle_wide_cancel = False
+    # The settle coins an account-wide listing must name one at a time (each listing then
+    # covers one); empty: one listing without a settle coin covers every contract.
+    settle_coins: tuple[str, ...] = ()
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
@@ -150,8 +153,8 @@ class Dialect:
     ) -> list[Raw]:
         return list(exchange.fetch_open_orders(symbol, None, None, dict(params)))
 
-    def list_positions(self, exchange: Any) -> list[Raw]:
-        return list(exchange.fetch_positions())
+    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
+        return list(exchange.fetch_positions(None, dict(params)))
 
     def order_params(self, request: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
@@ -288,6 +291,9 @@ class Bybit(Dialect):
     # without orderFilter it cancels every kind of order (conditional ones too). ccxt's cost
     # for it is a whole second's budget, so one request instead of one per symbol.
     settle_wide_cancel = True
+    # Without a symbol, /v5/position/list and /v5/order/realtime answer for one settleCoin
+    # (ccxt sends USDT unless told): USDC perpetuals are listed apart.
+    settle_coins = ("USDT", "USDC")
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -301,9 +307,10 @@ class Bybit(Dialect):
             self.page_size,
         )
 
-    def list_positions(self, exchange: Any) -> list[Raw]:
+    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
         return _cursor_pages(
-            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **cursor}), 200
+            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **params, **cursor}),
+            200,
         )
 
     def order_params(self, request: OrderRequest) -> dict[str, Any]:
@@ -534,7 +541,8 @@ class CcxtVenue:
     # -- the port: reads ---------------------------------------------------------------------
 
     def fetch_positions(self) -> list[Position]:
-        rows = self._listing(lambda: self._dialect.list_positions(self._exchange))
+        """Every settle coin's positions (listed at once where each needs a request)."""
+        rows = self._by_settle(partial(self._dialect.list_positions, self._exchange))
         positions = [position_from_ccxt(raw, self._size(raw["symbol"])) for raw in rows]
         return [p for p in positions if p is not None]
 
@@ -656,12 +664,22 @@ class CcxtVenue:
         wanted = {r.client_order_id: r for r in requests}
         found: dict[str, Order] = {}
         self._ensure_markets()
-        settles = {str(self._market(r.symbol).get("settleId")) for r in requests}
-        listings = (
-            [self._read(partial(self._dialect.recent_orders, self._exchange, s)) for s in settles]
+        settles = sorted({str(self._market(r.symbol).get("settleId")) for r in requests})
+        answers = (
+            self._together(
+                [
+                    partial(self._read, partial(self._dialect.recent_orders, self._exchange, s))
+                    for s in settles
+                ]
+            )
             if len(requests) > 1  # one look-up costs the same as a listing
             else []
         )
+        listings: list[list[Raw] | None] = []
+        for answer in answers:  # one listing a settle coin, at once
+            if isinstance(answer, VenueError):
+                raise answer
+            listings.append(answer)
         if listings and all(rows is not None for rows in listings):
             for raw in (raw for rows in listings for raw in rows or []):
                 request = wanted.get(str(raw.get("clientOrderId")))
@@ -719,7 +737,8 @@ class CcxtVenue:
         venue's latest ``fetch_open_orders`` (the flattener's read just before), else 0.
 
         Where the dialect has a settle-wide cancel-all (Bybit) and the latest listing shows
-        no open order outside ``symbols``, one request cancels them all instead."""
+        no open order outside ``symbols``, one request a settle coin cancels them all
+        instead, at once."""
         if not symbols:
             return {}
         self._ensure_markets()
@@ -728,12 +747,11 @@ class CcxtVenue:
         if (
             self._dialect.settle_wide_cancel
             and listed is not None
-            and len(symbols) > 1
-            and len(settles) == 1
+            and len(symbols) > len(settles)
             and None not in settles
             and {symbol for symbol, _ in listed.values()} <= set(symbols)
         ):
-            return self._cancel_settle_wide(symbols, str(settles.pop()), listed)
+            return self._cancel_settle_wide(symbols, sorted(map(str, settles)), listed)
         kinds: list[tuple[bool, dict[str, Any]]] = [
             (False, {}),
             (True, dict(self._dialect.conditional_params)),
@@ -770,23 +788,31 @@ class CcxtVenue:
         return outcome
 
     def _cancel_settle_wide(
-        self, symbols: Sequence[str], settle: str, listed: Mapping[str, tuple[str, bool]]
+        self, symbols: Sequence[str], settles: Sequence[str], listed: Mapping[str, tuple[str, bool]]
     ) -> dict[str, int | VenueError]:
-        try:
-            answer = list(self._exchange.cancel_all_orders(None, {"settleCoin": settle}) or [])
-        except ccxt.BaseError as exc:
-            if venue_error_code(exc) in self._dialect.gone_codes:
-                answer = []
-            else:
-                error = order_error(exc, self.name, self._secrets)
-                return dict.fromkeys(symbols, error)
-        counts = dict.fromkeys(symbols, 0)
-        for raw in answer:
-            symbol = raw.get("symbol") or listed.get(str(raw.get("id")), (None, False))[0]
-            if symbol in counts:
-                counts[symbol] += 1
+        def cancel(settle: str) -> list[Raw]:
+            try:
+                return list(self._exchange.cancel_all_orders(None, {"settleCoin": settle}) or [])
+            except ccxt.BaseError as exc:
+                if venue_error_code(exc) in self._dialect.gone_codes:
+                    return []
+                raise order_error(exc, self.name, self._secrets) from None
+
+        counts: dict[str, int | VenueError] = dict.fromkeys(symbols, 0)
+        answers = self._together([partial(cancel, settle) for settle in settles])
+        for settle, answer in zip(settles, answers, strict=True):
+            if isinstance(answer, VenueError):
+                for name in symbols:
+                    if self._exchange.markets.get(name, {}).get("settleId") == settle:
+                        counts[name] = answer
+                continue
+            for raw in answer:
+                symbol = raw.get("symbol") or listed.get(str(raw.get("id")), (None, False))[0]
+                so_far = counts.get(str(symbol))
+                if isinstance(so_far, int):
+                    counts[str(symbol)] = so_far + 1
         self._listed = None
-        return dict(counts)
+        return counts
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -896,20 +922,25 @@ class CcxtVenue:
         return seen or 0
 
     def _open_orders(self, symbol: str | None) -> tuple[list[Order], list[Order]]:
+        """(regular, conditional) open orders of ``symbol`` (None: every symbol of every
+        settle coin), every listing at once."""
         dialect, exchange = self._dialect, self._exchange
         self._ensure_markets()
-        regular, conditional = self._together(
+        scopes = _settle_scopes(dialect) if symbol is None else [{}]
+        answers = self._together(
             [
-                lambda: self._listing(lambda: dialect.list_orders(exchange, symbol, {})),
-                lambda: self._listing(
-                    lambda: dialect.list_orders(exchange, symbol, dialect.conditional_params)
-                ),
+                partial(self._listing, partial(dialect.list_orders, exchange, symbol, kind | scope))
+                for kind in ({}, dict(dialect.conditional_params))
+                for scope in scopes
             ]
         )
-        if isinstance(regular, VenueError):
-            raise regular
-        if isinstance(conditional, VenueError):
-            raise conditional
+        listings: list[list[Raw]] = []
+        for answer in answers:
+            if isinstance(answer, VenueError):
+                raise answer
+            listings.append(answer)
+        regular = [raw for listing in listings[: len(scopes)] for raw in listing]
+        conditional = [raw for listing in listings[len(scopes) :] for raw in listing]
         return (
             [self._order(raw) for raw in regular],
             [self._order(raw, conditional=True) for raw in conditional],
@@ -933,6 +964,22 @@ class CcxtVenue:
             return call()
         except ccxt.BaseError as exc:
             raise read_error(exc, self.name, self._secrets) from None
+
+    def _by_settle(self, fetch: Callable[[Mapping[str, Any]], list[Raw]]) -> list[Raw]:
+        """``fetch(params)`` for each settle coin the dialect lists apart, at once; the rows
+        of them all. Raises the first VenueError met (a partial listing is no listing)."""
+        answers = self._together(
+            [
+                partial(self._listing, partial(fetch, scope))
+                for scope in _settle_scopes(self._dialect)
+            ]
+        )
+        rows: list[Raw] = []
+        for answer in answers:
+            if isinstance(answer, VenueError):
+                raise answer
+            rows += answer
+        return rows
 
     def _listing(self, fetch: Callable[[], list[Raw]]) -> list[Raw]:
         """Rows naming markets listed since the markets were loaded make them reload once."""
@@ -963,6 +1010,11 @@ class CcxtVenue:
 
     def _size(self, symbol: str) -> Decimal:
         return contract_size(self._market(symbol))
+
+
+def _settle_scopes(dialect: Dialect) -> list[dict[str, Any]]:
+    """The params of each account-wide listing: one per settle coin, or one without."""
+    return [{"settleCoin": coin} for coin in dialect.settle_coins] or [{}]
 
 
 def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:

@@ -143,6 +143,7 @@ class CannedVenue:
             reply = reply(sent)
         if isinstance(reply, str) and reply.endswith(".json"):
             reply = self.fixture(reply)
+        reply = _settle_scoped(reply, sent.query.get("settleCoin"))
         response = requests.Response()
         response.status_code = route.status
         response.reason = http.HTTPStatus(route.status).phrase
@@ -163,6 +164,20 @@ class CannedVenue:
         found = self.to(method, path)
         assert len(found) == 1, f"{method} {path} sent {len(found)} times"
         return found[0]
+
+
+def _settle_scoped(reply: Any, settle: str | None) -> Any:
+    """A Bybit listing asked for one ``settleCoin`` answers that coin's contracts only
+    (``BTCUSDT``: USDT; ``BTCPERP`` and ``BTCUSDC``: USDC), whatever the canned list holds."""
+    rows = reply.get("result", {}).get("list") if isinstance(reply, dict) else None
+    if settle is None or not isinstance(rows, list):
+        return reply
+    kept = [r for r in rows if _settle_of(str(r.get("symbol", ""))) == settle]
+    return {**reply, "result": {**reply["result"], "list": kept}}
+
+
+def _settle_of(venue_symbol: str) -> str:
+    return "USDC" if venue_symbol.endswith(("PERP", "USDC")) else "USDT"
 
 
 @dataclass
@@ -902,9 +917,13 @@ def test_bybit_positions_are_parsed_with_side_quantity_entry_and_one_way_mode(by
     )
     assert (btc.mark_price, btc.unrealized_pnl) == (Decimal("98000"), Decimal("7.495"))
     assert (eth.side, eth.quantity, eth.entry_price) == ("short", Decimal("0.5"), Decimal("3400"))
-    sent = bybit.wire.one("GET", "/v5/position/list")
-    assert (sent.query["category"], sent.query["settleCoin"]) == ("linear", "USDT")
-    assert_bybit_signed(sent)
+    sent = bybit.wire.to("GET", "/v5/position/list")  # one listing a settle coin
+    assert sorted((s.query["category"], s.query["settleCoin"]) for s in sent) == [
+        ("linear", "USDC"),
+        ("linear", "USDT"),
+    ]
+    for request in sent:
+        assert_bybit_signed(request)
 
 
 def test_bybit_hedge_mode_positions_are_reported_per_position_index(bybit: Rig) -> None:
@@ -993,11 +1012,14 @@ def test_bybit_open_orders_include_conditional_orders_once(bybit: Rig) -> None:
         ("sl-btc-1", True, "stop", Decimal("92000")),
         ("tp-eth-1", False, "limit", None),
     ]
-    default, stops = sorted(
-        bybit.wire.to("GET", "/v5/order/realtime"), key=lambda s: "orderFilter" in s.query
-    )
-    assert "orderFilter" not in default.query and stops.query["orderFilter"] == "StopOrder"
-    assert default.query["settleCoin"] == "USDT" and "symbol" not in default.query
+    listings = bybit.wire.to("GET", "/v5/order/realtime")  # each kind, each settle coin
+    assert sorted((s.query.get("orderFilter", ""), s.query["settleCoin"]) for s in listings) == [
+        ("", "USDC"),
+        ("", "USDT"),
+        ("StopOrder", "USDC"),
+        ("StopOrder", "USDT"),
+    ]
+    assert all("symbol" not in s.query for s in listings)
 
 
 def test_bybit_open_orders_follow_the_page_cursor(bybit: Rig) -> None:
@@ -1227,7 +1249,8 @@ def test_from_id_takes_the_keys_from_the_environment_for_swap_markets() -> None:
 
     assert venue.name == "ccxt:bybit"
     assert venue._exchange.options["defaultType"] == "swap"
-    assert_bybit_signed(wire.one("GET", "/v5/position/list"))
+    for sent in wire.to("GET", "/v5/position/list"):
+        assert_bybit_signed(sent)
 
 
 @pytest.mark.parametrize(
