@@ -149,8 +149,8 @@ class Executor:
 
     def open(self, intent: TradeIntent) -> Execution:
         """Open a trade for ``intent`` through the gate. Raises TradeError for an invalid
-        intent and VenueError when the venue cannot price the symbol; every other outcome,
-        refusals included, is an Execution."""
+        intent and VenueError when the venue cannot price the symbol or say its position
+        mode (nothing sent); every other outcome, refusals included, is an Execution."""
         intent = intent.validated()
         trade_id = trade_id_for(f"intent:{intent.key}") if intent.key else uuid4()
         if intent.key and self._exists(trade_id):
@@ -334,7 +334,7 @@ class Executor:
     def close(self, trade_id: UUID, *, reason: str, actor: str) -> Execution:
         """Exit the whole trade with one reduce-only market order (a halt never blocks an
         exit), then close it with ``reason`` once nothing is held. Raises TradeNotFound,
-        TradeClosed."""
+        TradeClosed, VenueError when the venue cannot say its position mode (nothing sent)."""
         decision = self.gate.check_order(reduce_only=True)
         symbol = self.trades.load(trade_id).symbol
         mode = retry_transient(lambda: self.venue.fetch_position_mode(symbol))
