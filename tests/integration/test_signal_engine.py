@@ -17,6 +17,7 @@ from adapters.signal_model import SignalModel
 from app.audit import Audit
 from app.bootstrap import Core
 from app.cli.audit import print_report
+from app.cli.incident_html import render
 from app.executor import Outcome, TradeIntent
 from app.model_consumers import CANDLES, promoted_score
 from app.repository import Repository
@@ -253,3 +254,4 @@ def test_the_incident_report_names_the_model_version_behind_each_entry(
     assert closed["trade_id"] == entry.trade_id
     assert (closed["entry"]["model"], closed["entry"]["model_version"]) == (NAME, 2)
     assert f"entry sized on {NAME} v2" in capsys.readouterr().out
+    assert "<td>signal</td><td>2</td>" in render(incident)  # the HTML report too
