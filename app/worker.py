@@ -162,10 +162,7 @@ class Worker:
         reconciler = self.core.reconciler()
         self.consumers = self.core.model_consumers()
         engine_model, monitor, insights = self.consumers
-        venue = self.core.venue()
-        signals = self.core.signal_engine(
-            fence=self.fence, score=lambda s: promoted_score(engine_model, venue, s)
-        )
+        signals = self.signal_engine(engine_model)
         watch = ModelWatch(
             monitor,
             insights,
@@ -212,6 +209,14 @@ class Worker:
             stop.wait(backoff)  # the store is down: every duty needs it
             backoff = min(backoff * 2, 30.0)
         breaker.join(timeout=10)
+
+    def signal_engine(self, model: ConsumerRuntime) -> SignalEngine | None:
+        """The signal engine (when symbols are configured), its entries sized on the score
+        of ``model``: the signal engine's consumer of the promoted model."""
+        venue = self.core.venue()
+        return self.core.signal_engine(
+            fence=self.fence, score=lambda symbol: promoted_score(model, venue, symbol)
+        )
 
     def _perform(self, duties: list[Duty]) -> bool:
         """One round of every duty that is due. False, at once, when the store is down."""

@@ -1,6 +1,7 @@
 """The rule-based signal source drives the executor: one trade per signal, exits on the
-opposite signal, and a replayed bar is never a second trade. Entries are scored by a real
-promoted LightGBM model (``test_model_drives_decisions`` checks what that changes)."""
+opposite signal, and a replayed bar is never a second trade. Entries are sized on the score
+of the promoted model (real LightGBM models): the version promoted at that moment, recorded
+in the sizing decision and shown by the incident report; with no model, entries are refused."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import pytest
 from adapters.paper.venue import PaperVenue
 from adapters.signal_model import SignalModel
 from app.audit import Audit
-from app.bootstrap import Core
+from app.bootstrap import Core, bootstrap
 from app.cli.audit import print_report
 from app.cli.incident_html import render
+from app.config import Settings
 from app.executor import Outcome, TradeIntent
 from app.model_consumers import CANDLES, promoted_score
 from app.repository import Repository
 from app.signal_engine import SignalEngine
+from app.worker import Worker
 from domain.refusal import RefusedIntent
 from domain.signals import MovingAverageCrossover, evaluate
 from domain.sizing_record import SizingRecord, decision_id_for
@@ -255,3 +258,18 @@ def test_the_incident_report_names_the_model_version_behind_each_entry(
     assert (closed["entry"]["model"], closed["entry"]["model_version"]) == (NAME, 2)
     assert f"entry sized on {NAME} v2" in capsys.readouterr().out
     assert "<td>signal</td><td>2</td>" in render(incident)  # the HTML report too
+
+
+def test_the_workers_signal_engine_scores_with_the_promoted_version(settings: Settings) -> None:
+    with bootstrap(settings.model_copy(update={"signal_symbols": ETH})) as core:
+        funded(core, {ETH: "3000"})
+        register(core, 7)
+        promote(core, register(core, 8))
+        engine_model = core.model_consumers()[0]
+
+        signals = Worker(core).signal_engine(engine_model)
+
+        assert signals is not None and signals.symbols == [ETH]
+        score = signals.score(ETH)
+        assert score is not None and (score.model, score.version) == (NAME, 2)
+        assert score.p_up == p_up(core, 8)
