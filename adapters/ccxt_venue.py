@@ -143,6 +143,9 @@ class Dialect:
     # The settle coins an account-wide listing must name one at a time (each listing then
     # covers one); empty: one listing without a settle coin covers every contract.
     settle_coins: tuple[str, ...] = ()
+    # The position mode is one account-wide setting the venue will not change while anything
+    # is open: a read of it may be kept until an order is refused.
+    account_wide_mode = False
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
@@ -237,6 +240,9 @@ class BinanceUsdm(Dialect):
     gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
     batch_size = 5  # POST /fapi/v1/batchOrders takes at most 5 orders (no conditional ones)
     rate_rule = RateRule(window=60.0)  # request weight per IP and minute
+    # GET /fapi/v1/positionSide/dual weighs 30 (an order 4); a change of mode needs a flat
+    # account, and an order sent under a stale mode is refused (-4061), never misread.
+    account_wide_mode = True
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         linear = exchange.exceptions.get("linear") or {}
@@ -486,6 +492,7 @@ class CcxtVenue:
         # The latest listing of every open order: order id -> (symbol, conditional). A
         # cancel-all answered without a list of what it canceled is counted from it.
         self._listed: dict[str, tuple[str, bool]] | None = None
+        self._account_mode: PositionMode | None = None  # see fetch_position_mode
 
     @classmethod
     def from_id(
@@ -612,8 +619,16 @@ class CcxtVenue:
         return self._order(raw, conditional=conditional)
 
     def fetch_position_mode(self, symbol: str) -> PositionMode:
+        """Where the mode is account-wide (Binance), the last answer is kept until an order
+        is refused: an order sent under a stale mode is refused by the venue, not misread."""
         self._market(symbol)
-        return self._read(lambda: self._dialect.position_mode(self._exchange, symbol))
+        kept = self._account_mode
+        if kept is not None and self._dialect.account_wide_mode:
+            return kept
+        mode = self._read(lambda: self._dialect.position_mode(self._exchange, symbol))
+        if self._dialect.account_wide_mode:
+            self._account_mode = mode
+        return mode
 
     # -- the port: actions -------------------------------------------------------------------
 
@@ -625,6 +640,7 @@ class CcxtVenue:
         try:
             raw = self._exchange.create_order(**args)
         except ccxt.BaseError as exc:
+            self._account_mode = None  # perhaps refused for the mode: read it again
             raise self._order_error(exc) from None
         return self._answered(raw, request)
 

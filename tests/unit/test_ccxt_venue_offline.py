@@ -428,6 +428,26 @@ def test_binance_position_mode_is_the_accounts_dual_side_setting(
     assert_binance_signed(binance.wire.one("GET", "/fapi/v1/positionSide/dual"))
 
 
+def test_binance_position_mode_is_read_again_only_after_an_order_is_refused(
+    binance: Rig,
+) -> None:
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": False})
+    assert binance.venue.fetch_position_mode(BTC) == "one_way"
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": True})
+    assert binance.venue.fetch_position_mode(ETH) == "one_way"  # kept: it weighs 30
+    binance.wire.on(
+        "POST",
+        "/fapi/v1/order",
+        {"code": -4061, "msg": "Order's position side does not match user's setting."},
+        status=400,
+    )
+    with pytest.raises(OrderRejected):
+        binance.venue.create_order(OrderRequest(BTC, "buy", Decimal("0.01"), "tc-stale-mode"))
+
+    assert binance.venue.fetch_position_mode(BTC) == "hedge"
+    assert len(binance.wire.to("GET", "/fapi/v1/positionSide/dual")) == 2
+
+
 def test_binance_hedge_mode_entry_and_exit_name_their_position_side(binance: Rig) -> None:
     entry = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-entry-short")
     exit_ = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-exit-long", reduce_only=True)
