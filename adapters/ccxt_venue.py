@@ -88,6 +88,7 @@ from domain.venue import (
     OrderRequest,
     OutcomeUnknown,
     Position,
+    PositionMode,
     PositionSide,
     TransferKind,
     VenueError,
@@ -145,6 +146,12 @@ class Dialect:
     rate_rule = RateRule()  # ccxt's rate over one second, every endpoint together
     # One cancel-all for every symbol of a settle currency, where the venue has it.
     settle_wide_cancel = False
+    # The settle coins an account-wide listing must name one at a time (each listing then
+    # covers one); empty: one listing without a settle coin covers every contract.
+    settle_coins: tuple[str, ...] = ()
+    # The position mode is one account-wide setting the venue will not change while anything
+    # is open: a read of it may be kept until an order is refused.
+    account_wide_mode = False
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
@@ -155,8 +162,8 @@ class Dialect:
     ) -> list[Raw]:
         return list(exchange.fetch_open_orders(symbol, None, None, dict(params)))
 
-    def list_positions(self, exchange: Any) -> list[Raw]:
-        return list(exchange.fetch_positions())
+    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
+        return list(exchange.fetch_positions(None, dict(params)))
 
     def order_params(self, request: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
@@ -185,6 +192,15 @@ class Dialect:
 
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return None
+
+    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
+        """ccxt's unified ``fetch_position_mode`` where the venue has it (Binance: one
+        account-wide setting), else what the symbol's listed positions say."""
+        if exchange.has.get("fetchPositionMode"):
+            hedged = exchange.fetch_position_mode(symbol).get("hedged")
+        else:
+            hedged = any(r.get("hedged") for r in exchange.fetch_positions([symbol]))
+        return "hedge" if hedged else "one_way"
 
     def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
         """The ``fetch_order`` params to try, in order, each with "is it conditional"."""
@@ -230,6 +246,9 @@ class BinanceUsdm(Dialect):
     gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
     batch_size = 5  # POST /fapi/v1/batchOrders takes at most 5 orders (no conditional ones)
     rate_rule = RateRule(window=60.0)  # request weight per IP and minute
+    # GET /fapi/v1/positionSide/dual weighs 30 (an order 4); a change of mode needs a flat
+    # account, and an order sent under a stale mode is refused (-4061), never misread.
+    account_wide_mode = True
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         linear = exchange.exceptions.get("linear") or {}
@@ -284,6 +303,9 @@ class Bybit(Dialect):
     # without orderFilter it cancels every kind of order (conditional ones too). ccxt's cost
     # for it is a whole second's budget, so one request instead of one per symbol.
     settle_wide_cancel = True
+    # Without a symbol, /v5/position/list and /v5/order/realtime answer for one settleCoin
+    # (ccxt sends USDT unless told): USDC perpetuals are listed apart.
+    settle_coins = ("USDT", "USDC")
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -297,9 +319,10 @@ class Bybit(Dialect):
             self.page_size,
         )
 
-    def list_positions(self, exchange: Any) -> list[Raw]:
+    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
         return _cursor_pages(
-            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **cursor}), 200
+            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **params, **cursor}),
+            200,
         )
 
     def order_params(self, request: OrderRequest) -> dict[str, Any]:
@@ -317,6 +340,13 @@ class Bybit(Dialect):
 
     def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
         return _BYBIT_POSITION_SIDES.get(str(info.get("positionIdx")))
+
+    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
+        # Per symbol, with no endpoint of its own: a query for one symbol lists its position
+        # slots even when empty, index 0 in one-way mode, 1 and 2 in hedge mode.
+        rows = exchange.fetch_positions([symbol])
+        hedged = any(self.position_side(r.get("info") or {}) for r in rows)
+        return "hedge" if hedged else "one_way"
 
     def find_by_client_id(
         self, exchange: Any, client_order_id: str, symbol: str
@@ -470,6 +500,7 @@ class CcxtVenue:
         # The latest listing of every open order: order id -> (symbol, conditional). A
         # cancel-all answered without a list of what it canceled is counted from it.
         self._listed: dict[str, tuple[str, bool]] | None = None
+        self._account_mode: PositionMode | None = None  # see fetch_position_mode
 
     @classmethod
     def from_id(
@@ -534,7 +565,8 @@ class CcxtVenue:
     # -- the port: reads ---------------------------------------------------------------------
 
     def fetch_positions(self) -> list[Position]:
-        rows = self._listing(lambda: self._dialect.list_positions(self._exchange))
+        """Every settle coin's positions (listed at once where each needs a request)."""
+        rows = self._by_settle(partial(self._dialect.list_positions, self._exchange))
         positions = [position_from_ccxt(raw, self._size(raw["symbol"])) for raw in rows]
         return [p for p in positions if p is not None]
 
@@ -603,6 +635,18 @@ class CcxtVenue:
         raw, conditional = found
         return self._order(raw, conditional=conditional)
 
+    def fetch_position_mode(self, symbol: str) -> PositionMode:
+        """Where the mode is account-wide (Binance), the last answer is kept until an order
+        is refused: an order sent under a stale mode is refused by the venue, not misread."""
+        self._market(symbol)
+        kept = self._account_mode
+        if kept is not None and self._dialect.account_wide_mode:
+            return kept
+        mode = self._read(lambda: self._dialect.position_mode(self._exchange, symbol))
+        if self._dialect.account_wide_mode:
+            self._account_mode = mode
+        return mode
+
     # -- the port: actions -------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> Order:
@@ -613,6 +657,7 @@ class CcxtVenue:
         try:
             raw = self._exchange.create_order(**args)
         except ccxt.BaseError as exc:
+            self._account_mode = None  # perhaps refused for the mode: read it again
             raise self._order_error(exc) from None
         return self._answered(raw, request)
 
@@ -652,12 +697,22 @@ class CcxtVenue:
         wanted = {r.client_order_id: r for r in requests}
         found: dict[str, Order] = {}
         self._ensure_markets()
-        settles = {str(self._market(r.symbol).get("settleId")) for r in requests}
-        listings = (
-            [self._read(partial(self._dialect.recent_orders, self._exchange, s)) for s in settles]
+        settles = sorted({str(self._market(r.symbol).get("settleId")) for r in requests})
+        answers = (
+            self._together(
+                [
+                    partial(self._read, partial(self._dialect.recent_orders, self._exchange, s))
+                    for s in settles
+                ]
+            )
             if len(requests) > 1  # one look-up costs the same as a listing
             else []
         )
+        listings: list[list[Raw] | None] = []
+        for answer in answers:  # one listing a settle coin, at once
+            if isinstance(answer, VenueError):
+                raise answer
+            listings.append(answer)
         if listings and all(rows is not None for rows in listings):
             for raw in (raw for rows in listings for raw in rows or []):
                 request = wanted.get(str(raw.get("clientOrderId")))
@@ -715,7 +770,8 @@ class CcxtVenue:
         venue's latest ``fetch_open_orders`` (the flattener's read just before), else 0.
 
         Where the dialect has a settle-wide cancel-all (Bybit) and the latest listing shows
-        no open order outside ``symbols``, one request cancels them all instead."""
+        no open order outside ``symbols``, one request a settle coin cancels them all
+        instead, at once."""
         if not symbols:
             return {}
         self._ensure_markets()
@@ -724,12 +780,11 @@ class CcxtVenue:
         if (
             self._dialect.settle_wide_cancel
             and listed is not None
-            and len(symbols) > 1
-            and len(settles) == 1
+            and len(symbols) > len(settles)
             and None not in settles
             and {symbol for symbol, _ in listed.values()} <= set(symbols)
         ):
-            return self._cancel_settle_wide(symbols, str(settles.pop()), listed)
+            return self._cancel_settle_wide(symbols, sorted(map(str, settles)), listed)
         kinds: list[tuple[bool, dict[str, Any]]] = [
             (False, {}),
             (True, dict(self._dialect.conditional_params)),
@@ -766,23 +821,31 @@ class CcxtVenue:
         return outcome
 
     def _cancel_settle_wide(
-        self, symbols: Sequence[str], settle: str, listed: Mapping[str, tuple[str, bool]]
+        self, symbols: Sequence[str], settles: Sequence[str], listed: Mapping[str, tuple[str, bool]]
     ) -> dict[str, int | VenueError]:
-        try:
-            answer = list(self._exchange.cancel_all_orders(None, {"settleCoin": settle}) or [])
-        except ccxt.BaseError as exc:
-            if venue_error_code(exc) in self._dialect.gone_codes:
-                answer = []
-            else:
-                error = order_error(exc, self.name, self._secrets)
-                return dict.fromkeys(symbols, error)
-        counts = dict.fromkeys(symbols, 0)
-        for raw in answer:
-            symbol = raw.get("symbol") or listed.get(str(raw.get("id")), (None, False))[0]
-            if symbol in counts:
-                counts[symbol] += 1
+        def cancel(settle: str) -> list[Raw]:
+            try:
+                return list(self._exchange.cancel_all_orders(None, {"settleCoin": settle}) or [])
+            except ccxt.BaseError as exc:
+                if venue_error_code(exc) in self._dialect.gone_codes:
+                    return []
+                raise order_error(exc, self.name, self._secrets) from None
+
+        counts: dict[str, int | VenueError] = dict.fromkeys(symbols, 0)
+        answers = self._together([partial(cancel, settle) for settle in settles])
+        for settle, answer in zip(settles, answers, strict=True):
+            if isinstance(answer, VenueError):
+                for name in symbols:
+                    if self._exchange.markets.get(name, {}).get("settleId") == settle:
+                        counts[name] = answer
+                continue
+            for raw in answer:
+                symbol = raw.get("symbol") or listed.get(str(raw.get("id")), (None, False))[0]
+                so_far = counts.get(str(symbol))
+                if isinstance(so_far, int):
+                    counts[str(symbol)] = so_far + 1
         self._listed = None
-        return dict(counts)
+        return counts
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -892,20 +955,25 @@ class CcxtVenue:
         return seen or 0
 
     def _open_orders(self, symbol: str | None) -> tuple[list[Order], list[Order]]:
+        """(regular, conditional) open orders of ``symbol`` (None: every symbol of every
+        settle coin), every listing at once."""
         dialect, exchange = self._dialect, self._exchange
         self._ensure_markets()
-        regular, conditional = self._together(
+        scopes = _settle_scopes(dialect) if symbol is None else [{}]
+        answers = self._together(
             [
-                lambda: self._listing(lambda: dialect.list_orders(exchange, symbol, {})),
-                lambda: self._listing(
-                    lambda: dialect.list_orders(exchange, symbol, dialect.conditional_params)
-                ),
+                partial(self._listing, partial(dialect.list_orders, exchange, symbol, kind | scope))
+                for kind in ({}, dict(dialect.conditional_params))
+                for scope in scopes
             ]
         )
-        if isinstance(regular, VenueError):
-            raise regular
-        if isinstance(conditional, VenueError):
-            raise conditional
+        listings: list[list[Raw]] = []
+        for answer in answers:
+            if isinstance(answer, VenueError):
+                raise answer
+            listings.append(answer)
+        regular = [raw for listing in listings[: len(scopes)] for raw in listing]
+        conditional = [raw for listing in listings[len(scopes) :] for raw in listing]
         return (
             [self._order(raw) for raw in regular],
             [self._order(raw, conditional=True) for raw in conditional],
@@ -929,6 +997,22 @@ class CcxtVenue:
             return call()
         except ccxt.BaseError as exc:
             raise read_error(exc, self.name, self._secrets) from None
+
+    def _by_settle(self, fetch: Callable[[Mapping[str, Any]], list[Raw]]) -> list[Raw]:
+        """``fetch(params)`` for each settle coin the dialect lists apart, at once; the rows
+        of them all. Raises the first VenueError met (a partial listing is no listing)."""
+        answers = self._together(
+            [
+                partial(self._listing, partial(fetch, scope))
+                for scope in _settle_scopes(self._dialect)
+            ]
+        )
+        rows: list[Raw] = []
+        for answer in answers:
+            if isinstance(answer, VenueError):
+                raise answer
+            rows += answer
+        return rows
 
     def _listing(self, fetch: Callable[[], list[Raw]]) -> list[Raw]:
         """Rows naming markets listed since the markets were loaded make them reload once."""
@@ -959,6 +1043,11 @@ class CcxtVenue:
 
     def _size(self, symbol: str) -> Decimal:
         return contract_size(self._market(symbol))
+
+
+def _settle_scopes(dialect: Dialect) -> list[dict[str, Any]]:
+    """The params of each account-wide listing: one per settle coin, or one without."""
+    return [{"settleCoin": coin} for coin in dialect.settle_coins] or [{}]
 
 
 def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:

@@ -22,6 +22,7 @@ from app.bootstrap import Core
 from app.incident import build_incident
 from app.log_events import describe, incident_id, topics_matching
 from app.queries import risk_dict
+from app.repository import Repository
 from domain.account import Account
 from domain.emergency import Emergency
 from domain.errors import InvalidCommand
@@ -29,6 +30,7 @@ from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
 from domain.market_regime import MarketRegime
 from domain.model_consumer import ModelConsumer
 from domain.policy import Policy
+from domain.sizing_record import SizingRecord, decision_id_for
 from domain.trade import Trade
 from projections.event_index import EventIndexProjection
 from projections.tables import event_index
@@ -238,6 +240,17 @@ class Audit:
                 ).scalars()
             )
         return self.events(ids)
+
+    def entry_model(self, trade_id: UUID) -> dict[str, Any]:
+        """What the trade's entry was sized on: ``confidence`` and the ``model`` and
+        ``model_version`` that produced it (all None when no sizing decision names one,
+        e.g. an operator's trade or a decision recorded before models were named)."""
+        record = Repository(self.core.store).find(SizingRecord, decision_id_for(trade_id))
+        return {
+            "confidence": record.confidence if record else None,
+            "model": record.model if record else None,
+            "model_version": record.model_version if record else None,
+        }
 
     def trade_closes_between(self, since: datetime, until: datetime) -> list[tuple[int, Any]]:
         ix = event_index.c

@@ -28,7 +28,7 @@ from app.emergency_trades import EmergencyTradeCloser
 from app.executor import Executor, TradeIntent
 from app.flattener import Flattener
 from app.gate import PolicyGate
-from app.model_consumers import CONSUMERS, ConsumerRuntime
+from app.model_consumers import CONSUMERS, ConsumerRuntime, ModelScore
 from app.models import ModelService
 from app.projection_skips import ProjectionSkips
 from app.reconcile import Reconciler
@@ -151,6 +151,8 @@ class Core:
                 confidence=confidence,
                 base_notional=intent.notional,
                 decision_id=decision_id_for(trade_id),
+                model=intent.model,
+                model_version=intent.model_version,
             )
 
         return Executor(self.store, self.gate, self.venue(), self.clock, order_flow, sizer=sizer)
@@ -178,8 +180,13 @@ class Core:
 
         return Reconciler(self.store, self.venue(), self.clock, self.open_trade_ids, exclusive_flow)
 
-    def signal_engine(self, fence: Callable[[], bool] = lambda: True) -> SignalEngine | None:
-        """The rule-based signal source, when symbols are configured for it."""
+    def signal_engine(
+        self,
+        fence: Callable[[], bool] = lambda: True,
+        score: Callable[[str], ModelScore | None] = lambda _: None,
+    ) -> SignalEngine | None:
+        """The rule-based signal source, when symbols are configured for it; ``score`` is
+        the promoted model's (without one, its entries are refused)."""
         symbols = self.settings.signal_symbol_list
         if not symbols:
             return None
@@ -192,6 +199,7 @@ class Core:
             notional=self.settings.signal_notional,
             bar_seconds=self.settings.signal_bar_seconds,
             fence=fence,
+            score=score,
         )
 
     def artifacts(self) -> ArtifactStore:

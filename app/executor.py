@@ -46,6 +46,7 @@ from domain.venue import (
     OrderRejected,
     OrderRequest,
     OutcomeUnknown,
+    PositionMode,
     Side,
     VenueError,
     VenueUnavailable,
@@ -82,6 +83,8 @@ class TradeIntent:
     confidence: Decimal | None = None
     key: str | None = None
     correlation_id: UUID | None = None
+    model: str | None = None  # the model (and version) whose output ``confidence`` is
+    model_version: int | None = None
 
     def validated(self) -> TradeIntent:
         """Raises TradeError naming the invalid field."""
@@ -101,6 +104,8 @@ class TradeIntent:
         require_text(self.reason, "reason")
         if self.key is not None:
             require_text(self.key, "key")
+        if self.model_version is not None and (self.model is None or self.confidence is None):
+            raise TradeError("a model version needs the model's name and its confidence")
         return self
 
 
@@ -144,8 +149,8 @@ class Executor:
 
     def open(self, intent: TradeIntent) -> Execution:
         """Open a trade for ``intent`` through the gate. Raises TradeError for an invalid
-        intent and VenueError when the venue cannot price the symbol; every other outcome,
-        refusals included, is an Execution."""
+        intent and VenueError when the venue cannot price the symbol or say its position
+        mode (nothing sent); every other outcome, refusals included, is an Execution."""
         intent = intent.validated()
         trade_id = trade_id_for(f"intent:{intent.key}") if intent.key else uuid4()
         if intent.key and self._exists(trade_id):
@@ -154,6 +159,7 @@ class Executor:
             )
         intent, sizing = self._size(intent, trade_id)
         mark = retry_transient(lambda: self.venue.fetch_mark_price(intent.symbol))
+        mode = retry_transient(lambda: self.venue.fetch_position_mode(intent.symbol))
         quantity = (intent.notional / mark).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
         if quantity <= 0:
             raise TradeError(f"notional {intent.notional} buys nothing at {mark}")
@@ -200,7 +206,9 @@ class Executor:
                 self.trades.open(trade)  # in the log before it leaves
             except Conflict:
                 return Execution(Outcome.DUPLICATE, "executed concurrently", trade_id)
-            request = OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id)
+            request = in_mode(
+                OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id), mode
+            )
             return self._settle(trade_id, request, self._send(request))
 
     def _size(self, intent: TradeIntent, trade_id: UUID) -> tuple[TradeIntent, dict[str, Any]]:
@@ -326,8 +334,10 @@ class Executor:
     def close(self, trade_id: UUID, *, reason: str, actor: str) -> Execution:
         """Exit the whole trade with one reduce-only market order (a halt never blocks an
         exit), then close it with ``reason`` once nothing is held. Raises TradeNotFound,
-        TradeClosed."""
+        TradeClosed, VenueError when the venue cannot say its position mode (nothing sent)."""
         decision = self.gate.check_order(reduce_only=True)
+        symbol = self.trades.load(trade_id).symbol
+        mode = retry_transient(lambda: self.venue.fetch_position_mode(symbol))
 
         def submit(t: Trade) -> OrderRequest:
             if t.quantity <= 0:
@@ -336,13 +346,18 @@ class Executor:
             cid = t.submit_order(
                 order_side=side, quantity=t.quantity, reduce_only=True, timestamp=self.clock()
             )
-            return OrderRequest(t.symbol, side, t.quantity, cid, reduce_only=True)
+            return in_mode(OrderRequest(t.symbol, side, t.quantity, cid, reduce_only=True), mode)
 
         request = self.trades.update(trade_id, submit)  # in the log before it leaves
         log.info("closing trade %s (%s): %s", trade_id, reason, decision.reason)
         return self._settle(trade_id, request, self._send(request), exit_reason=reason)
 
     # -- refusals ------------------------------------------------------------------------------
+
+    def refuse(self, intent: TradeIntent, code: str, reason: str) -> Execution:
+        """Refuse ``intent`` for a reason found before the gate (e.g. a signal source with no
+        model); recorded like the gate's refusals, nothing sent."""
+        return self._refuse(intent.validated(), code, reason, None)
 
     def _refuse(
         self, intent: TradeIntent, code: str, reason: str, policy_version: int | None
@@ -373,6 +388,15 @@ class Executor:
 
     def _exists(self, trade_id: UUID) -> bool:
         return bool(guard(lambda: list(self.store.events.get(trade_id, lte=1))))
+
+
+def in_mode(request: OrderRequest, mode: PositionMode) -> OrderRequest:
+    """``request`` with the position side a venue in ``mode`` needs: in hedge mode the side
+    an entry opens (buy: long) or a reduce-only exit closes (sell: long)."""
+    if mode != "hedge":
+        return request
+    long = (request.side == "sell") if request.reduce_only else (request.side == "buy")
+    return replace(request, position_side="long" if long else "short")
 
 
 def _cap_exceeded(

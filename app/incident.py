@@ -2,8 +2,9 @@
 
 What tripped it (the drawdown reading and thresholds, or the operator and reason), the
 equity path before it, the causation chain from the trigger to the last closing fill, each
-close order with its fill price and slippage, the time to flat, the policy and the model
-versions in force, and the reset.
+close order with its fill price and slippage, each trade it closed with the model version
+whose confidence sized its entry, the time to flat, the policy and the model versions in
+force, and the reset.
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ def build_incident(audit: Audit, events: list[Any], activated: Any) -> dict[str,
         "incomplete_reports": len(incomplete),
         "orders": [_order(e, close) for e, close in closes],
         "trades_closed": [
-            {"trade_id": e.originator_id, "at": e.timestamp, "realized_pnl": e.realized_pnl}
+            {
+                "trade_id": e.originator_id,
+                "at": e.timestamp,
+                "realized_pnl": e.realized_pnl,
+                # The model version whose confidence sized this trade's entry.
+                "entry": audit.entry_model(e.originator_id),
+            }
             for _, e in trade_closes
         ],
         "equity_path": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -119,6 +120,26 @@ def _loaded(consumer: ModelConsumer, *, version: int, timestamp: datetime) -> No
 
 
 CANDLES = 100  # enough history for every feature
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """P(the next close is up), in [0, 1], and the model version that said so."""
+
+    model: str
+    version: int
+    p_up: float
+
+
+def promoted_score(runtime: ConsumerRuntime, venue: Any, symbol: str) -> ModelScore | None:
+    """The score of ``symbol`` by the promoted model: the runtime follows the registry
+    first, so a promotion recorded before this call is the version that answers. None when
+    no version is loaded or it cannot score (no candles). Raises what the store raises."""
+    runtime.sync()
+    p_up = model_confidence(runtime, venue, symbol)
+    if p_up is None or runtime.version is None:
+        return None
+    return ModelScore(runtime.model, runtime.version, p_up)
 
 
 def model_confidence(runtime: ConsumerRuntime, venue: Any, symbol: str) -> float | None:

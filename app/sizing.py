@@ -77,9 +77,12 @@ class SizingService:
         confidence: float | None,
         base_notional: Decimal,
         decision_id: UUID | None = None,
+        model: str | None = None,
+        model_version: int | None = None,
     ) -> Sized:
-        """The decision for an intent; recorded (``SizingDecided``) when ``decision_id`` is
-        given. Raises SizingInputInvalid for a corrupt Q-table (never sized from one)."""
+        """The decision for an intent; recorded (``SizingDecided``, with the ``confidence``
+        and the ``model``/``model_version`` that produced it) when ``decision_id`` is given.
+        Raises SizingInputInvalid for a corrupt Q-table (never sized from one)."""
         policy = self.load_policy()
         if policy is None:
             raise LookupError("no policy recorded")
@@ -123,6 +126,9 @@ class SizingService:
                         regime_note=regime.note,
                         volatility=regime.volatility,
                         timestamp=self.clock(),
+                        confidence=confidence,
+                        model=model,
+                        model_version=model_version,
                     )
                 )
         return Sized(decision, regime, base_notional, recent, decision_id)

@@ -37,7 +37,7 @@ from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
 from app.flattener import FlattenReport
-from app.model_consumers import ConsumerRuntime, ModelWatch, model_confidence
+from app.model_consumers import ConsumerRuntime, ModelWatch, promoted_score
 from app.reconcile import Reconciler
 from app.server_watch import ServerWatch
 from app.signal_engine import SignalEngine
@@ -160,12 +160,9 @@ class Worker:
         waiter = self.core.waiter()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
-        signals = self.core.signal_engine(fence=self.fence)
         self.consumers = self.core.model_consumers()
         engine_model, monitor, insights = self.consumers
-        if signals is not None:
-            venue = self.core.venue()
-            signals.model_confidence = lambda s: model_confidence(engine_model, venue, s)
+        signals = self.signal_engine(engine_model)
         watch = ModelWatch(
             monitor,
             insights,
@@ -212,6 +209,14 @@ class Worker:
             stop.wait(backoff)  # the store is down: every duty needs it
             backoff = min(backoff * 2, 30.0)
         breaker.join(timeout=10)
+
+    def signal_engine(self, model: ConsumerRuntime) -> SignalEngine | None:
+        """The signal engine (when symbols are configured), its entries sized on the score
+        of ``model``: the signal engine's consumer of the promoted model."""
+        venue = self.core.venue()
+        return self.core.signal_engine(
+            fence=self.fence, score=lambda symbol: promoted_score(model, venue, symbol)
+        )
 
     def _perform(self, duties: list[Duty]) -> bool:
         """One round of every duty that is due. False, at once, when the store is down."""

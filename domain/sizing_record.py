@@ -2,7 +2,8 @@
 
 One aggregate per decision, its id derived from the id of the trade it sized
 (:func:`decision_id_for`), so the trade and the decision find each other and concurrent
-decisions never contend.
+decisions never contend. Each records the confidence it was sized on and the model (name and
+version) that produced it; ``model`` None means no model did (an operator's intent).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import TradecoreAggregate, require_aware
+from domain.base import TradecoreAggregate, require_aware, require_text
+from domain.errors import InvalidCommand
 from domain.sizing import SizingDecision
 
 
@@ -40,6 +42,16 @@ class SizingRecord(TradecoreAggregate):
         trained: bool
         fallback: bool
         caps_applied: list[str]
+        # Version 2: the confidence the state was built from and the model behind it.
+        class_version = 2
+        confidence: float | None
+        model: str | None
+        model_version: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Decisions recorded before version 2: which model (if any) is unknown.
+            state.update(confidence=None, model=None, model_version=None)
 
     @staticmethod
     def create_id(*_: Any, decision_id: UUID, **__: Any) -> UUID:
@@ -57,7 +69,15 @@ class SizingRecord(TradecoreAggregate):
         regime_note: str | None,
         volatility: float | None,
         timestamp: datetime,
+        confidence: float | None = None,
+        model: str | None = None,
+        model_version: int | None = None,
     ) -> SizingRecord:
+        """``confidence``: what the intent carried (None: none, sized as no opinion);
+        ``model``/``model_version``: the model that produced it. Raises InvalidCommand when a
+        version is given without a model."""
+        if model_version is not None and model is None:
+            raise InvalidCommand("a model version needs the model's name")
         state = decision.state
         return cls(
             decision_id=decision_id,
@@ -80,6 +100,9 @@ class SizingRecord(TradecoreAggregate):
             trained=decision.trained,
             fallback=decision.fallback,
             caps_applied=list(decision.caps_applied),
+            confidence=confidence,
+            model=None if model is None else require_text(model, "model"),
+            model_version=model_version,
             timestamp=require_aware(timestamp),
         )
 
@@ -102,8 +125,12 @@ class SizingRecord(TradecoreAggregate):
         trained: bool,
         fallback: bool,
         caps_applied: list[str],
+        confidence: float | None,
+        model: str | None,
+        model_version: int | None,
         timestamp: datetime,
     ) -> None:
         self.symbol, self.state, self.fallback = symbol, state, fallback
         self.size_multiplier, self.leverage, self.notional = size_multiplier, leverage, notional
         self.caps_applied = caps_applied
+        self.confidence, self.model, self.model_version = confidence, model, model_version

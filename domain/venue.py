@@ -244,3 +244,8 @@ class ExchangePort(Protocol):
     def fetch_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
         """The order with this client order id, or None if the venue has no such order."""
         ...
+
+    def fetch_position_mode(self, symbol: str) -> PositionMode:
+        """How ``symbol``'s positions are held: ``one_way`` (one net position) or ``hedge``
+        (a long and a short apart; every order must then name its ``position_side``)."""
+        ...

@@ -11,6 +11,9 @@ changes and half after, and is recorded with its start and end (``time.monotonic
 can assert that requests overlapped and a benchmark can count round trips. Requests arriving
 together are served together: only the account's own bookkeeping takes a lock.
 
+Contracts settle in USDT or USDC (``BTC/USDC:USDC`` is ``BTCUSDC``); as on the real Bybit, an
+account-wide listing or cancel-all there covers the one ``settleCoin`` it names.
+
 ``refuse`` lets a test answer chosen requests with the venue's rate-limit error instead.
 Used by the offline flatten tests and ``benchmarks/bench_flatten_venue.py``.
 """
@@ -355,7 +358,16 @@ class SimulatedSession:
     def _bybit_get_v5_account_info(self, _: dict[str, Any]) -> Answer:
         return 200, _fixture("bybit", "account_info.json")
 
-    def _bybit_get_v5_position_list(self, _: dict[str, Any]) -> Answer:
+    def _bybit_scope(self, params: dict[str, Any]) -> Callable[[str], bool]:
+        """Which venue symbols a request covers: its symbol, else its settle coin's."""
+        if "symbol" in params:
+            return lambda symbol: symbol == params["symbol"]
+        if params.get("settleCoin") not in SETTLES:
+            raise AssertionError(f"a Bybit listing needs a symbol or a settleCoin: {params}")
+        return lambda symbol: settle_of(symbol) == params["settleCoin"]
+
+    def _bybit_get_v5_position_list(self, params: dict[str, Any]) -> Answer:
+        covers = self._bybit_scope(params)
         template = _fixture("bybit", "positions.json")["result"]["list"][0]
         rows = [
             {
@@ -368,6 +380,7 @@ class SimulatedSession:
                 "unrealisedPnl": "0",
             }
             for symbol, quantity in self.account.shown_positions().items()
+            if covers(symbol)
         ]
         return 200, _bybit({"list": rows, "nextPageCursor": "", "category": "linear"})
 
@@ -390,13 +403,14 @@ class SimulatedSession:
 
     def _bybit_get_v5_order_realtime(self, params: dict[str, Any]) -> Answer:
         stop = params.get("orderFilter") == "StopOrder"
+        covers = self._bybit_scope(params)
         regular = _fixture("bybit", "orders_open.json")["result"]["list"][0]
         conditional = _fixture("bybit", "orders_conditional.json")["result"]["list"][0]
         rows = [
             self._bybit_order_row(conditional if o.conditional else regular, o)
             for o in self.account.resting.values()
             if (o.conditional or not stop)
-            and o.symbol == params.get("symbol", o.symbol)
+            and covers(o.symbol)
             and o.client_id == params.get("orderLinkId", o.client_id)
         ]
         return 200, _bybit({"list": rows, "nextPageCursor": "", "category": "linear"})
@@ -406,16 +420,19 @@ class SimulatedSession:
         if "orderLinkId" in params:
             found = self.account.filled.get(params["orderLinkId"])
             rows = [self._bybit_order_row(template, found)] if found else []
-        else:  # the latest orders first
-            latest = list(self.account.filled.values())[::-1][: int(params.get("limit", 20))]
+        else:  # the latest orders of the settle coin first
+            covers = self._bybit_scope(params)
+            filled = [o for o in self.account.filled.values() if covers(o.symbol)]
+            latest = filled[::-1][: int(params.get("limit", 20))]
             rows = [self._bybit_order_row(template, o) for o in latest]
         return 200, _bybit({"list": rows, "nextPageCursor": "", "category": "linear"})
 
     def _bybit_post_v5_order_cancel_all(self, params: dict[str, Any]) -> Answer:
         stop = params.get("orderFilter") == "StopOrder"
-        symbols = {params["symbol"]} if "symbol" in params else None
-        if symbols is None and params.get("settleCoin") != "USDT":
+        if "symbol" not in params and params.get("settleCoin") not in SETTLES:
             return 200, _bybit({}, code=10001, message="symbol or settleCoin is required")
+        covers = self._bybit_scope(params)
+        symbols = {o.symbol for o in self.account.resting.values() if covers(o.symbol)}
         # Without orderFilter a linear cancel-all takes every kind of order.
         gone = self.account.cancel_all(symbols, regular=not stop, conditional=True)
         rows = [{"orderId": o.order_id, "orderLinkId": o.client_id} for o in gone]
@@ -449,9 +466,17 @@ class SimulatedSession:
 # -- building an account and its exchange ------------------------------------------------------
 
 
+SETTLES = ("USDT", "USDC")
+
+
 def venue_symbol(symbol: str) -> str:
-    """``BTC/USDT:USDT`` -> ``BTCUSDT`` (both venues spell linear perpetuals so)."""
+    """``BTC/USDT:USDT`` -> ``BTCUSDT``, ``BTC/USDC:USDC`` -> ``BTCUSDC`` (both venues spell
+    linear perpetuals so)."""
     return symbol.split(":", maxsplit=1)[0].replace("/", "")
+
+
+def settle_of(venue_symbol: str) -> str:
+    return next((s for s in SETTLES if venue_symbol.endswith(s)), "USDT")
 
 
 def simulated_exchange(
@@ -532,13 +557,23 @@ def _fixture(folder: str, name: str) -> Any:
 
 def _binance_market(template: dict[str, Any], symbol: str) -> dict[str, Any]:
     market = copy.deepcopy(template)
-    market.update(symbol=symbol, pair=symbol, baseAsset=symbol.removesuffix("USDT"))
+    settle = settle_of(symbol)
+    market.update(
+        symbol=symbol,
+        pair=symbol,
+        baseAsset=symbol.removesuffix(settle),
+        quoteAsset=settle,
+        marginAsset=settle,
+    )
     return market
 
 
 def _bybit_market(template: dict[str, Any], symbol: str) -> dict[str, Any]:
     market = copy.deepcopy(template)
-    market.update(symbol=symbol, baseCoin=symbol.removesuffix("USDT"))
+    settle = settle_of(symbol)
+    market.update(
+        symbol=symbol, baseCoin=symbol.removesuffix(settle), quoteCoin=settle, settleCoin=settle
+    )
     return market
 
 

@@ -34,6 +34,7 @@ from domain.venue import (
     OrderRequest,
     OutcomeUnknown,
     Position,
+    PositionMode,
     RateLimited,
     VenueError,
     VenueUnavailable,
@@ -115,6 +116,13 @@ class PaperVenue:
             ]
 
         return self._request(ledger, kind="read")
+
+    def fetch_position_mode(self, symbol: str) -> PositionMode:
+        def mode(conn: Connection, _: Draw) -> PositionMode:
+            held: PositionMode = self.book.account(conn).position_mode
+            return held  # account-wide here; the port asks per symbol (Bybit's is)
+
+        return self._request(mode, kind="read")
 
     def fetch_mark_price(self, symbol: str) -> Decimal:
         return self._request(lambda conn, _: self.book.mark(conn, symbol), kind="read")

@@ -198,6 +198,17 @@ def print_report(r: dict[str, Any]) -> None:
             f"{_num(o['fill_price'])} (mark {_num(o['mark_price'])}, slippage "
             f"{o['slippage_bps']} bp)"
         )
+    for c in r["trades_closed"]:
+        entry = c["entry"]
+        sized_on = (
+            f"{entry['model']} v{entry['model_version']} (confidence {entry['confidence']})"
+            if entry["model"]
+            else "no model"
+        )
+        out.print(
+            f"  trade {c['trade_id']} pnl {_num(c['realized_pnl'])}, entry sized on {sized_on}",
+            markup=False,
+        )
     path = r["equity_path"]
     if path:
         low = min(p["drawdown"] for p in path)

@@ -110,6 +110,28 @@ closed, {data["orders_canceled"]} order(s) canceled.</p>
             ],
         )
     }
+<h2>Trades closed</h2>
+{
+        table(
+            [
+                {
+                    "trade_id": t["trade_id"],
+                    "realized_pnl": t["realized_pnl"],
+                    "entry_model": t["entry"]["model"],
+                    "entry_model_version": t["entry"]["model_version"],
+                    "entry_confidence": t["entry"]["confidence"],
+                }
+                for t in data["trades_closed"]
+            ],
+            [
+                "trade_id",
+                "realized_pnl",
+                "entry_model",
+                "entry_model_version",
+                "entry_confidence",
+            ],
+        )
+    }
 <h2>Causation chain</h2>
 {table(data["causation_chain"], ["at", "type", "event_id", "caused_by"])}
 <h2>In force at activation</h2>

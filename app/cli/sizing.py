@@ -61,6 +61,7 @@ def show(
             f"lev {d['leverage']} notional {d['notional']}"
             f"{' FALLBACK' if d['fallback'] else ''}"
             f"{' caps ' + ','.join(d['caps_applied']) if d['caps_applied'] else ''}"
+            f"{' by ' + str(d['model']) + ' v' + str(d['model_version']) if d['model'] else ''}"
         )
 
 
@@ -154,6 +155,9 @@ def _decisions(core: Core, last: int) -> list[dict[str, Any]]:
                 "notional": e.notional,
                 "fallback": e.fallback,
                 "caps_applied": e.caps_applied,
+                "confidence": e.confidence,
+                "model": e.model,
+                "model_version": e.model_version,
             }
         )
     return found

@@ -16,6 +16,8 @@ from domain.drawdown import Reading, Thresholds
 from domain.emergency import LEGACY_INSTALLATION, Emergency
 from domain.ids import EMERGENCY_ID, POLICY_ID
 from domain.policy import Policy
+from domain.sizing import SizingState, decide
+from domain.sizing_record import SizingRecord
 from tests.integration.paper_drill import breaker_reads
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -107,3 +109,36 @@ def test_version_1_equity_readings_load_and_nothing_is_ordered_against_them(
             correlation_id=uuid4(),
         )
         assert evaluation.status == "accepted"
+
+
+def test_version_1_sizing_decisions_load_naming_no_model(settings: Settings) -> None:
+    """Decisions recorded before they named the model behind their confidence."""
+    state = SizingState.of(confidence=0.7, recent_pnl=Decimal(0), regime="LOW")
+    sized = decide(
+        {}, state, base_notional=Decimal(100), max_leverage=Decimal(2), max_notional=Decimal(500)
+    )
+    [decided] = SizingRecord.record(
+        decision_id=uuid4(),
+        symbol="BTC/USDT:USDT",
+        decision=sized,
+        base_notional=Decimal(100),
+        regime_known=True,
+        regime_note=None,
+        volatility=0.01,
+        timestamp=T0,
+        confidence=0.7,
+        model="signal",
+        model_version=3,
+    ).collect_events()
+    with bootstrap(settings) as core:
+        stored = as_version_1(core, decided, drop="model")
+        old = json.loads(stored.state)
+        for field in ("confidence", "model_version"):
+            old.pop(field)
+        core.store.recorder.insert_events(
+            [StoredEvent(stored.originator_id, 1, stored.topic, json.dumps(old).encode())]
+        )
+        record = core.store.repository.get(decided.originator_id)
+        assert isinstance(record, SizingRecord)
+        assert (record.confidence, record.model, record.model_version) == (None, None, None)
+        assert record.notional == sized.notional

@@ -7,19 +7,16 @@ import logging
 import threading
 import time
 from decimal import Decimal
-from functools import cache
 
 import pytest
 from sqlalchemy import select
 
-from adapters.data import sample_path
 from adapters.paper.venue import PaperVenue
-from adapters.signal_model import SignalModel, TrainedModel, train
+from adapters.signal_model import SignalModel
 from app.bootstrap import Core
 from app.executor import TradeIntent
 from app.model_consumers import CONSUMERS, ModelWatch, model_confidence
 from app.worker import Worker
-from domain.market_data import parse_ohlcv_csv
 from domain.model_consumer import ModelConsumer, consumer_id
 from domain.model_registry import (
     ArtifactRefused,
@@ -30,30 +27,7 @@ from domain.model_registry import (
 )
 from projections.tables import model_consumers
 from tests.integration.paper_drill import breaker_reads
-
-NAME = "signal"
-
-
-@cache
-def trained(seed: int) -> TrainedModel:
-    candles = parse_ohlcv_csv(sample_path().read_text(), source="sample_ohlcv.csv")
-    return train(candles, seed=seed)
-
-
-def register(core: Core, seed: int) -> int:
-    model = trained(seed)
-    return (
-        core.models()
-        .register(
-            NAME,
-            artifact=model.artifact,
-            data_from=model.data_from,
-            data_to=model.data_to,
-            metrics=model.metrics,
-            actor="test",
-        )
-        .version
-    )
+from tests.integration.signal_models import NAME, register, trained
 
 
 def versions_in_use(core: Core) -> dict[str, int | None]:

@@ -1,18 +1,35 @@
 """The rule-based signal source drives the executor: one trade per signal, exits on the
-opposite signal, and a replayed bar is never a second trade."""
+opposite signal, and a replayed bar is never a second trade. Entries are sized on the score
+of the promoted model (real LightGBM models): the version promoted at that moment, recorded
+in the sizing decision and shown by the incident report; with no model, entries are refused."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
 
 from adapters.paper.venue import PaperVenue
-from app.bootstrap import Core
-from app.executor import Outcome
+from adapters.signal_model import SignalModel
+from app.audit import Audit
+from app.bootstrap import Core, bootstrap
+from app.cli.audit import print_report
+from app.cli.incident_html import render
+from app.config import Settings
+from app.executor import Outcome, TradeIntent
+from app.model_consumers import CANDLES, promoted_score
+from app.repository import Repository
 from app.signal_engine import SignalEngine
-from domain.signals import MovingAverageCrossover
-from tests.integration.paper_drill import breaker_reads
+from app.worker import Worker
+from domain.refusal import RefusedIntent
+from domain.signals import MovingAverageCrossover, evaluate
+from domain.sizing_record import SizingRecord, decision_id_for
+from tests.integration.paper_drill import breaker_reads, funded
+from tests.integration.signal_models import NAME, promote, register, trained
 
 ETH = "ETH/USDT:USDT"
 
@@ -30,7 +47,16 @@ class Bars:
         self.now += timedelta(minutes=1)
 
 
-def engine(core: Core, bars: Bars, fence: Callable[[], bool] = lambda: True) -> SignalEngine:
+def engine(
+    core: Core, bars: Bars, fence: Callable[[], bool] = lambda: True, *, model: bool = True
+) -> SignalEngine:
+    """An engine on ETH whose entries are scored by the promoted model (``model``: one is
+    registered and promoted first if none is)."""
+    runtime = core.model_consumers()[0]
+    registry = core.models().registry(NAME)
+    if model and (registry is None or registry.promoted is None):
+        promote(core, register(core, 7))
+    venue = core.venue()
     return SignalEngine(
         core.venue(),
         core.executor(),
@@ -41,6 +67,7 @@ def engine(core: Core, bars: Bars, fence: Callable[[], bool] = lambda: True) -> 
         bar_seconds=60,
         rule=MovingAverageCrossover(fast=2, slow=4),
         fence=fence,
+        score=lambda symbol: promoted_score(runtime, venue, symbol),
     )
 
 
@@ -115,3 +142,134 @@ def test_a_worker_that_no_longer_holds_its_lock_acts_on_no_signal(core: Core) ->
     (still_open,) = core.trade_store().list_open_trades()
     assert still_open.side == "long"
     assert [p.side for p in venue.fetch_positions()] == ["long"]
+
+
+# -- the promoted model drives the decisions (P0-06) ------------------------------------------
+
+
+def until_signal(core: Core, signals: SignalEngine, bars: Bars, prices: list[int]) -> list[Any]:
+    """Play ``prices`` until a bar acts; the venue's marks then are those it acted on."""
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    for price in prices:
+        venue.admin().set_price(ETH, Decimal(price))
+        executions = signals.step()
+        core.runner.catch_up()
+        bars.next()
+        if executions:
+            return executions
+    raise AssertionError("no signal")
+
+
+def decision(core: Core, trade_id: UUID | None) -> SizingRecord:
+    assert trade_id is not None
+    record = Repository(core.store).find(SizingRecord, decision_id_for(trade_id))
+    assert record is not None
+    return record
+
+
+def p_up(core: Core, seed: int) -> float:
+    """What the model trained with ``seed`` says of ETH's marks now."""
+    candles = core.venue().fetch_candles(ETH, CANDLES)
+    return SignalModel.load(trained(seed).artifact).confidence(candles)
+
+
+def test_after_a_promotion_the_next_entry_is_sized_on_the_new_version(core: Core) -> None:
+    funded(core, {ETH: "3000"})
+    breaker_reads(core)
+    assert (register(core, 7), register(core, 8)) == (1, 2)
+    promote(core, 1)
+    bars = Bars()
+    signals = engine(core, bars)
+
+    (entry,) = until_signal(core, signals, bars, [3000, 3000, 3000, 3000, 3100])
+    promote(core, 2)  # between two signals, with no worker syncing the consumers
+    exit_, short = until_signal(core, signals, bars, [3100, 3100, 2900, 2800])
+
+    assert (entry.outcome, exit_.outcome, short.outcome) == (Outcome.FILLED,) * 3
+    first, second = decision(core, entry.trade_id), decision(core, short.trade_id)
+    assert (first.model, first.model_version) == (NAME, 1)
+    assert (second.model, second.model_version) == (NAME, 2)
+    # A short is sized on the model's P(down).
+    assert second.confidence == round(1 - p_up(core, 8), 4)
+
+
+def test_the_confidence_recorded_is_the_promoted_models_not_the_rules(core: Core) -> None:
+    funded(core, {ETH: "3000"})
+    breaker_reads(core)
+    promote(core, register(core, 7))
+    bars = Bars()
+    signals = engine(core, bars)
+    closes = [3000, 3000, 3000, 3000, 3100]
+
+    (entry,) = until_signal(core, signals, bars, closes)
+
+    recorded = decision(core, entry.trade_id).confidence
+    by_v1, by_other = round(p_up(core, 7), 4), round(p_up(core, 8), 4)
+    rule = evaluate(signals.rule, ETH, [Decimal(c) for c in closes], core.clock())
+    assert rule is not None and by_other != by_v1 != round(rule.confidence, 4)  # they differ
+    assert recorded == by_v1
+    trade = core.trade_store().get(entry.trade_id)  # type: ignore[arg-type]
+    assert trade is not None and trade.side == "long"
+
+
+def test_with_no_promoted_model_entries_are_refused_and_exits_still_go_out(core: Core) -> None:
+    venue = funded(core, {ETH: "3000"})
+    breaker_reads(core)
+    bars = Bars()
+    signals = engine(core, bars, model=False)
+
+    (refused,) = until_signal(core, signals, bars, [3000, 3000, 3000, 3000, 3100])
+    held = core.executor().open(
+        TradeIntent(symbol=ETH, side="long", notional=Decimal(300), actor="t", reason="manual")
+    )
+    core.runner.catch_up()
+    exit_, short = until_signal(core, signals, bars, [3100, 3100, 2900, 2800])
+
+    assert (refused.outcome, refused.code) == (Outcome.REFUSED, "NO_MODEL")
+    assert (short.outcome, short.code) == (Outcome.REFUSED, "NO_MODEL")
+    assert exit_.outcome is Outcome.FILLED and exit_.trade_id == held.trade_id
+    assert venue.fetch_positions() == []
+    logged = core.store.recorder.select_notifications(start=1, limit=100_000)
+    events = [core.store.mapper.to_domain_event(n) for n in logged]
+    refusals = [e for e in events if isinstance(e, RefusedIntent.Refused)]
+    assert [(r.code, r.side) for r in refusals] == [("NO_MODEL", "long"), ("NO_MODEL", "short")]
+
+
+def test_the_incident_report_names_the_model_version_behind_each_entry(
+    core: Core, capsys: pytest.CaptureFixture[str]
+) -> None:
+    funded(core, {ETH: "3000"})
+    breaker_reads(core)
+    register(core, 7)
+    promote(core, register(core, 8))
+    bars = Bars()
+    (entry,) = until_signal(core, engine(core, bars), bars, [3000, 3000, 3000, 3000, 3100])
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = core.flattener().run()
+    assert report is not None and report.flat
+    core.runner.catch_up()
+
+    incident = Audit(core).incident(None)
+    print_report(incident)
+
+    (closed,) = incident["trades_closed"]
+    assert closed["trade_id"] == entry.trade_id
+    assert (closed["entry"]["model"], closed["entry"]["model_version"]) == (NAME, 2)
+    assert f"entry sized on {NAME} v2" in capsys.readouterr().out
+    assert "<td>signal</td><td>2</td>" in render(incident)  # the HTML report too
+
+
+def test_the_workers_signal_engine_scores_with_the_promoted_version(settings: Settings) -> None:
+    with bootstrap(settings.model_copy(update={"signal_symbols": ETH})) as core:
+        funded(core, {ETH: "3000"})
+        register(core, 7)
+        promote(core, register(core, 8))
+        engine_model = core.model_consumers()[0]
+
+        signals = Worker(core).signal_engine(engine_model)
+
+        assert signals is not None and signals.symbols == [ETH]
+        score = signals.score(ETH)
+        assert score is not None and (score.model, score.version) == (NAME, 2)
+        assert score.p_up == p_up(core, 8)

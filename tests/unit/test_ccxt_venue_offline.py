@@ -31,6 +31,7 @@ from requests.structures import CaseInsensitiveDict
 
 from adapters.ccxt_mapping import position_from_ccxt
 from adapters.ccxt_venue import CcxtConfigurationError, CcxtVenue, Dialect
+from app.executor import in_mode
 from domain.venue import (
     DuplicateClientOrderId,
     Order,
@@ -142,6 +143,7 @@ class CannedVenue:
             reply = reply(sent)
         if isinstance(reply, str) and reply.endswith(".json"):
             reply = self.fixture(reply)
+        reply = _settle_scoped(reply, sent.query.get("settleCoin"))
         response = requests.Response()
         response.status_code = route.status
         response.reason = http.HTTPStatus(route.status).phrase
@@ -162,6 +164,20 @@ class CannedVenue:
         found = self.to(method, path)
         assert len(found) == 1, f"{method} {path} sent {len(found)} times"
         return found[0]
+
+
+def _settle_scoped(reply: Any, settle: str | None) -> Any:
+    """A Bybit listing asked for one ``settleCoin`` answers that coin's contracts only
+    (``BTCUSDT``: USDT; ``BTCPERP`` and ``BTCUSDC``: USDC), whatever the canned list holds."""
+    rows = reply.get("result", {}).get("list") if isinstance(reply, dict) else None
+    if settle is None or not isinstance(rows, list):
+        return reply
+    kept = [r for r in rows if _settle_of(str(r.get("symbol", ""))) == settle]
+    return {**reply, "result": {**reply["result"], "list": kept}}
+
+
+def _settle_of(venue_symbol: str) -> str:
+    return "USDC" if venue_symbol.endswith(("PERP", "USDC")) else "USDT"
 
 
 @dataclass
@@ -400,6 +416,50 @@ def test_binance_hedge_mode_close_names_the_position_side_instead_of_reduce_only
     assert (body["side"], body["positionSide"], body["quantity"]) == ("BUY", "SHORT", "0.02")
     assert "reduceOnly" not in body  # Binance refuses reduceOnly in hedge mode
     assert order.position_side == "short"
+
+
+@pytest.mark.parametrize(("dual", "mode"), [(True, "hedge"), (False, "one_way")])
+def test_binance_position_mode_is_the_accounts_dual_side_setting(
+    binance: Rig, dual: bool, mode: str
+) -> None:
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": dual})
+
+    assert binance.venue.fetch_position_mode(BTC) == mode
+    assert_binance_signed(binance.wire.one("GET", "/fapi/v1/positionSide/dual"))
+
+
+def test_binance_position_mode_is_read_again_only_after_an_order_is_refused(
+    binance: Rig,
+) -> None:
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": False})
+    assert binance.venue.fetch_position_mode(BTC) == "one_way"
+    binance.wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": True})
+    assert binance.venue.fetch_position_mode(ETH) == "one_way"  # kept: it weighs 30
+    binance.wire.on(
+        "POST",
+        "/fapi/v1/order",
+        {"code": -4061, "msg": "Order's position side does not match user's setting."},
+        status=400,
+    )
+    with pytest.raises(OrderRejected):
+        binance.venue.create_order(OrderRequest(BTC, "buy", Decimal("0.01"), "tc-stale-mode"))
+
+    assert binance.venue.fetch_position_mode(BTC) == "hedge"
+    assert len(binance.wire.to("GET", "/fapi/v1/positionSide/dual")) == 2
+
+
+def test_binance_hedge_mode_entry_and_exit_name_their_position_side(binance: Rig) -> None:
+    entry = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-entry-short")
+    exit_ = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-exit-long", reduce_only=True)
+
+    for request in (entry, exit_):
+        binance.venue.create_order(in_mode(request, "hedge"))
+
+    sent = [s.body for s in binance.wire.to("POST", "/fapi/v1/order")]
+    assert [(b["side"], b["positionSide"], "reduceOnly" in b) for b in sent] == [
+        ("SELL", "SHORT", False),
+        ("SELL", "LONG", False),  # the position side alone makes it a close
+    ]
 
 
 def test_binance_open_orders_include_the_algo_service_conditional_orders(binance: Rig) -> None:
@@ -877,9 +937,13 @@ def test_bybit_positions_are_parsed_with_side_quantity_entry_and_one_way_mode(by
     )
     assert (btc.mark_price, btc.unrealized_pnl) == (Decimal("98000"), Decimal("7.495"))
     assert (eth.side, eth.quantity, eth.entry_price) == ("short", Decimal("0.5"), Decimal("3400"))
-    sent = bybit.wire.one("GET", "/v5/position/list")
-    assert (sent.query["category"], sent.query["settleCoin"]) == ("linear", "USDT")
-    assert_bybit_signed(sent)
+    sent = bybit.wire.to("GET", "/v5/position/list")  # one listing a settle coin
+    assert sorted((s.query["category"], s.query["settleCoin"]) for s in sent) == [
+        ("linear", "USDC"),
+        ("linear", "USDT"),
+    ]
+    for request in sent:
+        assert_bybit_signed(request)
 
 
 def test_bybit_hedge_mode_positions_are_reported_per_position_index(bybit: Rig) -> None:
@@ -934,6 +998,33 @@ def test_bybit_hedge_mode_close_names_the_position_index_and_stays_reduce_only(b
     )
 
 
+@pytest.mark.parametrize(
+    ("fixture", "mode"), [("positions_hedge.json", "hedge"), ("positions.json", "one_way")]
+)
+def test_bybit_position_mode_is_read_from_the_symbols_position_slots(
+    bybit: Rig, fixture: str, mode: str
+) -> None:
+    bybit.wire.on("GET", "/v5/position/list", fixture)
+
+    assert bybit.venue.fetch_position_mode(BTC) == mode
+    sent = bybit.wire.one("GET", "/v5/position/list")
+    assert (sent.query["category"], sent.query["symbol"]) == ("linear", "BTCUSDT")
+
+
+def test_bybit_hedge_mode_entry_and_exit_name_their_position_index(bybit: Rig) -> None:
+    entry = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-entry-short")
+    exit_ = OrderRequest(BTC, "sell", Decimal("0.01"), "tc-exit-long", reduce_only=True)
+
+    for request in (entry, exit_):
+        bybit.venue.create_order(in_mode(request, "hedge"))
+
+    sent = [s.body for s in bybit.wire.to("POST", "/v5/order/create")]
+    assert [(b["side"], b["positionIdx"], b.get("reduceOnly", False)) for b in sent] == [
+        ("Sell", 2, False),
+        ("Sell", 1, True),
+    ]
+
+
 def test_bybit_open_orders_include_conditional_orders_once(bybit: Rig) -> None:
     orders = bybit.venue.fetch_open_orders()
 
@@ -941,11 +1032,14 @@ def test_bybit_open_orders_include_conditional_orders_once(bybit: Rig) -> None:
         ("sl-btc-1", True, "stop", Decimal("92000")),
         ("tp-eth-1", False, "limit", None),
     ]
-    default, stops = sorted(
-        bybit.wire.to("GET", "/v5/order/realtime"), key=lambda s: "orderFilter" in s.query
-    )
-    assert "orderFilter" not in default.query and stops.query["orderFilter"] == "StopOrder"
-    assert default.query["settleCoin"] == "USDT" and "symbol" not in default.query
+    listings = bybit.wire.to("GET", "/v5/order/realtime")  # each kind, each settle coin
+    assert sorted((s.query.get("orderFilter", ""), s.query["settleCoin"]) for s in listings) == [
+        ("", "USDC"),
+        ("", "USDT"),
+        ("StopOrder", "USDC"),
+        ("StopOrder", "USDT"),
+    ]
+    assert all("symbol" not in s.query for s in listings)
 
 
 def test_bybit_open_orders_follow_the_page_cursor(bybit: Rig) -> None:
@@ -1175,7 +1269,8 @@ def test_from_id_takes_the_keys_from_the_environment_for_swap_markets() -> None:
 
     assert venue.name == "ccxt:bybit"
     assert venue._exchange.options["defaultType"] == "swap"
-    assert_bybit_signed(wire.one("GET", "/v5/position/list"))
+    for sent in wire.to("GET", "/v5/position/list"):
+        assert_bybit_signed(sent)
 
 
 @pytest.mark.parametrize(
