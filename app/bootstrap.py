@@ -30,6 +30,7 @@ from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.model_consumers import CONSUMERS, ConsumerRuntime
 from app.models import ModelService
+from app.pretrade import PreTradeCheck
 from app.projection_skips import ProjectionSkips
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
@@ -153,7 +154,18 @@ class Core:
                 decision_id=decision_id_for(trade_id),
             )
 
-        return Executor(self.store, self.gate, self.venue(), self.clock, order_flow, sizer=sizer)
+        pretrade = PreTradeCheck(
+            self.engine, self.commands, self.clock, account=self.settings.account
+        )
+        return Executor(
+            self.store,
+            self.gate,
+            self.venue(),
+            self.clock,
+            order_flow,
+            sizer=sizer,
+            pretrade=pretrade,
+        )
 
     def sizing(self) -> SizingService:
         return SizingService(
