@@ -117,7 +117,9 @@ class Policy(TradecoreAggregate):
 
     # Class-level defaults: a policy created (or snapshotted) before the pre-trade controls
     # existed has the default controls and no loss-streak stop.
-    pretrade: PreTradeLimits = DEFAULT_PRETRADE
+    # The controls as plain values (None: the defaults), so a snapshot holds them as it
+    # holds any event's fields.
+    pretrade_values: dict[str, Any] | None = None
     loss_stop_until: datetime | None = None
     loss_count_from: datetime | None = None
     loss_stop_reason: str | None = None
@@ -396,6 +398,12 @@ class Policy(TradecoreAggregate):
         self.updated_by, self.updated_at = actor, timestamp
 
     @property
+    def pretrade(self) -> PreTradeLimits:
+        """The pre-trade controls in force (``domain.pretrade``)."""
+        values = self.pretrade_values
+        return DEFAULT_PRETRADE if values is None else PreTradeLimits(**values)
+
+    @property
     def pretrade_state(self) -> PreTradeState:
         return PreTradeState(
             self.pretrade,
@@ -457,7 +465,7 @@ class Policy(TradecoreAggregate):
         causation_id: UUID | None,
         timestamp: datetime,
     ) -> None:
-        self.pretrade = PreTradeLimits(
+        self.pretrade_values = PreTradeLimits(
             price_collar,
             max_order_quantity,
             max_order_notional,
@@ -466,7 +474,7 @@ class Policy(TradecoreAggregate):
             loss_streak_losses,
             loss_streak_window_s,
             loss_streak_cooldown_s,
-        )
+        ).as_dict()
         self.updated_by, self.updated_at = actor, timestamp
 
     def stop_for_loss_streak(

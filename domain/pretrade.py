@@ -41,6 +41,22 @@ class PreTradeLimitsError(InvalidCommand):
     """A pre-trade control was given a value outside its rule."""
 
 
+def _number(value: Any, name: str) -> Decimal:
+    try:
+        return decimal_value(value, name)
+    except InvalidCommand as e:
+        raise PreTradeLimitsError(str(e)) from None
+
+
+def _whole(value: Any, name: str, low: int, high: int) -> int:
+    number = _number(value, name)
+    if number != number.to_integral_value() or not low <= number <= high:
+        raise PreTradeLimitsError(
+            f"{name} must be a whole number from {low} to {high:,}, got {value}"
+        )
+    return int(number)
+
+
 @dataclass(frozen=True)
 class PreTradeLimits:
     """The pre-trade controls of the policy. Construct with :meth:`validated`.
@@ -280,19 +296,3 @@ def loss_streak(
     if len(latest) < limits.loss_streak_losses or any(c.realized_pnl >= 0 for c in latest):
         return None
     return latest[-1]
-
-
-def _number(value: Any, name: str) -> Decimal:
-    try:
-        return decimal_value(value, name)
-    except InvalidCommand as e:
-        raise PreTradeLimitsError(str(e)) from None
-
-
-def _whole(value: Any, name: str, low: int, high: int) -> int:
-    number = _number(value, name)
-    if number != number.to_integral_value() or not low <= number <= high:
-        raise PreTradeLimitsError(
-            f"{name} must be a whole number from {low} to {high:,}, got {value}"
-        )
-    return int(number)
