@@ -20,6 +20,7 @@ from app.config import Settings
 from app.executor import Execution, Executor, Outcome
 from app.pretrade import PreTradeCheck
 from app.queries import current_snapshot, policy_dict
+from domain.ids import POLICY_ID
 from domain.policy import Policy
 from domain.refusal import RefusedIntent
 from tests.integration.test_executor import BTC, all_events, funded, intent, requests_at_venue
@@ -257,3 +258,16 @@ def test_a_loss_then_a_win_does_not_stop_entries(core: Core) -> None:
 
     assert executor.open(intent("800")).outcome is Outcome.FILLED
     assert streak_events(core) == []
+
+
+def test_the_controls_and_the_stop_survive_a_policy_snapshot(core: Core) -> None:
+    for i in range(52):  # the policy is snapshotted every 50 versions
+        set_controls(core, max_orders_per_second=str(3 + i % 2))
+    core.commands.stop_for_loss_streak(losses=5, last_loss_at=utc_now(), actor="test")
+    assert core.store.snapshots is not None
+    assert list(core.store.snapshots.get(POLICY_ID))  # it loads from a snapshot
+
+    loaded = core.commands.load_policy()
+
+    assert loaded is not None and loaded.pretrade.max_orders_per_second == 4
+    assert loaded.pretrade_state.loss_stop.active(utc_now())
