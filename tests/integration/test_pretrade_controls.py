@@ -19,7 +19,7 @@ from app.clock import utc_now
 from app.config import Settings
 from app.executor import Execution, Executor, Outcome
 from app.pretrade import PreTradeCheck
-from app.queries import current_snapshot, policy_dict
+from app.queries import current_snapshot, policy_dict, status_dict
 from domain.ids import POLICY_ID
 from domain.policy import Policy
 from domain.refusal import RefusedIntent
@@ -217,6 +217,7 @@ def test_after_n_losing_closes_entries_stop_until_an_operator_reallows_them(core
     assert [type(e).__name__ for e in streak_events(core)] == ["LossStreakStopped"]
     assert shown["loss_stop_until"] is not None
     assert "policy reallow-entries" in shown["loss_stop_reason"]
+    assert status_dict(core)["policy"]["loss_stop_until"] == shown["loss_stop_until"]
 
     core.commands.clear_loss_streak_stop(actor="operator", reason="reviewed")
     core.runner.catch_up()
