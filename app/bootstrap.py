@@ -30,6 +30,7 @@ from app.flattener import Flattener
 from app.gate import PolicyGate
 from app.model_consumers import CONSUMERS, ConsumerRuntime, ModelScore
 from app.models import ModelService
+from app.pretrade import PreTradeCheck
 from app.projection_skips import ProjectionSkips
 from app.reconcile import Reconciler
 from app.services import SafetyCommands
@@ -155,7 +156,18 @@ class Core:
                 model_version=intent.model_version,
             )
 
-        return Executor(self.store, self.gate, self.venue(), self.clock, order_flow, sizer=sizer)
+        pretrade = PreTradeCheck(
+            self.engine, self.commands, self.clock, account=self.settings.account
+        )
+        return Executor(
+            self.store,
+            self.gate,
+            self.venue(),
+            self.clock,
+            order_flow,
+            sizer=sizer,
+            pretrade=pretrade,
+        )
 
     def sizing(self) -> SizingService:
         return SizingService(

@@ -30,12 +30,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from adapters.eventstore import TradecoreEventStore
-from app.gate import PolicyGate
+from app.gate import GateDecision, PolicyGate
 from app.repository import Conflict, Repository, guard
 from app.sizing import Sized
 from app.trades import TradeCommands
 from app.venues import retry_transient
 from domain.base import require_text
+from domain.pretrade import PreTradeRefusal, PreTradeState, ProposedOrder
 from domain.refusal import RefusedIntent
 from domain.trade import Trade, TradeError, trade_id_for
 from domain.validation import decimal_value, shown, symbol_value
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 OrderFlow = Callable[[float], AbstractContextManager[bool]]
 Sizer = Callable[["TradeIntent", UUID], Sized]
+PreTrade = Callable[[ProposedOrder, PreTradeState | None], PreTradeRefusal | None]
+ENTRY_SIDE: dict[str, Side] = {"long": "buy", "short": "sell"}
 QUANTITY_STEP = Decimal("0.00000001")
 
 
@@ -130,6 +133,7 @@ class Executor:
         order_flow: OrderFlow,
         *,
         sizer: Sizer | None = None,
+        pretrade: PreTrade | None = None,
         lock_timeout: float = 5.0,
         lookups: int = 5,
         lookup_interval: float = 0.2,
@@ -142,6 +146,7 @@ class Executor:
         self.clock = clock
         self.order_flow = order_flow
         self.sizer = sizer
+        self.pretrade = pretrade
         self.lock_timeout = lock_timeout
         self.lookups = lookups
         self.lookup_interval = lookup_interval
@@ -169,10 +174,10 @@ class Executor:
                     intent, "ORDER_FLOW_HELD", "the emergency flattener holds the order flow", None
                 )
             decision = self.gate.check_order(reduce_only=False)
-            if not decision.allowed:
-                return self._refuse(
-                    intent, decision.code.value, decision.reason, decision.policy_version
-                )
+            order = ProposedOrder(intent.symbol, ENTRY_SIDE[intent.side], quantity, mark)
+            refusal = self._entry_refusal(decision, order)  # the gate's, else pre-trade's
+            if refusal is not None:
+                return self._refuse(intent, refusal.code, refusal.reason, decision.policy_version)
             cap = _cap_exceeded(intent, decision.max_leverage, decision.max_position_notional)
             if cap is not None:
                 return self._refuse(intent, cap[0], cap[1], decision.policy_version)
@@ -358,6 +363,15 @@ class Executor:
         """Refuse ``intent`` for a reason found before the gate (e.g. a signal source with no
         model); recorded like the gate's refusals, nothing sent."""
         return self._refuse(intent.validated(), code, reason, None)
+
+    def _entry_refusal(
+        self, decision: GateDecision, order: ProposedOrder
+    ) -> PreTradeRefusal | None:
+        """The gate's refusal, else the pre-trade controls' (``app.pretrade``: collar, order
+        size, loss streak, duplicate, rate), else None (the order's rate slot is taken)."""
+        if not decision.allowed:
+            return PreTradeRefusal(decision.code.value, decision.reason)
+        return self.pretrade(order, decision.pretrade) if self.pretrade else None
 
     def _refuse(
         self, intent: TradeIntent, code: str, reason: str, policy_version: int | None

@@ -20,6 +20,7 @@ from enum import StrEnum
 from sqlalchemy import Engine
 
 from domain.policy import Policy
+from domain.pretrade import PreTradeState
 from projections.policy_view import read_policy_snapshot
 from projections.runner import LogReader
 
@@ -50,6 +51,8 @@ class GateDecision:
     # The caps of the same policy version, so a sizing check and the decision cannot disagree.
     max_leverage: Decimal | None = None
     max_position_notional: Decimal | None = None
+    # The pre-trade controls of the same policy version (None when no policy was read).
+    pretrade: PreTradeState | None = None
 
 
 class PolicyGate:
@@ -141,6 +144,7 @@ class PolicyGate:
                 source="view",
                 position=head,
                 limits=(p.max_leverage, p.max_position_notional),
+                pretrade=p.pretrade_state,
             )
         # The view is (slightly) behind: the aggregate is the committed truth.
         try:
@@ -158,6 +162,7 @@ class PolicyGate:
             source="aggregate",
             position=None,
             limits=(policy.limits.max_leverage, policy.limits.max_position_notional),
+            pretrade=policy.pretrade_state,
         )
 
 
@@ -171,6 +176,7 @@ def _from_policy(
     source: str,
     position: int | None,
     limits: tuple[Decimal, Decimal],
+    pretrade: PreTradeState,
 ) -> GateDecision:
     if emergency_mode:
         code, allowed = GateCode.EMERGENCY, False
@@ -182,7 +188,16 @@ def _from_policy(
         code, allowed = GateCode.OK, True
         reason = f"allowed by policy v{version}"
     return GateDecision(
-        allowed, code, reason, emergency_mode, version, source, position, limits[0], limits[1]
+        allowed,
+        code,
+        reason,
+        emergency_mode,
+        version,
+        source,
+        position,
+        limits[0],
+        limits[1],
+        pretrade,
     )
 
 

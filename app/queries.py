@@ -56,6 +56,10 @@ def policy_row(policy: Policy) -> PolicyRow:
         version=policy.version,
         updated_by=policy.updated_by,
         updated_at=policy.updated_at,
+        **policy.pretrade.as_dict(),
+        loss_stop_until=policy.loss_stop_until,
+        loss_count_from=policy.loss_count_from,
+        loss_stop_reason=policy.loss_stop_reason,
     )
 
 

@@ -11,7 +11,7 @@ through ``app.repository`` (one helper, one retry policy).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +26,7 @@ from domain.emergency import Emergency
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import EMERGENCY_ID, POLICY_ID, account_id
 from domain.policy import Policy
+from domain.pretrade import PRETRADE_FIELDS
 from domain.venue import VenueError
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,14 @@ class SafetyCommands:
         max_position_notional: Decimal | str | None = None,
         drawdown_soft_threshold: Decimal | str | None = None,
         drawdown_hard_threshold: Decimal | str | None = None,
+        pretrade: Mapping[str, Decimal | str | int | None] | None = None,
         correlation_id: UUID | None = None,
         confirm: Confirm = _no_confirmation,
     ) -> PolicyChange:
         """Change trading permission and/or limits in one transaction.
+
+        ``pretrade``: pre-trade controls to change, by field name
+        (``domain.pretrade.PRETRADE_FIELDS``; None values are left as they are).
 
         Raises InvalidCommand (bad values: nothing recorded), RefusedBySafetyRule (allowing
         new trades during an emergency), StoreUnavailable, ConcurrencyExhausted.
@@ -141,7 +146,13 @@ class SafetyCommands:
             drawdown_soft_threshold,
             drawdown_hard_threshold,
         )
-        if allow_new_trades is None and all(v is None for v in limits):
+        controls: dict[str, Decimal | str | int] = {
+            k: v for k, v in (pretrade or {}).items() if v is not None
+        }
+        unknown = controls.keys() - set(PRETRADE_FIELDS)
+        if unknown:
+            raise InvalidCommand(f"unknown pre-trade control(s): {', '.join(sorted(unknown))}")
+        if allow_new_trades is None and all(v is None for v in limits) and not controls:
             raise InvalidCommand("nothing to change: give allow_new_trades or at least one limit")
         correlation_id = correlation_id or uuid4()
         confirmed = False
@@ -170,6 +181,9 @@ class SafetyCommands:
                 drawdown_hard_threshold=drawdown_hard_threshold,
                 hysteresis=self.breaker_tuning[0],
                 glitch_bound=self.breaker_tuning[1],
+            )
+            changed |= policy.update_pretrade(
+                controls, actor=actor, reason=reason, timestamp=now, correlation_id=correlation_id
             )
             if not changed:
                 return PolicyChange(changed=False, version=policy.version)
@@ -304,6 +318,45 @@ class SafetyCommands:
 
         return self._retrying(attempt)
 
+    def stop_for_loss_streak(self, *, losses: int, last_loss_at: datetime, actor: str) -> bool:
+        """Record the loss-streak stop (``Policy.stop_for_loss_streak``); False when that
+        streak is already recorded. Raises StoreUnavailable, ConcurrencyExhausted."""
+
+        def attempt() -> bool:
+            policy, emergency = self.policy_and_latch()
+            stopped = policy.stop_for_loss_streak(
+                losses=losses, last_loss_at=last_loss_at, actor=actor, timestamp=self.clock()
+            )
+            if stopped:
+                self.repository.save(policy, emergency)
+                log.warning("%s", policy.loss_stop_reason)
+            return stopped
+
+        return self._retrying(attempt)
+
+    def clear_loss_streak_stop(
+        self, *, actor: str, reason: str, confirm: Confirm = _no_confirmation
+    ) -> PolicyChange:
+        """An operator re-allows the entries a loss-streak stop holds back (the losing
+        closes so far never count again). Unchanged when no stop is recorded."""
+        confirmed = False
+
+        def attempt() -> PolicyChange:
+            nonlocal confirmed
+            policy, emergency = self.policy_and_latch()
+            stop = policy.loss_stop_reason
+            if not policy.clear_loss_streak_stop(
+                actor=actor, reason=reason, timestamp=self.clock()
+            ):
+                return PolicyChange(changed=False, version=policy.version)
+            if not confirmed:
+                confirm(f"re-allow entries held back by the loss-streak stop ({stop})")
+                confirmed = True
+            self.repository.save(policy, emergency)
+            return PolicyChange(changed=True, version=policy.version)
+
+        return self._retrying(attempt)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _breaker_state(self) -> BreakerState | None:
@@ -379,5 +432,7 @@ def _describe_policy(policy: Policy) -> str:
     return (
         f"set policy: allow_new_trades={policy.allow_new_trades}, max_leverage={lim.max_leverage}, "
         f"max_position_notional={lim.max_position_notional}, "
-        f"drawdown_soft={lim.drawdown_soft_threshold}, drawdown_hard={lim.drawdown_hard_threshold}"
+        f"drawdown_soft={lim.drawdown_soft_threshold}, "
+        f"drawdown_hard={lim.drawdown_hard_threshold}, "
+        + ", ".join(f"{k}={v}" for k, v in policy.pretrade.as_dict().items())
     )

@@ -12,8 +12,9 @@ re-allow them by itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -24,6 +25,7 @@ from domain.base import TradecoreAggregate, require_aware, require_text, to_deci
 from domain.drawdown import BREAKER_ACTOR, DEFAULT_GLITCH_BOUND, DEFAULT_HYSTERESIS, Thresholds
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import POLICY_ID
+from domain.pretrade import DEFAULT_PRETRADE, LossStop, PreTradeLimits, PreTradeState
 
 
 class PolicyError(InvalidCommand):
@@ -113,6 +115,15 @@ class Policy(TradecoreAggregate):
         # Unknown for older snapshots: no automatic re-allowing follows from them.
         state["allowance_changed_by"] = None
 
+    # Class-level defaults: a policy created (or snapshotted) before the pre-trade controls
+    # existed has the default controls and no loss-streak stop.
+    # The controls as plain values (None: the defaults), so a snapshot holds them as it
+    # holds any event's fields.
+    pretrade_values: dict[str, Any] | None = None
+    loss_stop_until: datetime | None = None
+    loss_count_from: datetime | None = None
+    loss_stop_reason: str | None = None
+
     # Events are declared, not derived from method signatures, so their schema is explicit
     # and checked by mypy. Their topics (domain.policy:Policy.<Name>) are permanent.
 
@@ -148,6 +159,37 @@ class Policy(TradecoreAggregate):
         reason: str
         correlation_id: UUID | None
         causation_id: UUID | None
+
+    class PreTradeLimitsUpdated(TradecoreAggregate.Event):
+        price_collar: Decimal
+        max_order_quantity: Decimal
+        max_order_notional: Decimal
+        max_orders_per_second: int
+        duplicate_window_s: Decimal
+        loss_streak_losses: int
+        loss_streak_window_s: int
+        loss_streak_cooldown_s: int
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
+    class LossStreakStopped(TradecoreAggregate.Event):
+        """``losses`` losing closes in a row, the last at ``last_loss_at``: entries stop
+        until ``until`` or an operator's ``LossStreakCleared``."""
+
+        losses: int
+        window_s: int
+        last_loss_at: datetime
+        until: datetime
+        actor: str
+        reason: str
+        correlation_id: UUID | None
+
+    class LossStreakCleared(TradecoreAggregate.Event):
+        actor: str
+        reason: str
+        correlation_id: UUID | None
 
     class EmergencyModeEntered(TradecoreAggregate.Event):
         emergency_reason: str
@@ -353,6 +395,167 @@ class Policy(TradecoreAggregate):
         self.limits = RiskLimits(
             max_leverage, max_position_notional, drawdown_soft_threshold, drawdown_hard_threshold
         )
+        self.updated_by, self.updated_at = actor, timestamp
+
+    @property
+    def pretrade(self) -> PreTradeLimits:
+        """The pre-trade controls in force (``domain.pretrade``)."""
+        values = self.pretrade_values
+        return DEFAULT_PRETRADE if values is None else PreTradeLimits(**values)
+
+    @property
+    def pretrade_state(self) -> PreTradeState:
+        return PreTradeState(
+            self.pretrade,
+            LossStop(self.loss_stop_until, self.loss_count_from, self.loss_stop_reason),
+        )
+
+    def update_pretrade(
+        self,
+        asked: Mapping[str, Decimal | str | int | None],
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+    ) -> bool:
+        """Change some pre-trade controls (``domain.pretrade.PRETRADE_FIELDS``); the
+        resulting set is validated as a whole. Returns False (and records nothing) when
+        nothing changes. Raises PreTradeLimitsError naming the field, the policy untouched."""
+        actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
+        trace_ids(correlation_id, causation_id)
+        if all(v is None for v in asked.values()):
+            return False
+        new = self.pretrade.changed(**asked)
+        if new == self.pretrade:
+            return False
+        self._update_pretrade(
+            price_collar=new.price_collar,
+            max_order_quantity=new.max_order_quantity,
+            max_order_notional=new.max_order_notional,
+            max_orders_per_second=new.max_orders_per_second,
+            duplicate_window_s=new.duplicate_window_s,
+            loss_streak_losses=new.loss_streak_losses,
+            loss_streak_window_s=new.loss_streak_window_s,
+            loss_streak_cooldown_s=new.loss_streak_cooldown_s,
+            actor=actor,
+            reason=reason,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            timestamp=require_aware(timestamp),
+        )
+        return True
+
+    @event(PreTradeLimitsUpdated)
+    def _update_pretrade(
+        self,
+        *,
+        price_collar: Decimal,
+        max_order_quantity: Decimal,
+        max_order_notional: Decimal,
+        max_orders_per_second: int,
+        duplicate_window_s: Decimal,
+        loss_streak_losses: int,
+        loss_streak_window_s: int,
+        loss_streak_cooldown_s: int,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.pretrade_values = PreTradeLimits(
+            price_collar,
+            max_order_quantity,
+            max_order_notional,
+            max_orders_per_second,
+            duplicate_window_s,
+            loss_streak_losses,
+            loss_streak_window_s,
+            loss_streak_cooldown_s,
+        ).as_dict()
+        self.updated_by, self.updated_at = actor, timestamp
+
+    def stop_for_loss_streak(
+        self,
+        *,
+        losses: int,
+        last_loss_at: datetime,
+        actor: str,
+        timestamp: datetime,
+        correlation_id: UUID | None = None,
+    ) -> bool:
+        """Stop entries for the cooldown after a losing streak ending at ``last_loss_at``.
+        Returns False (records nothing) when that streak already made a stop or an operator
+        re-allowed entries after it."""
+        trace_ids(correlation_id, None)
+        require_aware(last_loss_at)
+        if self.loss_count_from is not None and last_loss_at <= self.loss_count_from:
+            return False
+        limits = self.pretrade
+        until = require_aware(timestamp) + timedelta(seconds=limits.loss_streak_cooldown_s)
+        self._loss_streak_stopped(
+            losses=losses,
+            window_s=limits.loss_streak_window_s,
+            last_loss_at=last_loss_at,
+            until=until,
+            actor=require_text(actor, "actor"),
+            reason=(
+                f"{losses} losing closes in a row within {limits.loss_streak_window_s} s; "
+                f"entries stopped until {until.isoformat()} "
+                "(re-allow: tradecore policy reallow-entries --reason ...)"
+            ),
+            correlation_id=correlation_id,
+            timestamp=timestamp,
+        )
+        return True
+
+    @event(LossStreakStopped)
+    def _loss_streak_stopped(
+        self,
+        *,
+        losses: int,
+        window_s: int,
+        last_loss_at: datetime,
+        until: datetime,
+        actor: str,
+        reason: str,
+        correlation_id: UUID | None,
+        timestamp: datetime,
+    ) -> None:
+        self.loss_stop_until, self.loss_count_from = until, last_loss_at
+        self.loss_stop_reason = reason
+        self.updated_by, self.updated_at = actor, timestamp
+
+    def clear_loss_streak_stop(
+        self,
+        *,
+        actor: str,
+        reason: str,
+        timestamp: datetime,
+        correlation_id: UUID | None = None,
+    ) -> bool:
+        """An operator re-allows entries a loss-streak stop holds back; the closes so far
+        never count again. Returns False (records nothing) when no stop is recorded."""
+        actor, reason = require_text(actor, "actor"), require_text(reason, "reason")
+        trace_ids(correlation_id, None)
+        if self.loss_stop_until is None:
+            return False
+        self._loss_streak_cleared(
+            actor=actor,
+            reason=reason,
+            correlation_id=correlation_id,
+            timestamp=require_aware(timestamp),
+        )
+        return True
+
+    @event(LossStreakCleared)
+    def _loss_streak_cleared(
+        self, *, actor: str, reason: str, correlation_id: UUID | None, timestamp: datetime
+    ) -> None:
+        self.loss_stop_until, self.loss_stop_reason = None, None
+        self.loss_count_from = timestamp
         self.updated_by, self.updated_at = actor, timestamp
 
     @event(EmergencyModeEntered)

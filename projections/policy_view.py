@@ -19,12 +19,22 @@ from sqlalchemy import Connection, Table, func, select, update
 
 from domain.emergency import Emergency
 from domain.policy import Policy
+from domain.pretrade import (
+    DEFAULT_PRETRADE,
+    PRETRADE_FIELDS,
+    LossStop,
+    PreTradeLimits,
+    PreTradeState,
+)
 from projections.runner import Projection
 from projections.tables import emergency_view, policy_view, projection_tracking
 
 POLICY_CHANGES = (
     Policy.NewTradesAllowanceChanged,
     Policy.LimitsUpdated,
+    Policy.PreTradeLimitsUpdated,
+    Policy.LossStreakStopped,
+    Policy.LossStreakCleared,
     Policy.EmergencyModeEntered,
     Policy.EmergencyModeLeft,
 )
@@ -36,6 +46,9 @@ class PolicyProjection(Projection):
         Policy.Created,
         Policy.NewTradesAllowanceChanged,
         Policy.LimitsUpdated,
+        Policy.PreTradeLimitsUpdated,
+        Policy.LossStreakStopped,
+        Policy.LossStreakCleared,
         Policy.EmergencyModeEntered,
         Policy.EmergencyModeLeft,
         Emergency.Created,
@@ -88,6 +101,8 @@ class PolicyProjection(Projection):
                     version=version,
                     updated_by=e.actor,
                     updated_at=e.timestamp,
+                    # Created carries no controls: a new policy has the defaults.
+                    **DEFAULT_PRETRADE.as_dict(),
                 )
             )
         elif isinstance(e, Emergency.Created):
@@ -182,6 +197,14 @@ def _policy_values(e: Any) -> dict[str, Any]:
             drawdown_soft_threshold=e.drawdown_soft_threshold,
             drawdown_hard_threshold=e.drawdown_hard_threshold,
         )
+    elif isinstance(e, Policy.PreTradeLimitsUpdated):
+        values.update({name: getattr(e, name) for name in PRETRADE_FIELDS})
+    elif isinstance(e, Policy.LossStreakStopped):
+        values.update(
+            loss_stop_until=e.until, loss_count_from=e.last_loss_at, loss_stop_reason=e.reason
+        )
+    elif isinstance(e, Policy.LossStreakCleared):
+        values.update(loss_stop_until=None, loss_count_from=e.timestamp, loss_stop_reason=None)
     elif isinstance(e, Policy.EmergencyModeEntered):
         values.update(
             emergency_mode=True,
@@ -207,6 +230,25 @@ class PolicyRow:
     version: int
     updated_by: str
     updated_at: datetime
+    price_collar: Decimal
+    max_order_quantity: Decimal
+    max_order_notional: Decimal
+    max_orders_per_second: int
+    duplicate_window_s: Decimal
+    loss_streak_losses: int
+    loss_streak_window_s: int
+    loss_streak_cooldown_s: int
+    loss_stop_until: datetime | None
+    loss_count_from: datetime | None
+    loss_stop_reason: str | None
+
+    @property
+    def pretrade_state(self) -> PreTradeState:
+        """The pre-trade controls and loss-streak stop of this row."""
+        return PreTradeState(
+            PreTradeLimits(*(getattr(self, name) for name in PRETRADE_FIELDS)),
+            LossStop(self.loss_stop_until, self.loss_count_from, self.loss_stop_reason),
+        )
 
 
 @dataclass(frozen=True)

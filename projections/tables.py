@@ -88,6 +88,18 @@ policy_view = Table(
     Column("version", Integer, nullable=False),
     Column("updated_by", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The pre-trade controls (domain.pretrade; units there) and the loss-streak stop.
+    Column("price_collar", Numeric, nullable=False),
+    Column("max_order_quantity", Numeric, nullable=False),
+    Column("max_order_notional", Numeric, nullable=False),
+    Column("max_orders_per_second", Integer, nullable=False),
+    Column("duplicate_window_s", Numeric, nullable=False),
+    Column("loss_streak_losses", Integer, nullable=False),
+    Column("loss_streak_window_s", Integer, nullable=False),
+    Column("loss_streak_cooldown_s", Integer, nullable=False),
+    Column("loss_stop_until", DateTime(timezone=True), nullable=True),
+    Column("loss_count_from", DateTime(timezone=True), nullable=True),
+    Column("loss_stop_reason", Text, nullable=True),
 )
 
 emergency_view = Table(
@@ -241,4 +253,20 @@ dashboard_facts = Table(
     metadata,
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# The opening orders each account admitted lately (the pre-trade rate and duplicate checks).
+# Not a projection: written by the executor, in one transaction per order, under an advisory
+# lock per account, so every process (the CLI, the worker) counts the same orders.
+recent_orders = Table(
+    "recent_orders",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("account", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("quantity", Numeric, nullable=False),
+    Index("ix_recent_orders_account_at", "account", "at"),
 )

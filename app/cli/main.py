@@ -119,6 +119,10 @@ def status_command(
         out.print(f"emergency [bold red]ACTIVE[/] since {em['activated_at']} ({em['reason']})")
     else:
         out.print("emergency inactive")
+    policy = data["policy"] or {}
+    until = policy.get("loss_stop_until")
+    if until is not None and until > core.clock():
+        out.print(f"entries   [bold red]STOPPED[/] by a loss streak: {policy['loss_stop_reason']}")
     for p in data["projections"]:
         out.print(
             f"projection {p['name']}: position {p['position']} / head {p['head']} "

@@ -228,7 +228,8 @@ def test_after_the_emergency_flatten_every_trade_is_closed_with_reason_emergency
     core: Core,
 ) -> None:
     funded(core)
-    opened = [core.executor().open(intent(side=side)) for side in ("long", "long")]
+    # Two sizes: the same order twice within the duplicate window would be refused.
+    opened = [core.executor().open(intent(notional)) for notional in ("1000", "900")]
     core.commands.activate_emergency(reason="drill", actor="test")
     report = core.flattener().run()
 

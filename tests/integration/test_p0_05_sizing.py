@@ -91,6 +91,8 @@ def test_closed_trades_move_the_q_table_and_a_restart_sees_the_same_table(
     venue = feed(core, CALM)
     venue.admin().deposit(Decimal(100_000))
     breaker_reads(core)  # the breaker has seen the account before any entry
+    # Three round trips of one size within seconds: no duplicate window here.
+    core.commands.update_policy(actor="t", reason="t", pretrade={"duplicate_window_s": "0"})
     pnls = []
     for exit_price in (Decimal(60250), Decimal(59900), Decimal(60300)):
         venue.admin().set_price(BTC, Decimal(60010))

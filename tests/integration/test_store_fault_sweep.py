@@ -290,7 +290,9 @@ CALLS: dict[str, int] = {
     "flatten": 7,
     "breaker": 14,
     "gate": 4,
-    "intent": 55,  # + the paper venue's read of the position mode (one transaction)
+    # + the paper venue's read of the position mode (one transaction) and the pre-trade
+    # controls (the loss streak read, the rate/duplicate transaction)
+    "intent": 60,
     "reset": 7,
 }
 
