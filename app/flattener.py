@@ -40,6 +40,7 @@ from uuid import UUID
 
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
+from app.close_booking import closed_positions, look_up_lost_closes
 from app.repository import Conflict, Repository
 from app.venues import retry_transient
 from domain.emergency import Emergency
@@ -309,15 +310,25 @@ class Flattener:
         anything else). Raises _Overtaken or StoreUnavailable when the attempt itself cannot
         be recorded, before any order leaves."""
         attempt = emergency.flatten_attempts + 1
+        activation_id = emergency.activation_id
+        assert activation_id is not None
+        requests = [_close_request(activation_id, attempt, p) for p in positions]
         emergency.record_attempt(
             attempt=attempt,
             positions_open=len(positions),
             orders_open=len(orders),
+            close_orders=[
+                {
+                    "symbol": p.symbol,
+                    "side": p.side,
+                    "quantity": r.quantity,
+                    "client_order_id": r.client_order_id,
+                }
+                for p, r in zip(positions, requests, strict=True)
+            ],
             timestamp=self.clock(),
         )
         self._save_current(emergency)  # before any order leaves
-        activation_id = emergency.activation_id
-        assert activation_id is not None
         self.progress(
             f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
         )
@@ -330,7 +341,6 @@ class Flattener:
         # next attempt closes, in both orders), and reduce-only closes cannot overshoot.
         canceled, canceled_symbols = 0, []
         symbols = sorted({o.symbol for o in orders})
-        requests = [_close_request(activation_id, attempt, p) for p in positions]
         cancels, answers = self._side_by_side(
             lambda: self.venue.cancel_all_orders_on(symbols) if symbols else {},
             lambda: self.venue.create_orders(requests) if requests else [],
@@ -488,6 +498,7 @@ class Flattener:
             "complete": order.filled >= position.quantity,
             "client_order_id": request.client_order_id,
             "mark_price": position.mark_price,
+            "fee": order.fee,
         }
 
     def _look_up(self, request: OrderRequest, seen: _Progress) -> Order | None:
@@ -500,9 +511,23 @@ class Flattener:
 
     def _conclude_flat(self, emergency: Emergency, seen: _Progress) -> FlattenReport:
         already = emergency.flat is True  # recorded before this run looked
-        if emergency.flat is not True or seen.positions_seen or seen.orders_seen:
+        # Close orders whose answer was lost (timed out, yet executed) are looked up now, so
+        # their fills are on record before the flat record and the trades are closed.
+        found = (
+            []
+            if already
+            else look_up_lost_closes(self.store, self.venue, emergency.activation_number)
+        )
+        if found:
+            emergency.record_looked_up_closes(closes=found, timestamp=self.clock())
+            if not self._save(emergency):
+                emergency = self._load_or(emergency)
+        closed_keys = seen.positions_seen | closed_positions(
+            self.store, emergency.activation_number
+        )
+        if emergency.flat is not True or seen.positions_seen or seen.orders_seen or found:
             emergency.record_flat(
-                positions_closed=len(seen.positions_seen),
+                positions_closed=len(closed_keys),
                 orders_canceled=len(seen.orders_seen),
                 timestamp=self.clock(),
             )

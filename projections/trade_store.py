@@ -93,6 +93,7 @@ class TradeProjection(Projection):
             )
         elif isinstance(e, Trade.ExitRecorded):
             values["exit_quantity"] = rows.c.exit_quantity + e.quantity
+            values["fees"] = rows.c.fees + e.fee
         elif isinstance(e, (Trade.ExternalPositionDetected, Trade.Imported)):
             values.update(
                 entry_quantity=rows.c.entry_quantity + e.quantity,
