@@ -22,7 +22,16 @@ from domain.validation import evidence_text, symbol_value
 from domain.venue import Side
 
 TradeSide = Literal["long", "short"]
-CLOSE_REASONS = ("signal", "stop", "take_profit", "emergency", "external", "manual", "unfilled")
+CLOSE_REASONS = (
+    "signal",
+    "stop",
+    "take_profit",
+    "emergency",
+    "external",
+    "manual",
+    "unfilled",
+    "replaced",  # an adopted position whose whole quantity another trade claims (an import)
+)
 SOURCES = ("executor", "import", "external")
 # How an order of the trade ended, as the venue said (or "not_found": it never arrived).
 ORDER_OUTCOMES = ("filled", "partially_filled", "canceled", "expired", "rejected", "not_found")
@@ -112,6 +121,15 @@ class Trade(TradecoreAggregate):
     class ExternalPositionDetected(TradecoreAggregate.Event):
         quantity: Decimal
         entry_price: Decimal
+        detail: str
+
+    class ClaimHandedOver(TradecoreAggregate.Event):
+        """Part (or all) of an adopted position is the quantity of another trade (one
+        imported from the old system's file): this trade no longer claims it."""
+
+        quantity: Decimal
+        entry_price: Decimal  # the adoption's entry price, at which the claim leaves
+        to_trade_id: UUID
         detail: str
 
     class Imported(TradecoreAggregate.Event):
@@ -491,6 +509,41 @@ class Trade(TradecoreAggregate):
     ) -> None:
         self.entry_quantity += quantity
         self.entry_cost += quantity * entry_price
+
+    def hand_over(
+        self, *, quantity: Decimal | str, to_trade_id: UUID, detail: str, timestamp: datetime
+    ) -> None:
+        """Give up the claim on ``quantity`` of an adopted position to trade ``to_trade_id``
+        (which holds it by its own record); what this trade held is then as if it never
+        held that part. Raises TradeError for a trade that is not an open adoption or a
+        quantity over what it holds."""
+        self._require_open()
+        if self.source != "external":
+            raise TradeError("only an adopted external trade hands over its claim")
+        qty = _positive(quantity, "quantity")
+        if qty > self.quantity:
+            raise TradeError(f"hand-over of {qty} exceeds what the trade holds ({self.quantity})")
+        assert self.entry_price is not None
+        self._claim_handed_over(
+            quantity=qty,
+            entry_price=self.entry_price,
+            to_trade_id=to_trade_id,
+            detail=require_text(detail, "detail"),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(ClaimHandedOver)
+    def _claim_handed_over(
+        self,
+        *,
+        quantity: Decimal,
+        entry_price: Decimal,
+        to_trade_id: UUID,
+        detail: str,
+        timestamp: datetime,
+    ) -> None:
+        self.entry_quantity -= quantity
+        self.entry_cost -= quantity * entry_price
 
     def record_import(
         self,
