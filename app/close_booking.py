@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from adapters.eventstore import TradecoreEventStore
+from app.repository import guard
 from app.trades import TradeCommands
 from app.venues import retry_transient
 from domain.base import event_id
@@ -62,61 +63,66 @@ class Piece:
 # -- the emergency's record ------------------------------------------------------------------
 
 
-def _activation_events(store: TradecoreEventStore, activation_number: int) -> list[Any]:
-    """The emergency's events of one activation, oldest first."""
-    found: list[Any] = []
-    for event in store.events.get(EMERGENCY_ID, desc=True):
-        if isinstance(event, Emergency.Activated):
-            if event.activation_number == activation_number:
-                break
-            continue
-        if getattr(event, "activation_number", None) == activation_number:
-            found.append(event)
-    return found[::-1]
+def activation_events(store: TradecoreEventStore, activation_number: int) -> list[Any]:
+    """The emergency's events of one activation, oldest first (one read of the store).
+    Raises StoreUnavailable."""
+
+    def read() -> list[Any]:
+        found: list[Any] = []
+        for event in store.events.get(EMERGENCY_ID, desc=True):
+            if isinstance(event, Emergency.Activated):
+                if event.activation_number == activation_number:
+                    break
+                continue
+            if getattr(event, "activation_number", None) == activation_number:
+                found.append(event)
+        return found[::-1]
+
+    return guard(read)
 
 
-def emergency_pieces(store: TradecoreEventStore, activation_number: int) -> dict[Key, list[Piece]]:
-    """The flattener's recorded closes of one activation, by (symbol, side), in order."""
+def emergency_pieces(record: list[Any]) -> dict[Key, list[Piece]]:
+    """The flattener's recorded closes in an activation's ``record``, by (symbol, side)."""
     pieces: dict[Key, list[Piece]] = {}
-    for event in _activation_events(store, activation_number):
+    for event in record:
         if not isinstance(event, Emergency.PositionsClosed):
             continue
+        cause = event_id(event.originator_id, event.originator_version)
         for close in event.closes:
-            piece = _piece(
-                close, activation_number, event_id(event.originator_id, event.originator_version)
-            )
+            piece = _piece(close, event.activation_number, cause)
             if piece is not None:
                 pieces.setdefault((str(close["symbol"]), str(close["side"])), []).append(piece)
     return pieces
 
 
-def closed_positions(store: TradecoreEventStore, activation_number: int) -> set[Key]:
-    """The (symbol, side) positions the flattener's recorded closes of one activation hit."""
-    return set(emergency_pieces(store, activation_number))
+def closed_positions(record: list[Any]) -> set[Key]:
+    """The (symbol, side) positions the flattener's recorded closes in ``record`` hit."""
+    return set(emergency_pieces(record))
 
 
-def lost_close_orders(store: TradecoreEventStore, activation_number: int) -> list[dict[str, Any]]:
-    """Close orders an attempt of this activation sent whose fill is not on record (its
-    answer was lost, or it filled nothing), each with its ``attempt``."""
+def lost_close_orders(record: list[Any]) -> list[dict[str, Any]]:
+    """Close orders of an activation's ``record`` whose outcome was left unknown and whose
+    fill is not on record since, each with the ``attempt`` that sent it."""
     planned: dict[str, dict[str, Any]] = {}
+    unknown: set[str] = set()
     recorded: set[str] = set()
-    for event in _activation_events(store, activation_number):
+    for event in record:
         if isinstance(event, Emergency.FlattenAttempted):
             for order in event.close_orders:
                 planned[str(order["client_order_id"])] = {**order, "attempt": event.attempt}
+        elif isinstance(event, Emergency.ClosesUnknown):
+            unknown |= set(event.client_order_ids)
         elif isinstance(event, Emergency.PositionsClosed):
             recorded |= {str(c["client_order_id"]) for c in event.closes if "client_order_id" in c}
-    return [order for cid, order in planned.items() if cid not in recorded]
+    return [planned[cid] for cid in sorted(unknown - recorded) if cid in planned]
 
 
-def look_up_lost_closes(
-    store: TradecoreEventStore, venue: ExchangePort, activation_number: int
-) -> list[dict[str, Any]]:
-    """Each lost close order (``lost_close_orders``) as the venue shows it now, when it
-    filled: close entries for ``Emergency.record_looked_up_closes``. An order the venue
-    cannot show now is left for the next look."""
+def look_up_lost_closes(record: list[Any], venue: ExchangePort) -> list[dict[str, Any]]:
+    """Each lost close order of ``record`` (``lost_close_orders``) as the venue shows it
+    now, when it filled: close entries for ``Emergency.record_looked_up_closes``. An order
+    the venue cannot show now is left for the next look."""
     found = []
-    for order in lost_close_orders(store, activation_number):
+    for order in lost_close_orders(record):
         cid, symbol = str(order["client_order_id"]), str(order["symbol"])
         try:
             at_venue = retry_transient(partial(venue.fetch_order_by_client_id, cid, symbol))
@@ -193,9 +199,10 @@ class CloseBooker:
             return []
         emergency: list[Piece] = []
         if activation_number is not None:
-            emergency = emergency_pieces(self.store, activation_number).get(key, [])
+            record = activation_events(self.store, activation_number)
+            emergency = emergency_pieces(record).get(key, [])
             if look_up_lost:
-                lost = look_up_lost_closes(self.store, self.venue, activation_number)
+                lost = look_up_lost_closes(record, self.venue)
                 emergency += [
                     p
                     for c in lost

@@ -40,7 +40,7 @@ from uuid import UUID
 
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
-from app.close_booking import closed_positions, look_up_lost_closes
+from app.close_booking import activation_events, closed_positions, look_up_lost_closes
 from app.repository import Conflict, Repository
 from app.venues import retry_transient
 from domain.emergency import Emergency
@@ -356,15 +356,17 @@ class Flattener:
             """The fills of the closes (read where the venue only acknowledged them), then
             the results recorded on ``emergency``."""
             fills = self._fills(requests, answers, seen)
+            unknown: list[str] = []
             closes = [
                 close
                 for position, request, answer in zip(positions, requests, answers, strict=True)
-                if (close := self._closed(position, request, answer, seen, fills))
+                if (close := self._closed(position, request, answer, seen, fills, unknown))
             ]
             emergency.record_attempt_results(
                 canceled=canceled,
                 canceled_symbols=canceled_symbols,
                 closes=closes,
+                unknown=unknown,
                 timestamp=self.clock(),
             )
 
@@ -471,21 +473,23 @@ class Flattener:
         answer: Order | VenueError,
         seen: _Progress,
         fills: dict[str, Order],
+        unknown: list[str],
     ) -> dict[str, Any] | None:
         """What one close order achieved: the fill it got, if any (``fills``: the venue's
-        later view of acknowledged orders)."""
+        later view of acknowledged orders). A close whose outcome stays unknown (its
+        look-up failed too) is added to ``unknown``."""
         order: Order | None = None
         if isinstance(answer, (OutcomeUnknown, DuplicateClientOrderId)):
             # The order may exist: ask the venue, never assume.
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
-            order = self._look_up(request, seen)
+            order = self._look_up(request, seen, unknown)
         elif isinstance(answer, VenueError):
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
         elif answer.status == "open" and answer.filled <= 0:
             # Some venues (Bybit) only acknowledge a market order; ask for its fill.
             order = fills.get(request.client_order_id)
             if order is None or order.filled <= 0:
-                order = self._look_up(request, seen) or answer
+                order = self._look_up(request, seen, unknown) or answer
         else:
             order = answer
         if order is None or order.filled <= 0:
@@ -501,35 +505,38 @@ class Flattener:
             "fee": order.fee,
         }
 
-    def _look_up(self, request: OrderRequest, seen: _Progress) -> Order | None:
+    def _look_up(self, request: OrderRequest, seen: _Progress, unknown: list[str]) -> Order | None:
         try:
             return self.venue.fetch_order_by_client_id(request.client_order_id, request.symbol)
         except VenueError as e:
-            # Still unknown: the next attempt re-reads the position and closes what is left.
+            # Still unknown: the next attempt re-reads the position and closes what is left,
+            # and the order is looked up again before the flat record (it may have filled).
             seen.last_error = f"look up {request.client_order_id}: {type(e).__name__}: {e}"
+            unknown.append(request.client_order_id)
             return None
 
     def _conclude_flat(self, emergency: Emergency, seen: _Progress) -> FlattenReport:
         already = emergency.flat is True  # recorded before this run looked
+        flat_at = self.clock()  # the read that showed flat, not the look-ups after it
         # Close orders whose answer was lost (timed out, yet executed) are looked up now, so
         # their fills are on record before the flat record and the trades are closed.
-        found = (
-            []
-            if already
-            else look_up_lost_closes(self.store, self.venue, emergency.activation_number)
-        )
+        record = [] if already else self._activation_record(emergency)
+        found = look_up_lost_closes(record, self.venue)
         if found:
             emergency.record_looked_up_closes(closes=found, timestamp=self.clock())
             if not self._save(emergency):
                 emergency = self._load_or(emergency)
-        closed_keys = seen.positions_seen | closed_positions(
-            self.store, emergency.activation_number
-        )
         if emergency.flat is not True or seen.positions_seen or seen.orders_seen or found:
+            # Every position a recorded close hit counts, whichever run closed it.
+            closed_keys = (
+                seen.positions_seen
+                | closed_positions(record)
+                | {(str(c["symbol"]), str(c["side"])) for c in found}
+            )
             emergency.record_flat(
                 positions_closed=len(closed_keys),
                 orders_canceled=len(seen.orders_seen),
-                timestamp=self.clock(),
+                timestamp=flat_at,
             )
             if not self._save(emergency):
                 emergency = self._load_or(emergency)
@@ -547,6 +554,15 @@ class Flattener:
             self.progress("account already flat")
         # else: a re-check of an account known flat (the worker's every few seconds): quiet
         return report
+
+    def _activation_record(self, emergency: Emergency) -> list[Any]:
+        """The emergency's events of this activation (one read); [] when the store cannot
+        give them now (the closes found by look-up then wait for a later check)."""
+        try:
+            return activation_events(self.store, emergency.activation_number)
+        except StoreUnavailable as e:
+            log.error("cannot read this activation's closes (%s); looked up later", e)
+            return []
 
     def _conclude_incomplete(
         self,

@@ -156,6 +156,16 @@ class Emergency(TradecoreAggregate):
             # Recorded before the flatten record carried its trace.
             state.update(correlation_id=None, causation_id=None)
 
+    class ClosesUnknown(TradecoreAggregate.Event):
+        """Close orders of an attempt whose outcome the venue did not tell (no answer, and
+        the look-up by client order id failed too): whoever comes next looks them up."""
+
+        activation_number: int
+        attempt: int
+        client_order_ids: list[str]
+        correlation_id: UUID | None
+        causation_id: UUID | None
+
     class AccountFlat(TradecoreAggregate.Event):
         class_version = 2
         activation_number: int
@@ -400,8 +410,10 @@ class Emergency(TradecoreAggregate):
         canceled_symbols: list[str],
         closes: list[dict[str, Any]],
         timestamp: datetime,
+        unknown: list[str] | None = None,
     ) -> None:
-        """Record what the current attempt canceled and closed (nothing if it did neither)."""
+        """Record what the current attempt canceled and closed (nothing if it did neither),
+        and the client order ids of its closes whose outcome is ``unknown``."""
         self._require_active()
         if canceled:
             self._orders_canceled(
@@ -422,6 +434,27 @@ class Emergency(TradecoreAggregate):
                 closes=[_close_entry(c) for c in closes],
                 timestamp=timestamp,
             )
+        if unknown:
+            self._closes_unknown(
+                **self._trace(),
+                activation_number=self.activation_number,
+                attempt=self.flatten_attempts,
+                client_order_ids=sorted(str(cid) for cid in unknown),
+                timestamp=timestamp,
+            )
+
+    @event(ClosesUnknown)
+    def _closes_unknown(
+        self,
+        *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        activation_number: int,
+        attempt: int,
+        client_order_ids: list[str],
+        timestamp: datetime,
+    ) -> None:
+        pass
 
     def record_looked_up_closes(self, *, closes: list[dict[str, Any]], timestamp: datetime) -> None:
         """Record the fills of close orders whose answer was lost (a timeout after the
