@@ -122,17 +122,22 @@ class LegacyImporter:
             if trade.source == "external":
                 adopted.setdefault(key, []).append([trade, trade.quantity])
         links = []
+        in_file: dict[tuple[str, str], list[str]] = {}  # the file's open trades so far
         for trade_id, legacy in sorted(plan.new, key=lambda tl: tl[1].opened_at):
             if legacy.status != "open":
                 continue
             key = (legacy.symbol, legacy.side)
             free = held.get(key, Decimal(0)) - claimed.get(key, Decimal(0))
-            needed = legacy.quantity - max(free, Decimal(0))
+            # What the venue cannot hold for this trade besides the claims already made, and
+            # of that what collides with them (the rest the venue simply no longer holds:
+            # reconciliation's business, as before).
+            needed = min(legacy.quantity - max(free, Decimal(0)), claimed.get(key, Decimal(0)))
             if needed > 0 and held.get(key, Decimal(0)) > 0:
                 available = sum((left for _, left in adopted.get(key, [])), Decimal(0))
                 if available < needed:
                     names = ", ".join(
-                        f"{t.id} ({t.source}, {t.quantity})" for t in owners.get(key, [])
+                        [f"{t.id} ({t.source}, {t.quantity})" for t in owners.get(key, [])]
+                        + [f"{earlier!r} of this file" for earlier in in_file.get(key, [])]
                     )
                     raise DoubleClaim(
                         f"{plan.source}: trade {legacy.legacy_id!r} ({legacy.symbol} "
@@ -148,6 +153,7 @@ class LegacyImporter:
                     needed -= take
                     claimed[key] -= take
             claimed[key] = claimed.get(key, Decimal(0)) + legacy.quantity
+            in_file.setdefault(key, []).append(legacy.legacy_id)
         return links
 
     def _first_event(self, trade_id: UUID) -> list[Any]:
