@@ -45,6 +45,8 @@ class ReconcileReport:
     orders_resolved: int = 0
     orders_unresolved: int = 0
     adopted: list[UUID] = field(default_factory=list)
+    # Trades whose position was gone at the venue, closed from its evidence: ``external``,
+    # or ``emergency`` when the flattener's closes explain them (a restart mid-flatten).
     closed_external: list[UUID] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
 

@@ -177,7 +177,7 @@ def reconcile(ctx: typer.Context, as_json: Json = False) -> None:
         raise typer.Exit(1)
     out.print(
         f"{report.orders_resolved} order(s) resolved, {len(report.adopted)} external "
-        f"position(s) adopted, {len(report.closed_external)} trade(s) closed as external, "
+        f"position(s) adopted, {len(report.closed_external)} trade(s) closed (gone at the venue), "
         f"{len(report.mismatches)} mismatch(es)"
     )
     for message in report.mismatches:
