@@ -41,6 +41,7 @@ from uuid import UUID
 
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
+from app.close_booking import activation_events, closed_positions, look_up_lost_closes
 from app.repository import Conflict, Repository
 from app.venues import retry_transient
 from domain.emergency import Emergency
@@ -320,14 +321,9 @@ class Flattener:
                     continue
             if emergency is None or not emergency.active:
                 return None  # reset meanwhile: nothing more to do
-            # An early read still fit (nobody recorded since it went out) sizes this attempt:
-            # the attempt is recorded while the read is in flight, so its save is off the
-            # critical path; like any save it is settled (joined) before an order leaves. Its
-            # counts are then not known; the attempt's results say what it did.
+            # An early read still fit (nobody recorded since it went out) sizes this attempt.
             pending = early if early is not None and emergency.version == known.version else None
-            early, known, recorded_ahead = None, emergency, pending is not None
-            # (Only on the first pass, when no other save is running.)
-            recording = self._record_ahead(emergency) if pending is not None else recording
+            early, known = None, emergency
             first_read = self._early_result(pending)
             try:
                 positions, orders = first_read or self._read_venue()
@@ -354,9 +350,7 @@ class Flattener:
             if time.monotonic() - started > self.deadline:
                 return self._conclude_incomplete(emergency, seen, positions, orders)
             try:
-                progressed, recording = self._attempt(
-                    emergency, positions, orders, seen, recorded=recorded_ahead
-                )
+                progressed, recording = self._attempt(emergency, positions, orders, seen)
             except _Overtaken:  # someone else recorded meanwhile (a reset?): re-read, decide
                 emergency, progressed = None, True
             except StoreUnavailable as e:
@@ -375,22 +369,32 @@ class Flattener:
         positions: list[Position],
         orders: list[Order],
         seen: _Progress,
-        *,
-        recorded: bool = False,
     ) -> tuple[bool, _InBackground[None]]:
-        """One attempt: record it (unless ``recorded`` already), cancel, close, then start
-        recording the results. Returns whether it achieved anything (an order canceled or a
-        fill: the next attempt need not back off) and the results' save, still running
-        (``_settle`` it before recording anything else). Raises _Overtaken or
-        StoreUnavailable when the attempt itself cannot be recorded, before any order
-        leaves."""
-        attempt = (
-            emergency.flatten_attempts
-            if recorded
-            else self._record_attempt(emergency, (len(positions), len(orders)))
-        )
+        """One attempt: record it, cancel, close, then start recording the results. Returns
+        whether it achieved anything (an order canceled or a fill: the next attempt need not
+        back off) and the results' save, still running (``_settle`` it before recording
+        anything else). Raises _Overtaken or StoreUnavailable when the attempt itself cannot
+        be recorded, before any order leaves."""
+        attempt = emergency.flatten_attempts + 1
         activation_id = emergency.activation_id
         assert activation_id is not None
+        requests = [_close_request(activation_id, attempt, p) for p in positions]
+        emergency.record_attempt(
+            attempt=attempt,
+            positions_open=len(positions),
+            orders_open=len(orders),
+            close_orders=[
+                {
+                    "symbol": p.symbol,
+                    "side": p.side,
+                    "quantity": r.quantity,
+                    "client_order_id": r.client_order_id,
+                }
+                for p, r in zip(positions, requests, strict=True)
+            ],
+            timestamp=self.clock(),
+        )
+        self._save_current(emergency)  # before any order leaves
         self.progress(
             f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
         )
@@ -403,7 +407,6 @@ class Flattener:
         # next attempt closes, in both orders), and reduce-only closes cannot overshoot.
         canceled, canceled_symbols = 0, []
         symbols = sorted({o.symbol for o in orders})
-        requests = [_close_request(activation_id, attempt, p) for p in positions]
         cancels, answers = self._side_by_side(
             lambda: self.venue.cancel_all_orders_on(symbols) if symbols else {},
             lambda: self.venue.create_orders(requests) if requests else [],
@@ -419,15 +422,17 @@ class Flattener:
             """The fills of the closes (read where the venue only acknowledged them), then
             the results recorded on ``emergency``."""
             fills = self._fills(requests, answers, seen)
+            unknown: list[str] = []
             closes = [
                 close
                 for position, request, answer in zip(positions, requests, answers, strict=True)
-                if (close := self._closed(position, request, answer, seen, fills))
+                if (close := self._closed(position, request, answer, seen, fills, unknown))
             ]
             emergency.record_attempt_results(
                 canceled=canceled,
                 canceled_symbols=canceled_symbols,
                 closes=closes,
+                unknown=unknown,
                 timestamp=self.clock(),
             )
 
@@ -481,28 +486,6 @@ class Flattener:
             return None
         return True
 
-    def _record_ahead(self, emergency: Emergency) -> _InBackground[None]:
-        """The next attempt recorded (without counts) and saved, in a thread of its own."""
-
-        def record() -> None:
-            self._record_attempt(emergency, None)
-
-        return _InBackground(record, "flattener-record-attempt")
-
-    def _record_attempt(self, emergency: Emergency, counts: tuple[int, int] | None) -> int:
-        """Record the next attempt (``counts``: the positions and orders it found, None when
-        recorded before the read answered) and save it; its number. Raises _Overtaken or
-        StoreUnavailable."""
-        attempt = emergency.flatten_attempts + 1
-        emergency.record_attempt(
-            attempt=attempt,
-            positions_open=None if counts is None else counts[0],
-            orders_open=None if counts is None else counts[1],
-            timestamp=self.clock(),
-        )
-        self._save_current(emergency)  # before any order leaves
-        return attempt
-
     @staticmethod
     def _early_result(early: _InBackground[_Read | None] | None) -> _Read | None:
         """What the early read found (waiting for it), if it is fit to size the first
@@ -555,21 +538,23 @@ class Flattener:
         answer: Order | VenueError,
         seen: _Progress,
         fills: dict[str, Order],
+        unknown: list[str],
     ) -> dict[str, Any] | None:
         """What one close order achieved: the fill it got, if any (``fills``: the venue's
-        later view of acknowledged orders)."""
+        later view of acknowledged orders). A close whose outcome stays unknown (its
+        look-up failed too) is added to ``unknown``."""
         order: Order | None = None
         if isinstance(answer, (OutcomeUnknown, DuplicateClientOrderId)):
             # The order may exist: ask the venue, never assume.
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
-            order = self._look_up(request, seen)
+            order = self._look_up(request, seen, unknown)
         elif isinstance(answer, VenueError):
             seen.last_error = f"close {position.symbol}: {type(answer).__name__}: {answer}"
         elif answer.status == "open" and answer.filled <= 0:
             # Some venues (Bybit) only acknowledge a market order; ask for its fill.
             order = fills.get(request.client_order_id)
             if order is None or order.filled <= 0:
-                order = self._look_up(request, seen) or answer
+                order = self._look_up(request, seen, unknown) or answer
         else:
             order = answer
         if order is None or order.filled <= 0:
@@ -582,23 +567,41 @@ class Flattener:
             "complete": order.filled >= position.quantity,
             "client_order_id": request.client_order_id,
             "mark_price": position.mark_price,
+            "fee": order.fee,
         }
 
-    def _look_up(self, request: OrderRequest, seen: _Progress) -> Order | None:
+    def _look_up(self, request: OrderRequest, seen: _Progress, unknown: list[str]) -> Order | None:
         try:
             return self.venue.fetch_order_by_client_id(request.client_order_id, request.symbol)
         except VenueError as e:
-            # Still unknown: the next attempt re-reads the position and closes what is left.
+            # Still unknown: the next attempt re-reads the position and closes what is left,
+            # and the order is looked up again before the flat record (it may have filled).
             seen.last_error = f"look up {request.client_order_id}: {type(e).__name__}: {e}"
+            unknown.append(request.client_order_id)
             return None
 
     def _conclude_flat(self, emergency: Emergency, seen: _Progress) -> FlattenReport:
         already = emergency.flat is True  # recorded before this run looked
-        if emergency.flat is not True or seen.positions_seen or seen.orders_seen:
+        flat_at = self.clock()  # the read that showed flat, not the look-ups after it
+        # Close orders whose answer was lost (timed out, yet executed) are looked up now, so
+        # their fills are on record before the flat record and the trades are closed.
+        record = [] if already else self._activation_record(emergency)
+        found = look_up_lost_closes(record, self.venue)
+        if found:
+            emergency.record_looked_up_closes(closes=found, timestamp=self.clock())
+            if not self._save(emergency):
+                emergency = self._load_or(emergency)
+        if emergency.flat is not True or seen.positions_seen or seen.orders_seen or found:
+            # Every position a recorded close hit counts, whichever run closed it.
+            closed_keys = (
+                seen.positions_seen
+                | closed_positions(record)
+                | {(str(c["symbol"]), str(c["side"])) for c in found}
+            )
             emergency.record_flat(
-                positions_closed=len(seen.positions_seen),
+                positions_closed=len(closed_keys),
                 orders_canceled=len(seen.orders_seen),
-                timestamp=self.clock(),
+                timestamp=flat_at,
             )
             if not self._save(emergency):
                 emergency = self._load_or(emergency)
@@ -616,6 +619,15 @@ class Flattener:
             self.progress("account already flat")
         # else: a re-check of an account known flat (the worker's every few seconds): quiet
         return report
+
+    def _activation_record(self, emergency: Emergency) -> list[Any]:
+        """The emergency's events of this activation (one read); [] when the store cannot
+        give them now (the closes found by look-up then wait for a later check)."""
+        try:
+            return activation_events(self.store, emergency.activation_number)
+        except StoreUnavailable as e:
+            log.error("cannot read this activation's closes (%s); looked up later", e)
+            return []
 
     def _conclude_incomplete(
         self,

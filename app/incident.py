@@ -64,7 +64,16 @@ def build_incident(audit: Audit, events: list[Any], activated: Any) -> dict[str,
         "flat_at": flat.timestamp if flat else None,
         "time_to_flat_ms": flat.time_to_flat_ms if flat else None,
         "flat": flat is not None,
-        "positions_closed": triggered.positions_closed if triggered else len(closes),
+        # The most any record of the activation counts: a close found by look-up after the
+        # summary was first recorded (an answer lost to a timeout) counts too.
+        "positions_closed": max(
+            [
+                e.positions_closed
+                for e in own
+                if isinstance(e, Emergency.AccountFlat | Emergency.Triggered)
+            ]
+            + [len({(c["symbol"], c["side"]) for _, c in closes})]
+        ),
         "orders_canceled": triggered.orders_canceled if triggered else 0,
         "flatten_attempts": max((getattr(e, "attempt", 0) for e in own), default=0),
         "incomplete_reports": len(incomplete),

@@ -6,8 +6,10 @@
 - A venue position tradecore does not know (or more of one than its trades hold) is adopted
   as a trade of source ``external`` (``ExternalPositionDetected``), so the emergency stop and
   the drawdown breaker cover it.
-- Open trades on a (symbol, side) the venue no longer has are closed with reason
-  ``external``, at the mark (the best price known for an exit tradecore did not see).
+- Open trades on a (symbol, side) the venue no longer has are booked from the venue's
+  evidence (``app.close_booking``): the fills of a close made outside tradecore (reason
+  ``external``), the emergency flattener's closes while an emergency is active (reason
+  ``emergency``, at their fill), and the mark only for what no fill explains.
 
 Nothing is closed *at the venue* here. It runs with the order flow held exclusively, so no
 order is in flight while it compares (an in-flight order would look like a mismatch).
@@ -25,9 +27,12 @@ from functools import partial
 from uuid import UUID, uuid4
 
 from adapters.eventstore import TradecoreEventStore
+from app.close_booking import CloseBooker
 from app.repository import Repository
 from app.trades import TradeCommands
 from app.venues import retry_transient
+from domain.emergency import Emergency
+from domain.ids import EMERGENCY_ID
 from domain.trade import Trade
 from domain.venue import ExchangePort, Order, Position, VenueError
 
@@ -40,6 +45,8 @@ class ReconcileReport:
     orders_resolved: int = 0
     orders_unresolved: int = 0
     adopted: list[UUID] = field(default_factory=list)
+    # Trades whose position was gone at the venue, closed from its evidence: ``external``,
+    # or ``emergency`` when the flattener's closes explain them (a restart mid-flatten).
     closed_external: list[UUID] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
 
@@ -56,7 +63,9 @@ class Reconciler:
         lock_timeout: float = 5.0,
     ) -> None:
         self.store = store
+        self.repository = Repository(store)
         self.trades = TradeCommands(store)
+        self.booker = CloseBooker(store, venue, clock)
         self.venue = venue
         self.clock = clock
         self.open_trades = open_trades
@@ -170,29 +179,16 @@ class Reconciler:
         return trade.id
 
     def _close_vanished(self, key: tuple[str, str], trades: list[Trade]) -> list[UUID]:
-        try:
-            price, source = retry_transient(lambda: self.venue.fetch_mark_price(key[0])), "mark"
-        except VenueError:
-            price, source = None, "entry"
-        closed = []
-        for trade in trades:
-            now = self.clock()
-            exit_price = price or trade.entry_price or Decimal(1)
-
-            def close(t: Trade, exit_price: Decimal = exit_price, now: datetime = now) -> bool:
-                if not t.is_open:
-                    return False
-                if t.quantity > 0:
-                    t.record_exit(
-                        quantity=t.quantity,
-                        price=exit_price,
-                        price_source=source,
-                        detail="reconciliation: the venue no longer holds this position",
-                        timestamp=now,
-                    )
-                t.close(reason="external", actor="reconciliation", timestamp=now)
-                return True
-
-            if self.trades.update(trade.id, close):
-                closed.append(trade.id)
-        return closed
+        """Book the trades of a position the venue no longer holds from the venue's
+        evidence (``app.close_booking``): during an emergency, the flattener's closes keep
+        their fill price and reason (a restart mid-flatten must not rewrite them as
+        ``external`` at the mark)."""
+        emergency = self.repository.find(Emergency, EMERGENCY_ID)
+        active = emergency is not None and emergency.active
+        return self.booker.book(
+            key,
+            trades,
+            activation_number=emergency.activation_number if emergency and active else None,
+            actor="reconciliation",
+            look_up_lost=active,
+        )

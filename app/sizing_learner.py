@@ -59,6 +59,11 @@ class SizingLearner(Projection):
         exposure = trade.entry_cost
         if action is None or state_key is None or exposure <= 0:
             return  # not sized by the agent (a fallback, an import, external) or never filled
+        if not trade.exact:
+            # Part of its exit was priced at a mark or the entry, not at a fill: the figure
+            # is a guess, and a lesson from it would teach the agent the guess.
+            log.info("sizing agent skips trade %s: its exit was not priced by fills", trade.id)
+            return
         r = reward(e.realized_pnl, exposure)
 
         def attempt() -> None:

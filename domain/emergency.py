@@ -106,12 +106,14 @@ class Emergency(TradecoreAggregate):
             state.update(forced=False, open_positions=None, open_orders=None)
 
     class FlattenAttempted(TradecoreAggregate.Event):
-        class_version = 2
+        class_version = 3
         activation_number: int
         attempt: int
-        # None: recorded while the venue was still being read (the results tell what it did)
-        positions_open: int | None
-        orders_open: int | None
+        positions_open: int
+        orders_open: int
+        # The close orders about to be sent: {"symbol", "side", "quantity", "client_order_id"},
+        # so an order whose answer was lost can be looked up by whoever comes next.
+        close_orders: list[dict[str, Any]]
         correlation_id: UUID | None
         causation_id: UUID | None
 
@@ -119,6 +121,11 @@ class Emergency(TradecoreAggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             # Recorded before the flatten record carried its trace.
             state.update(correlation_id=None, causation_id=None)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # Recorded before the attempt listed its close orders.
+            state.setdefault("close_orders", [])
 
     class OrdersCanceled(TradecoreAggregate.Event):
         class_version = 2
@@ -148,6 +155,16 @@ class Emergency(TradecoreAggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             # Recorded before the flatten record carried its trace.
             state.update(correlation_id=None, causation_id=None)
+
+    class ClosesUnknown(TradecoreAggregate.Event):
+        """Close orders of an attempt whose outcome the venue did not tell (no answer, and
+        the look-up by client order id failed too): whoever comes next looks them up."""
+
+        activation_number: int
+        attempt: int
+        client_order_ids: list[str]
+        correlation_id: UUID | None
+        causation_id: UUID | None
 
     class AccountFlat(TradecoreAggregate.Event):
         class_version = 2
@@ -348,12 +365,14 @@ class Emergency(TradecoreAggregate):
         self,
         *,
         attempt: int,
-        positions_open: int | None,
-        orders_open: int | None,
+        positions_open: int,
+        orders_open: int,
         timestamp: datetime,
+        close_orders: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Record that flatten attempt ``attempt`` starts (before any order is sent), with the
-        positions and orders it found (None: recorded before the venue's read answered)."""
+        """Record that flatten attempt ``attempt`` starts (before any order is sent), with
+        the close orders it is about to send (each {"symbol", "side", "quantity",
+        "client_order_id"})."""
         self._require_active()
         if attempt != self.flatten_attempts + 1:
             raise InvalidCommand(
@@ -365,6 +384,7 @@ class Emergency(TradecoreAggregate):
             attempt=attempt,
             positions_open=positions_open,
             orders_open=orders_open,
+            close_orders=[_close_order(o) for o in close_orders or []],
             timestamp=timestamp,
         )
 
@@ -376,8 +396,9 @@ class Emergency(TradecoreAggregate):
         causation_id: UUID | None,
         activation_number: int,
         attempt: int,
-        positions_open: int | None,
-        orders_open: int | None,
+        positions_open: int,
+        orders_open: int,
+        close_orders: list[dict[str, Any]],
         timestamp: datetime,
     ) -> None:
         self.flatten_attempts = attempt
@@ -389,8 +410,10 @@ class Emergency(TradecoreAggregate):
         canceled_symbols: list[str],
         closes: list[dict[str, Any]],
         timestamp: datetime,
+        unknown: list[str] | None = None,
     ) -> None:
-        """Record what the current attempt canceled and closed (nothing if it did neither)."""
+        """Record what the current attempt canceled and closed (nothing if it did neither),
+        and the client order ids of its closes whose outcome is ``unknown``."""
         self._require_active()
         if canceled:
             self._orders_canceled(
@@ -409,6 +432,48 @@ class Emergency(TradecoreAggregate):
                 attempt=self.flatten_attempts,
                 count=len(completed),
                 closes=[_close_entry(c) for c in closes],
+                timestamp=timestamp,
+            )
+        if unknown:
+            self._closes_unknown(
+                **self._trace(),
+                activation_number=self.activation_number,
+                attempt=self.flatten_attempts,
+                client_order_ids=sorted(str(cid) for cid in unknown),
+                timestamp=timestamp,
+            )
+
+    @event(ClosesUnknown)
+    def _closes_unknown(
+        self,
+        *,
+        correlation_id: UUID | None,
+        causation_id: UUID | None,
+        activation_number: int,
+        attempt: int,
+        client_order_ids: list[str],
+        timestamp: datetime,
+    ) -> None:
+        pass
+
+    def record_looked_up_closes(self, *, closes: list[dict[str, Any]], timestamp: datetime) -> None:
+        """Record the fills of close orders whose answer was lost (a timeout after the
+        venue executed), found later by their client order id. Each close names the
+        ``attempt`` that sent it; one ``PositionsClosed`` per attempt."""
+        self._require_active()
+        by_attempt: dict[int, list[dict[str, Any]]] = {}
+        for close in closes:
+            attempt = int(close["attempt"])
+            if not 1 <= attempt <= self.flatten_attempts:
+                raise InvalidCommand(f"no flatten attempt {attempt} in this activation")
+            by_attempt.setdefault(attempt, []).append(close)
+        for attempt, found in sorted(by_attempt.items()):
+            self._positions_closed(
+                **self._trace(),
+                activation_number=self.activation_number,
+                attempt=attempt,
+                count=len([c for c in found if c.get("complete")]),
+                closes=[_close_entry(c) for c in found],
                 timestamp=timestamp,
             )
 
@@ -579,4 +644,16 @@ def _close_entry(entry: dict[str, Any]) -> dict[str, Any]:
         stored["client_order_id"] = str(entry["client_order_id"])
     if entry.get("mark_price") is not None:
         stored["mark_price"] = Decimal(entry["mark_price"])
+    if entry.get("fee") is not None:  # the close's fee, in the settlement currency
+        stored["fee"] = Decimal(entry["fee"])
     return stored
+
+
+def _close_order(entry: dict[str, Any]) -> dict[str, Any]:
+    """The stored shape of a close order about to be sent."""
+    return {
+        "symbol": str(entry["symbol"]),
+        "side": str(entry["side"]),
+        "quantity": Decimal(entry["quantity"]),
+        "client_order_id": str(entry["client_order_id"]),
+    }

@@ -22,7 +22,16 @@ from domain.validation import evidence_text, symbol_value
 from domain.venue import Side
 
 TradeSide = Literal["long", "short"]
-CLOSE_REASONS = ("signal", "stop", "take_profit", "emergency", "external", "manual", "unfilled")
+CLOSE_REASONS = (
+    "signal",
+    "stop",
+    "take_profit",
+    "emergency",
+    "external",
+    "manual",
+    "unfilled",
+    "replaced",  # an adopted position whose whole quantity another trade claims (an import)
+)
 SOURCES = ("executor", "import", "external")
 # How an order of the trade ended, as the venue said (or "not_found": it never arrived).
 ORDER_OUTCOMES = ("filled", "partially_filled", "canceled", "expired", "rejected", "not_found")
@@ -44,8 +53,9 @@ def trade_id_for(source_key: str) -> UUID:
 
 
 class Trade(TradecoreAggregate):
-    # Version 2 of the aggregate (as held in snapshots) knows whether each order is resolved.
-    class_version = 2
+    # Version 2 of the aggregate (as held in snapshots) knows whether each order is resolved;
+    # version 3 how much of its exit was priced from something other than a fill.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -54,6 +64,10 @@ class Trade(TradecoreAggregate):
             order.setdefault("resolved", None)
             order.setdefault("cost", Decimal(0))
             order.setdefault("fee", Decimal(0))
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state.setdefault("estimated_exit_quantity", Decimal(0))
 
     class Opened(TradecoreAggregate.Created):
         trade_id: UUID  # equal to originator_id; kept so create_id can take it
@@ -92,14 +106,30 @@ class Trade(TradecoreAggregate):
         detail: str
 
     class ExitRecorded(TradecoreAggregate.Event):
+        class_version = 2
         quantity: Decimal
         price: Decimal
         price_source: str
         detail: str
+        fee: Decimal  # the exit's own fee, in the settlement currency
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Exits recorded before their fee was: the fee is unknown, booked as none.
+            state.setdefault("fee", Decimal(0))
 
     class ExternalPositionDetected(TradecoreAggregate.Event):
         quantity: Decimal
         entry_price: Decimal
+        detail: str
+
+    class ClaimHandedOver(TradecoreAggregate.Event):
+        """Part (or all) of an adopted position is the quantity of another trade (one
+        imported from the old system's file): this trade no longer claims it."""
+
+        quantity: Decimal
+        entry_price: Decimal  # the adoption's entry price, at which the claim leaves
+        to_trade_id: UUID
         detail: str
 
     class Imported(TradecoreAggregate.Event):
@@ -188,6 +218,7 @@ class Trade(TradecoreAggregate):
         self.entry_cost = Decimal(0)
         self.exit_quantity = Decimal(0)
         self.exit_proceeds = Decimal(0)
+        self.estimated_exit_quantity = Decimal(0)  # exited at a mark or the entry, not a fill
         self.fees = Decimal(0)
         self.stop_loss: Decimal | None = None
         self.take_profit: Decimal | None = None
@@ -205,6 +236,12 @@ class Trade(TradecoreAggregate):
     def quantity(self) -> Decimal:
         """What the trade holds now (entries filled minus exits filled)."""
         return self.entry_quantity - self.exit_quantity
+
+    @property
+    def exact(self) -> bool:
+        """Whether every exit was priced from a fill (the realized PnL is then what the
+        wallet saw); False when part of it was booked at a mark or at the entry."""
+        return self.estimated_exit_quantity == 0
 
     @property
     def entry_price(self) -> Decimal | None:
@@ -406,22 +443,28 @@ class Trade(TradecoreAggregate):
         price_source: str,
         detail: str,
         timestamp: datetime,
+        fee: Decimal | str = Decimal(0),
     ) -> None:
         """An exit made by an order that is not the trade's own: the emergency flattener's
-        close of the whole position, or a close outside tradecore. ``price_source`` says how
-        the price is known (a fill, the mark when it vanished, or the entry when nothing
-        better is known, which realizes no price PnL)."""
+        close of the position, or a close outside tradecore. ``price_source`` says how the
+        price is known (a fill, the mark when it vanished, or the entry when nothing better
+        is known, which realizes no price PnL); ``fee`` is this trade's share of the closing
+        fill's fee (>= 0), taken off the realized PnL like an entry fee."""
         self._require_open()
         qty = _positive(quantity, "quantity")
         if qty > self.quantity:
             raise TradeError(f"exit of {qty} exceeds what the trade holds ({self.quantity})")
         if price_source not in EXIT_PRICE_SOURCES:
             raise TradeError(f"price source must be one of {', '.join(EXIT_PRICE_SOURCES)}")
+        fee_value = to_decimal(fee, "fee")
+        if fee_value < 0:
+            raise TradeError(f"fee must not be negative, got {fee_value}")
         self._exit_recorded(
             quantity=qty,
             price=_positive(price, "price"),
             price_source=price_source,
             detail=require_text(detail, "detail"),
+            fee=fee_value,
             timestamp=require_aware(timestamp),
         )
 
@@ -433,10 +476,14 @@ class Trade(TradecoreAggregate):
         price: Decimal,
         price_source: str,
         detail: str,
+        fee: Decimal,
         timestamp: datetime,
     ) -> None:
         self.exit_quantity += quantity
         self.exit_proceeds += quantity * price
+        self.fees += fee
+        if price_source != "fill":
+            self.estimated_exit_quantity += quantity
 
     def adopt_external(
         self,
@@ -462,6 +509,41 @@ class Trade(TradecoreAggregate):
     ) -> None:
         self.entry_quantity += quantity
         self.entry_cost += quantity * entry_price
+
+    def hand_over(
+        self, *, quantity: Decimal | str, to_trade_id: UUID, detail: str, timestamp: datetime
+    ) -> None:
+        """Give up the claim on ``quantity`` of an adopted position to trade ``to_trade_id``
+        (which holds it by its own record); what this trade held is then as if it never
+        held that part. Raises TradeError for a trade that is not an open adoption or a
+        quantity over what it holds."""
+        self._require_open()
+        if self.source != "external":
+            raise TradeError("only an adopted external trade hands over its claim")
+        qty = _positive(quantity, "quantity")
+        if qty > self.quantity:
+            raise TradeError(f"hand-over of {qty} exceeds what the trade holds ({self.quantity})")
+        assert self.entry_price is not None
+        self._claim_handed_over(
+            quantity=qty,
+            entry_price=self.entry_price,
+            to_trade_id=to_trade_id,
+            detail=require_text(detail, "detail"),
+            timestamp=require_aware(timestamp),
+        )
+
+    @event(ClaimHandedOver)
+    def _claim_handed_over(
+        self,
+        *,
+        quantity: Decimal,
+        entry_price: Decimal,
+        to_trade_id: UUID,
+        detail: str,
+        timestamp: datetime,
+    ) -> None:
+        self.entry_quantity -= quantity
+        self.entry_cost -= quantity * entry_price
 
     def record_import(
         self,

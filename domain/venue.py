@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.market_data import Candles
 
@@ -120,6 +120,20 @@ class OrderRequest:
     stop_price: Decimal | None = None  # trigger price of a stop order
     reduce_only: bool = False
     position_side: PositionSide | None = None  # required in hedge mode
+
+
+@dataclass(frozen=True)
+class AccountFill:
+    """One execution on the account, whoever placed the order (tradecore or anyone else)."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal  # > 0
+    price: Decimal
+    fee: Decimal  # in the settlement currency
+    client_order_id: str | None
+    at: datetime
+    position_side: PositionSide | None = None  # hedge mode
 
 
 @dataclass(frozen=True)
@@ -248,4 +262,15 @@ class ExchangePort(Protocol):
     def fetch_position_mode(self, symbol: str) -> PositionMode:
         """How ``symbol``'s positions are held: ``one_way`` (one net position) or ``hedge``
         (a long and a short apart; every order must then name its ``position_side``)."""
+        ...
+
+
+@runtime_checkable
+class FillHistory(Protocol):
+    """A venue that lists the account's executions: the evidence of a close made outside
+    tradecore (its price and fee). A venue without it leaves such a close to the mark."""
+
+    def fetch_account_fills(self, symbol: str, since: datetime) -> list[AccountFill]:
+        """Every execution on ``symbol`` at or after ``since``, oldest first. Raises
+        VenueError."""
         ...

@@ -27,6 +27,7 @@ class TradeProjection(Projection):
         Trade.OrderResolved,
         Trade.ExitRecorded,
         Trade.ExternalPositionDetected,
+        Trade.ClaimHandedOver,
         Trade.Imported,
         Trade.StopSet,
         Trade.Closed,
@@ -93,10 +94,13 @@ class TradeProjection(Projection):
             )
         elif isinstance(e, Trade.ExitRecorded):
             values["exit_quantity"] = rows.c.exit_quantity + e.quantity
-        elif isinstance(e, (Trade.ExternalPositionDetected, Trade.Imported)):
+            values["fees"] = rows.c.fees + e.fee
+        elif isinstance(e, (Trade.ExternalPositionDetected, Trade.Imported, Trade.ClaimHandedOver)):
+            # A hand-over takes back what the adoption's entry had put in.
+            quantity = -e.quantity if isinstance(e, Trade.ClaimHandedOver) else e.quantity
             values.update(
-                entry_quantity=rows.c.entry_quantity + e.quantity,
-                entry_cost=rows.c.entry_cost + e.quantity * e.entry_price,
+                entry_quantity=rows.c.entry_quantity + quantity,
+                entry_cost=rows.c.entry_cost + quantity * e.entry_price,
                 status="open",
             )
             if isinstance(e, Trade.Imported):

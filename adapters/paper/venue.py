@@ -27,6 +27,7 @@ from adapters.paper.matching import ACCOUNT, Matching, check_symbol, order_from_
 from domain.errors import InvalidCommand
 from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
+    AccountFill,
     Balance,
     CashTransfer,
     Order,
@@ -176,6 +177,33 @@ class PaperVenue:
             for r in requests
         }
         return {cid: order for cid, order in found.items() if order is not None}
+
+    def fetch_account_fills(self, symbol: str, since: datetime) -> list[AccountFill]:
+        """Every fill on ``symbol`` at or after ``since``, oldest first, with its order's
+        client order id (``FillHistory``)."""
+
+        def listing(conn: Connection, _: Draw) -> list[AccountFill]:
+            rows = conn.execute(
+                select(t.fills, t.orders.c.client_order_id, t.orders.c.position_side)
+                .join(t.orders, t.orders.c.id == t.fills.c.order_id)
+                .where(t.fills.c.symbol == symbol, t.fills.c.created_at >= since)
+                .order_by(t.fills.c.id)
+            ).all()
+            return [
+                AccountFill(
+                    symbol=r.symbol,
+                    side=r.side,
+                    quantity=Decimal(r.quantity),
+                    price=Decimal(r.price),
+                    fee=Decimal(r.fee),
+                    client_order_id=r.client_order_id,
+                    at=r.created_at,
+                    position_side=r.position_side,
+                )
+                for r in rows
+            ]
+
+        return self._request(listing, kind="read")
 
     # -- the port: actions -------------------------------------------------------------------
 

@@ -136,15 +136,23 @@ def import_trades(
     actor: Actor = None,
     as_json: Json = False,
 ) -> None:
-    """Import a legacy trade_state.json: all trades or none. Re-importing is a no-op."""
+    """Import a legacy trade_state.json: all trades or none. Re-importing is a no-op.
+
+    An open trade whose quantity an adopted external trade already holds at the venue takes
+    over that adoption (listed as a link; --dry-run shows it); one whose quantity other open
+    trades hold is refused (exit 3), naming both."""
     text = read_input_file(file, "FILE")
     core = state(ctx).core()
-    importer = LegacyImporter(core.store, core.clock)
+    importer = LegacyImporter(
+        core.store, core.clock, venue=core.venue(), open_trades=core.open_trade_ids
+    )
     plan = importer.plan(text, source=text_value(file.name, "file name"))
     summary = {
         "file": str(file),
         "new": [describe(legacy) | {"trade_id": tid} for tid, legacy in plan.new],
         "already_imported": [str(tid) for tid, _ in plan.already_imported],
+        # Adopted external trades whose claim an imported trade takes over.
+        "links": [vars(link) for link in plan.links],
         "dry_run": dry_run,
     }
     if dry_run or not plan.new:
@@ -169,7 +177,7 @@ def reconcile(ctx: typer.Context, as_json: Json = False) -> None:
         raise typer.Exit(1)
     out.print(
         f"{report.orders_resolved} order(s) resolved, {len(report.adopted)} external "
-        f"position(s) adopted, {len(report.closed_external)} trade(s) closed as external, "
+        f"position(s) adopted, {len(report.closed_external)} trade(s) closed (gone at the venue), "
         f"{len(report.mismatches)} mismatch(es)"
     )
     for message in report.mismatches:
@@ -190,6 +198,13 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         out.print(
             f"  {t['legacy_id']} -> {t['trade_id']}: {t['symbol']} {t['side']} "
             f"{t['quantity']} @ {t['entry_price']} ({t['status']})"
+        )
+    link_verb = "would link" if summary["dry_run"] else "linked"
+    for link in summary["links"]:
+        out.print(
+            f"  {link_verb} {link['legacy_id']} -> {link['trade_id']} to adopted external "
+            f"trade {link['adopted']}: {link['symbol']} {link['side']} {link['quantity']} "
+            "(the adoption's claim is handed over)"
         )
 
 

@@ -161,3 +161,61 @@ def test_an_invalid_trade_names_its_id_and_field_and_imports_nothing(
     assert result.code == 2
     assert "t-2" in result.stderr and "quantity" in result.stderr
     assert cli("trades", "list", "--json").json() == []
+
+
+def test_importing_a_trade_an_adoption_already_holds_links_it_instead_of_claiming_twice(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("paper", "deposit", "--amount", "10000").code == 0
+    placed = cli("paper", "order", "--symbol", BTC, "--side", "buy", "--qty", "0.01")
+    assert placed.code == 0, placed.stderr
+    adopted = cli("trades", "reconcile", "--json")
+    assert adopted.code == 0, adopted.stderr
+    (adopted_id,) = adopted.json()["adopted"]
+    backup = tmp_path / "trade_state.json"
+    backup.write_text(json.dumps({"t-1": LEGACY["t-1"]}))  # BTC long 0.01, open
+
+    dry = cli("trades", "import", str(backup), "--dry-run")
+    dry_json = cli("trades", "import", str(backup), "--dry-run", "--json")
+
+    assert dry.code == 0, dry.stderr
+    assert (
+        "would link t-1 -> " in dry.stdout and f"adopted external trade {adopted_id}" in dry.stdout
+    )
+    (link,) = dry_json.json()["links"]
+    assert (link["adopted"], link["quantity"]) == (adopted_id, "0.01")
+    assert len(cli("trades", "list", "--open", "--json").json()) == 1  # nothing written
+
+    done = cli("trades", "import", str(backup), "--yes", "--json")
+
+    assert done.code == 0, done.stderr
+    assert done.json()["imported"] == 1
+    still_open = cli("trades", "list", "--open", "--json").json()
+    # One claim on the venue's 0.01: the imported trade's.
+    assert [(t["source"], t["open_quantity"]) for t in still_open] == [("import", "0.01")]
+    shown = cli("trades", "show", adopted_id, "--json").json()
+    assert shown["close_reason"] == "replaced"
+    assert "ClaimHandedOver" in [e["type"].split(".")[-1] for e in shown["events"]]
+    again = cli("trades", "reconcile", "--json").json()
+    assert again["adopted"] == [] and again["mismatches"] == []
+
+
+def test_importing_a_trade_whose_quantity_other_trades_hold_is_refused_naming_both(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("paper", "deposit", "--amount", "10000").code == 0
+    assert cli("paper", "order", "--symbol", BTC, "--side", "buy", "--qty", "0.01").code == 0
+    assert cli("trades", "reconcile").code == 0
+    first = tmp_path / "trade_state.json"
+    first.write_text(json.dumps({"t-1": LEGACY["t-1"]}))
+    assert cli("trades", "import", str(first), "--yes").code == 0
+    second = tmp_path / "older_state.json"
+    second.write_text(json.dumps({"t-9": LEGACY["t-1"]}))  # the same position, another id
+
+    for args in (("--dry-run",), ("--yes",)):
+        refused = cli("trades", "import", str(second), *args)
+
+        assert refused.code == 3, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert "'t-9'" in refused.stderr and "(import, 0.01)" in refused.stderr
+    assert len(cli("trades", "list", "--open", "--json").json()) == 1

@@ -496,7 +496,7 @@ def test_a_read_ahead_older_than_a_recorded_attempt_is_not_used(
     assert {f.symbol for f in session.account.filled.values()}.isdisjoint(closed_elsewhere)
 
 
-def test_the_attempt_recorded_while_the_venue_is_read_is_committed_before_any_order_leaves(
+def test_with_a_read_ahead_the_attempt_is_committed_before_any_order_leaves(
     core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
 ) -> None:
     exchange_id, venue, session = rig
@@ -533,7 +533,8 @@ def test_the_attempt_recorded_while_the_venue_is_read_is_committed_before_any_or
     (attempted,) = [
         e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
     ]
-    assert attempted.positions_open is None  # recorded before the read that sized it answered
+    # With the close orders it was about to send, for whoever must look one up later.
+    assert len(attempted.close_orders) == attempted.positions_open == 20
 
 
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])

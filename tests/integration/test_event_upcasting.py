@@ -142,3 +142,29 @@ def test_version_1_sizing_decisions_load_naming_no_model(settings: Settings) -> 
         assert isinstance(record, SizingRecord)
         assert (record.confidence, record.model, record.model_version) == (None, None, None)
         assert record.notional == sized.notional
+
+
+def test_exits_recorded_before_their_fee_load_with_no_fee(core: Core) -> None:
+    from domain.trade import Trade  # noqa: PLC0415 - only this test needs it
+
+    trade = Trade.open(
+        trade_id=uuid4(),
+        symbol="BTC/USDT:USDT",
+        side="long",
+        quantity="1",
+        leverage="1",
+        actor="reconciliation",
+        reason="old",
+        timestamp=T0,
+        source="external",
+    )
+    trade.adopt_external(quantity="1", entry_price="100", detail="old", timestamp=T0)
+    trade.record_exit(quantity="1", price="110", price_source="mark", detail="old", timestamp=T0)
+    opened, adopted, exited = trade.collect_events()
+    stored = [core.store.mapper.to_stored_event(e) for e in (opened, adopted)]  # type: ignore[arg-type]
+    core.store.recorder.insert_events([*stored, as_version_1(core, exited, drop="fee")])
+
+    loaded = core.store.repository.get(trade.id)
+
+    assert isinstance(loaded, Trade) and loaded.fees == 0 and loaded.quantity == 0
+    assert not loaded.exact  # priced at the mark

@@ -88,3 +88,36 @@ def test_an_id_taken_by_a_trade_that_was_not_imported_is_refused(core: Core) -> 
 
     with pytest.raises(InvalidCommand, match="not imported"):
         importer.plan(text, source="f.json")
+
+
+def test_an_import_takes_over_only_the_part_of_an_adoption_it_holds(core: Core) -> None:
+    from decimal import Decimal  # noqa: PLC0415
+
+    from adapters.paper.venue import PaperVenue  # noqa: PLC0415
+    from domain.venue import OrderRequest  # noqa: PLC0415
+
+    venue = core.venue()
+    assert isinstance(venue, PaperVenue)
+    venue.admin().deposit(Decimal(100_000))
+    venue.admin().create_order(
+        OrderRequest(
+            symbol="BTC/USDT:USDT", side="buy", quantity=Decimal("0.03"), client_order_id="web-1"
+        )
+    )
+    (adopted_id,) = core.reconciler().run().adopted
+    importer = LegacyImporter(core.store, core.clock, venue=venue, open_trades=core.open_trade_ids)
+    text = json.dumps(
+        {"old-1": {"symbol": "BTCUSDT", "side": "long", "price": 50000, "qty": "0.01", "opened": 5}}
+    )
+
+    plan = importer.plan(text, source="backup.json")
+    importer.execute(plan, actor="test")
+
+    (link,) = plan.links
+    assert (link.adopted, link.quantity) == (adopted_id, Decimal("0.01"))
+    adoption = core.store.repository.get(adopted_id)
+    assert isinstance(adoption, Trade) and adoption.is_open and adoption.quantity == Decimal("0.02")
+    handed = [e for e in core.store.events.get(adopted_id) if isinstance(e, Trade.ClaimHandedOver)]
+    assert [(e.quantity, e.to_trade_id) for e in handed] == [(Decimal("0.01"), link.trade_id)]
+    again = core.reconciler().run()  # the claims now add up to what the venue holds
+    assert again.adopted == [] and again.mismatches == []

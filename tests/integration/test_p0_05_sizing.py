@@ -20,6 +20,7 @@ from domain.sizing import ALPHA
 from domain.sizing_agent import SizingAgent
 from domain.sizing_record import SizingRecord
 from domain.trade import Trade
+from domain.venue import OrderRequest
 from tests.integration.paper_drill import breaker_reads
 
 BTC = "BTC/USDT:USDT"
@@ -158,3 +159,66 @@ def test_a_long_trained_table_loads_from_a_snapshot_identical_to_its_replay(core
     assert isinstance(loaded, SizingAgent) and isinstance(replayed, SizingAgent)
     assert loaded.table == replayed.table and loaded.learned == replayed.learned
     assert loaded.version == 121
+
+
+class _NoFillHistory:
+    """The paper venue without its fill listing: a close outside tradecore then has no
+    evidence but the mark."""
+
+    def __init__(self, venue: PaperVenue) -> None:
+        self._venue = venue
+
+    def __getattr__(self, name: str) -> object:
+        if name == "fetch_account_fills":
+            raise AttributeError(name)
+        return getattr(self._venue, name)
+
+
+def test_the_agent_does_not_learn_from_a_close_booked_at_the_mark(core: Core) -> None:
+    from app.reconcile import Reconciler  # noqa: PLC0415 - this test wires its own venue
+
+    venue = feed(core, CALM)
+    venue.admin().deposit(Decimal(100_000))
+    breaker_reads(core)
+    opened = core.executor().open(
+        TradeIntent(
+            symbol=BTC,
+            side="long",
+            notional=Decimal(1000),
+            actor="t",
+            reason="t",
+            confidence=Decimal("0.75"),
+        )
+    )
+    assert opened.trade_id is not None
+    sized = core.store.repository.get(opened.trade_id)
+    assert (
+        isinstance(sized, Trade) and sized.sizing and sized.sizing.get("action_index") is not None
+    )
+    venue.admin().create_order(  # closed on the venue's site; this venue lists no fills
+        OrderRequest(
+            symbol=BTC,
+            side="sell",
+            quantity=sized.quantity,
+            client_order_id=f"web-{uuid4().hex[:20]}",
+            reduce_only=True,
+        )
+    )
+    blind = core.reconciler()
+    reconciler = Reconciler(
+        core.store,
+        _NoFillHistory(venue),  # type: ignore[arg-type]
+        core.clock,
+        core.open_trade_ids,
+        blind.exclusive_flow,
+    )
+
+    assert reconciler.run().closed_external == [opened.trade_id]
+    core.runner.catch_up()
+
+    lessons = [
+        e for e in core.store.events.get(SIZING_AGENT_ID) if isinstance(e, SizingAgent.Learned)
+    ]
+    assert lessons == []
+    closed = core.store.repository.get(opened.trade_id)
+    assert isinstance(closed, Trade) and closed.close_reason == "external" and not closed.exact

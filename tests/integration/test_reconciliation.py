@@ -12,7 +12,7 @@ from app.bootstrap import Core
 from app.executor import Outcome, TradeIntent
 from app.worker import Worker
 from domain.trade import Trade
-from domain.venue import OrderRequest, Side
+from domain.venue import Order, OrderRequest, Side
 from tests.integration.paper_drill import breaker_reads
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -26,9 +26,9 @@ def paper(core: Core) -> PaperVenue:
     return venue
 
 
-def by_hand(venue: PaperVenue, symbol: str, side: Side, qty: str, *, reduce: bool = False) -> None:
+def by_hand(venue: PaperVenue, symbol: str, side: Side, qty: str, *, reduce: bool = False) -> Order:
     """An order placed outside tradecore (on the venue's own site, say)."""
-    venue.admin().create_order(
+    return venue.admin().create_order(
         OrderRequest(
             symbol=symbol,
             side=side,
@@ -76,14 +76,16 @@ def test_more_at_the_venue_than_the_trades_hold_adopts_only_the_difference(core:
     assert trade(core, report.adopted[0]).quantity == Decimal("0.05")
 
 
-def test_a_trade_whose_position_vanished_is_closed_as_external_at_the_mark(core: Core) -> None:
+def test_a_trade_whose_position_vanished_is_closed_as_external_at_the_venues_fill(
+    core: Core,
+) -> None:
     venue = paper(core)
     opened = core.executor().open(
         TradeIntent(symbol=BTC, side="long", notional=Decimal(6000), actor="t", reason="t")
     )
     assert opened.trade_id is not None
     venue.admin().set_price(BTC, Decimal(61_000))
-    by_hand(venue, BTC, "sell", "0.1", reduce=True)  # closed on the venue's site
+    by_hand_close = by_hand(venue, BTC, "sell", "0.1", reduce=True)  # on the venue's site
 
     report = core.reconciler().run()
 
@@ -91,7 +93,9 @@ def test_a_trade_whose_position_vanished_is_closed_as_external_at_the_mark(core:
     closed = trade(core, opened.trade_id)
     assert closed.close_reason == "external" and closed.quantity == 0
     exit_ = next(e for e in core.store.events.get(closed.id) if isinstance(e, Trade.ExitRecorded))
-    assert (exit_.price_source, exit_.price) == ("mark", Decimal(61_000))
+    # The venue's own record of that fill, not the mark, with its fee.
+    assert (exit_.price_source, exit_.price) == ("fill", by_hand_close.average_price)
+    assert exit_.fee == by_hand_close.fee > 0
     assert closed.realized_pnl is not None and closed.realized_pnl > 0
     assert core.open_trade_ids() == []
 

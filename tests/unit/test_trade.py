@@ -140,3 +140,36 @@ def test_average_entry_is_the_volume_weighted_price(fills: list[tuple[Decimal, D
     total = sum(q for q, _ in fills)
     assert trade.quantity == total
     assert trade.entry_price == sum(q * p for q, p in fills) / total
+
+
+def test_an_exit_made_by_another_order_takes_its_fee_off_the_realized_pnl() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    trade.record_fill(client_order_id=entry, quantity="1", price="100", fee="0.06", timestamp=T0)
+    for quantity, price, fee in (("0.5", "104", "0.03"), ("0.5", "98", "0.02")):
+        trade.record_exit(
+            quantity=quantity,
+            price=price,
+            price_source="fill",
+            fee=fee,
+            detail="emergency close",
+            timestamp=T0,
+        )
+    trade.close(reason="emergency", actor="flattener", timestamp=T0)
+    # +2 and -1 on the price, less the entry fee AND both exit fees.
+    assert trade.realized_pnl == Decimal(1) - Decimal("0.11")
+    assert trade.exact
+
+
+def test_an_exit_priced_at_the_mark_makes_the_record_inexact() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    trade.record_fill(client_order_id=entry, quantity="1", price="100", timestamp=T0)
+    with pytest.raises(TradeError, match="fee must not be negative"):
+        trade.record_exit(
+            quantity="1", price="1", price_source="fill", fee="-1", detail="x", timestamp=T0
+        )
+    trade.record_exit(
+        quantity="1", price="101", price_source="mark", detail="vanished", timestamp=T0
+    )
+    assert not trade.exact
