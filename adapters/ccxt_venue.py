@@ -139,6 +139,19 @@ class Dialect:
     rate_rule = RateRule()  # ccxt's rate over one second, every endpoint together
     # One cancel-all for every symbol of a settle currency, where the venue has it.
     settle_wide_cancel = False
+    # Venue codes meaning "the leverage already is that": the setting holds, not an error.
+    leverage_unchanged_codes: frozenset[str] = frozenset()
+
+    def leverage_arg(self, leverage: Decimal) -> int | float:
+        """``leverage`` as ccxt's ``set_leverage`` sends it. Raises OrderRejected for a
+        leverage this venue cannot take (then nothing is sent)."""
+        return int(leverage) if leverage == leverage.to_integral_value() else float(leverage)
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        """The symbol's leverage as the venue reports it, via ccxt's unified
+        ``fetch_leverage`` (its long side: one-way and hedge are set alike here)."""
+        found = exchange.fetch_leverage(market["symbol"])
+        return positive((found or {}).get("longLeverage"))
 
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
@@ -218,6 +231,17 @@ class Dialect:
 class BinanceUsdm(Dialect):
     """Binance USD-M futures: conditional orders live in the Algo service."""
 
+    def leverage_arg(self, leverage: Decimal) -> int | float:
+        if leverage != leverage.to_integral_value():
+            raise OrderRejected(f"binance takes whole-number leverage only, not {leverage}")
+        return int(leverage)
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        # /fapi/v1/symbolConfig for the one symbol: ccxt's fetch_leverage also loads the
+        # leverage brackets of every market first (a second, heavier request).
+        rows = exchange.fapiPrivateGetSymbolConfig({"symbol": market["id"]})
+        return next((positive(r.get("leverage")) for r in rows or [] if r.get("leverage")), None)
+
     options = {"warnOnFetchOpenOrdersWithoutSymbol": False}
     separate_conditional_ids = True
     duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
@@ -278,6 +302,13 @@ class Bybit(Dialect):
     # without orderFilter it cancels every kind of order (conditional ones too). ccxt's cost
     # for it is a whole second's budget, so one request instead of one per symbol.
     settle_wide_cancel = True
+    leverage_unchanged_codes = frozenset({"110043"})  # Set leverage not modified
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        # /v5/position/list's own string: ccxt's parse_leverage cuts 1.5 to 1.
+        answer = exchange.privateGetV5PositionList({"category": "linear", "symbol": market["id"]})
+        rows = ((answer or {}).get("result") or {}).get("list") or []
+        return next((positive(r.get("leverage")) for r in rows if r.get("leverage")), None)
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -586,7 +617,28 @@ class CcxtVenue:
         raw, conditional = found
         return self._order(raw, conditional=conditional)
 
+    def fetch_leverage(self, symbol: str) -> Decimal:
+        market = self._market(symbol)
+        found = self._read(lambda: self._dialect.leverage(self._exchange, market))
+        if found is None:
+            raise VenueError(f"{self.name}: no leverage reported for {symbol}")
+        return found
+
     # -- the port: actions -------------------------------------------------------------------
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """ccxt's unified ``set_leverage`` (both sides alike). A venue's "not modified"
+        answer (Bybit 110043) is success. Raises OrderRejected (refused, or a leverage the
+        venue cannot take), OutcomeUnknown, RateLimited, VenueUnavailable,
+        VenueAuthenticationFailed."""
+        self._market(symbol, unknown=OrderRejected)
+        value = self._dialect.leverage_arg(leverage)
+        try:
+            self._exchange.set_leverage(value, symbol)
+        except ccxt.BaseError as exc:
+            if venue_error_code(exc) in self._dialect.leverage_unchanged_codes:
+                return
+            raise self._order_error(exc) from None
 
     def create_order(self, request: OrderRequest) -> Order:
         """Send an order; ccxt's unified type is "market" or "limit", a stop carries
