@@ -5,12 +5,14 @@ an order that opens or grows risk is sent (reduce-only orders never come here).
 - ``max_position_notional`` caps the (symbol, side) position: its notional at the mark, plus
   the resting opening (not reduce-only) orders of that symbol and side, plus the new order.
 - ``max_leverage`` caps the account: every position's notional at its mark, plus every
-  resting opening order, plus the new order, at most ``max_leverage`` x equity.
+  resting opening order, plus the new order, at most ``max_leverage`` x equity (the equity
+  the new order leaves after its entry cost, ``ENTRY_COST``).
 
-An entry over a cap is sized down to what is left, naming the cap; with nothing left it is
-refused (``NOTIONAL_CAP``, ``ACCOUNT_LEVERAGE_CAP``). Resting orders are valued at their
-limit (or trigger) price; a non-reduce-only order counts as opening even where, in one-way
-mode, it would reduce the other side: the caps err towards less exposure.
+An entry over a cap is sized down to what is left, naming the cap; with nothing (less than
+``MIN_ENTRY``) left it is refused (``NOTIONAL_CAP``, ``ACCOUNT_LEVERAGE_CAP``). Resting
+orders are valued at their limit (or trigger) price; a non-reduce-only order counts as
+opening even where, in one-way mode, it would reduce the other side: the caps err towards
+less exposure.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from domain.venue import ExchangePort, Order, Position, PositionSide, VenueError
 QUANTITY_STEP = Decimal("0.00000001")
 POSITION_CAP = "max_position_notional"
 ACCOUNT_CAP = "max_leverage"
+# Taker fee and slippage of an entry, as a fraction of its notional, on the side of caution
+# (Binance USD-M and Bybit take 0.05 % and 0.055 %; the paper venue 0.04 % + 0.05 %).
+ENTRY_COST = Decimal("0.002")
+# The least a cut entry may be, settlement currency: the smallest order Binance USD-M and
+# Bybit take (5 USDT on most linear contracts). Less than this left is nothing left.
+MIN_ENTRY = Decimal(5)
 CODES = {POSITION_CAP: "NOTIONAL_CAP", ACCOUNT_CAP: "ACCOUNT_LEVERAGE_CAP"}
 
 
@@ -78,10 +86,16 @@ def room(
     if max_position_notional is not None:
         left[POSITION_CAP] = max_position_notional - exposure.position
     if max_leverage is not None:
-        left[ACCOUNT_CAP] = max_leverage * exposure.equity - exposure.account
+        # The order's own entry cost lowers equity as it fills: keep room for it, so the
+        # account is within the cap after the fill too (and a venue at 1x has the margin).
+        left[ACCOUNT_CAP] = (max_leverage * exposure.equity - exposure.account) / (
+            1 + max_leverage * ENTRY_COST
+        )
     notional = min([asked, *left.values()])
     capped = tuple(name for name, value in left.items() if value < asked)
     quantity = (max(notional, Decimal(0)) / mark).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+    if capped and quantity * mark < MIN_ENTRY:
+        quantity = Decimal(0)  # what is left is dust: no venue takes it
     if quantity > 0:
         if capped:  # the order's own notional: what is left, rounded down to the step
             notional = quantity * mark
