@@ -290,7 +290,7 @@ CALLS: dict[str, int] = {
     "flatten": 7,
     "breaker": 14,
     "gate": 4,
-    "intent": 50,
+    "intent": 77,
     "reset": 7,
 }
 
