@@ -126,6 +126,7 @@ def position_from_ccxt(raw: Mapping[str, Any], size: Decimal) -> Position | None
         # ccxt derives `hedged` from Binance's positionSide (BOTH/LONG/SHORT) and Bybit's
         # positionIdx (0/1/2); a venue that does not say is taken as one-way.
         mode="hedge" if raw.get("hedged") is True else "one_way",
+        leverage=positive(raw.get("leverage")),
     )
 
 

@@ -153,6 +153,20 @@ class Dialect:
     # is open: a read of it may be kept until an order is refused.
     account_wide_mode = False
 
+    # Venue codes meaning "the leverage already is that": the setting holds, not an error.
+    leverage_unchanged_codes: frozenset[str] = frozenset()
+
+    def leverage_arg(self, leverage: Decimal) -> int | float:
+        """``leverage`` as ccxt's ``set_leverage`` sends it. Raises OrderRejected for a
+        leverage this venue cannot take (then nothing is sent)."""
+        return int(leverage) if leverage == leverage.to_integral_value() else float(leverage)
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        """The symbol's leverage as the venue reports it, via ccxt's unified
+        ``fetch_leverage`` (its long side: one-way and hedge are set alike here)."""
+        found = exchange.fetch_leverage(market["symbol"])
+        return positive((found or {}).get("longLeverage"))
+
     def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
         """ccxt's code -> exception tables that apply to this venue's order endpoints."""
         return [exchange.exceptions.get("exact") or {}]
@@ -240,6 +254,17 @@ class Dialect:
 class BinanceUsdm(Dialect):
     """Binance USD-M futures: conditional orders live in the Algo service."""
 
+    def leverage_arg(self, leverage: Decimal) -> int | float:
+        if leverage != leverage.to_integral_value():
+            raise OrderRejected(f"binance takes whole-number leverage only, not {leverage}")
+        return int(leverage)
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        # /fapi/v1/symbolConfig for the one symbol: ccxt's fetch_leverage also loads the
+        # leverage brackets of every market first (a second, heavier request).
+        rows = exchange.fapiPrivateGetSymbolConfig({"symbol": market["id"]})
+        return next((positive(r.get("leverage")) for r in rows or [] if r.get("leverage")), None)
+
     options = {"warnOnFetchOpenOrdersWithoutSymbol": False}
     separate_conditional_ids = True
     duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
@@ -306,6 +331,14 @@ class Bybit(Dialect):
     # Without a symbol, /v5/position/list and /v5/order/realtime answer for one settleCoin
     # (ccxt sends USDT unless told): USDC perpetuals are listed apart.
     settle_coins = ("USDT", "USDC")
+
+    leverage_unchanged_codes = frozenset({"110043"})  # Set leverage not modified
+
+    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
+        # /v5/position/list's own string: ccxt's parse_leverage cuts 1.5 to 1.
+        answer = exchange.privateGetV5PositionList({"category": "linear", "symbol": market["id"]})
+        rows = ((answer or {}).get("result") or {}).get("list") or []
+        return next((positive(r.get("leverage")) for r in rows if r.get("leverage")), None)
 
     def list_orders(
         self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
@@ -647,7 +680,28 @@ class CcxtVenue:
             self._account_mode = mode
         return mode
 
+    def fetch_leverage(self, symbol: str) -> Decimal:
+        market = self._market(symbol)
+        found = self._read(lambda: self._dialect.leverage(self._exchange, market))
+        if found is None:
+            raise VenueError(f"{self.name}: no leverage reported for {symbol}")
+        return found
+
     # -- the port: actions -------------------------------------------------------------------
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """ccxt's unified ``set_leverage`` (both sides alike). A venue's "not modified"
+        answer (Bybit 110043) is success. Raises OrderRejected (refused, or a leverage the
+        venue cannot take), OutcomeUnknown, RateLimited, VenueUnavailable,
+        VenueAuthenticationFailed."""
+        self._market(symbol, unknown=OrderRejected)
+        value = self._dialect.leverage_arg(leverage)
+        try:
+            self._exchange.set_leverage(value, symbol)
+        except ccxt.BaseError as exc:
+            if venue_error_code(exc) in self._dialect.leverage_unchanged_codes:
+                return
+            raise self._order_error(exc) from None
 
     def create_order(self, request: OrderRequest) -> Order:
         """Send an order; ccxt's unified type is "market" or "limit", a stop carries

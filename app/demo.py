@@ -37,7 +37,9 @@ OPENING = {
     "ETH/USDT:USDT": Decimal(3_000),
     "SOL/USDT:USDT": Decimal(150),
 }
-NOTIONAL = Decimal(10_000)  # asked per symbol; the sizing agent decides how much of it
+# Asked per symbol; the sizing agent decides how much of it. Three entries at the leverage
+# it decides untrained (1x, now applied at the venue) fit the deposit's margin.
+NOTIONAL = Decimal(3_000)
 STEP_SECONDS = 0.15
 SOFT_TARGET = Decimal("0.065")  # the slide's drawdown, past the soft threshold (-5 %)
 HARD_TARGET = Decimal("0.15")  # the flash crash's, past the hard threshold (-10 %)

@@ -30,6 +30,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from adapters.eventstore import TradecoreEventStore
+from app.exposure import read_exposure, room, set_venue_leverage
 from app.gate import GateDecision, PolicyGate
 from app.repository import Conflict, Repository, guard
 from app.sizing import Sized
@@ -48,6 +49,7 @@ from domain.venue import (
     OrderRequest,
     OutcomeUnknown,
     PositionMode,
+    PositionSide,
     Side,
     VenueError,
     VenueUnavailable,
@@ -123,6 +125,14 @@ class Execution:
     client_order_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    intent: TradeIntent  # its notional cut to what the caps leave
+    quantity: Decimal
+    sizing: dict[str, Any]  # what the caps did, for the trade's sizing record
+    capped: str  # said in the execution's reason: "" when no cap cut it
+
+
 class Executor:
     def __init__(
         self,
@@ -174,19 +184,22 @@ class Executor:
                     intent, "ORDER_FLOW_HELD", "the emergency flattener holds the order flow", None
                 )
             decision = self.gate.check_order(reduce_only=False)
-            order = ProposedOrder(intent.symbol, ENTRY_SIDE[intent.side], quantity, mark)
-            refusal = self._entry_refusal(decision, order)  # the gate's, else pre-trade's
-            if refusal is not None:
-                return self._refuse(intent, refusal.code, refusal.reason, decision.policy_version)
-            cap = _cap_exceeded(intent, decision.max_leverage, decision.max_position_notional)
-            if cap is not None:
-                return self._refuse(intent, cap[0], cap[1], decision.policy_version)
+            if not decision.allowed:
+                return self._refuse(
+                    intent, decision.code.value, decision.reason, decision.policy_version
+                )
+            admitted = self._admit(intent, mark, decision)
+            if isinstance(admitted, Execution):
+                return admitted
+            intent, quantity, capped = admitted.intent, admitted.quantity, admitted.capped
+            sizing |= admitted.sizing
+            leverage = intent.leverage or Decimal(1)
             trade = Trade.open(
                 trade_id=trade_id,
                 symbol=intent.symbol,
                 side=intent.side,
                 quantity=quantity,
-                leverage=intent.leverage or Decimal(1),
+                leverage=leverage,
                 actor=intent.actor,
                 reason=intent.reason,
                 timestamp=self.clock(),
@@ -214,7 +227,54 @@ class Executor:
             request = in_mode(
                 OrderRequest(intent.symbol, trade.entry_side, quantity, client_order_id), mode
             )
-            return self._settle(trade_id, request, self._send(request))
+            execution = self._settle(trade_id, request, self._send(request))
+            return replace(execution, reason=execution.reason + capped)
+
+    def _admit(
+        self, intent: TradeIntent, mark: Decimal, decision: GateDecision
+    ) -> _Admitted | Execution:
+        """Under the order flow, right before the order, once the gate allowed it: the intent
+        cut to what the exposure caps leave at the venue now; the pre-trade controls on the
+        order that would leave (``app.pretrade``: collar, order size, loss streak,
+        duplicate, rate; its rate slot is then taken); the venue's leverage set to the
+        intent's. Returns the admitted order or the recorded refusal (LEVERAGE_CAP,
+        NOTIONAL_CAP, ACCOUNT_LEVERAGE_CAP, EXPOSURE_UNKNOWN, the controls' codes,
+        LEVERAGE_NOT_SET)."""
+        version = decision.policy_version
+        cap = _cap_exceeded(intent, decision.max_leverage)
+        if cap is not None:
+            return self._refuse(intent, *cap, version)
+        try:
+            exposure = read_exposure(self.venue, intent.symbol, _position_side(intent))
+        except VenueError as e:
+            reason = f"cannot read the venue's exposure: {e}"
+            return self._refuse(intent, "EXPOSURE_UNKNOWN", reason, version)
+        fits = room(
+            exposure,
+            asked=intent.notional,
+            mark=mark,
+            max_position_notional=decision.max_position_notional,
+            max_leverage=decision.max_leverage,
+        )
+        if fits.refusal is not None:
+            return self._refuse(intent, *fits.refusal, version)
+        order = ProposedOrder(intent.symbol, ENTRY_SIDE[intent.side], fits.quantity, mark)
+        refusal = self.pretrade(order, decision.pretrade) if self.pretrade else None
+        if refusal is not None:
+            return self._refuse(intent, refusal.code, refusal.reason, version)
+        sizing: dict[str, Any] = {}
+        capped = ""
+        if fits.capped_by:
+            sizing = {"exposure_caps": list(fits.capped_by), "notional_asked": intent.notional}
+            capped = (
+                f" (capped by {', '.join(fits.capped_by)}: "
+                f"{fits.notional:.2f} of {intent.notional} asked)"
+            )
+        # The venue's margin (and liquidation) must use the decision's leverage.
+        unset = set_venue_leverage(self.venue, intent.symbol, intent.leverage or Decimal(1))
+        if unset is not None:
+            return self._refuse(intent, "LEVERAGE_NOT_SET", unset, version)
+        return _Admitted(replace(intent, notional=fits.notional), fits.quantity, sizing, capped)
 
     def _size(self, intent: TradeIntent, trade_id: UUID) -> tuple[TradeIntent, dict[str, Any]]:
         """The intent as the sizing agent sizes it (decision recorded under the trade's id)."""
@@ -364,15 +424,6 @@ class Executor:
         model); recorded like the gate's refusals, nothing sent."""
         return self._refuse(intent.validated(), code, reason, None)
 
-    def _entry_refusal(
-        self, decision: GateDecision, order: ProposedOrder
-    ) -> PreTradeRefusal | None:
-        """The gate's refusal, else the pre-trade controls' (``app.pretrade``: collar, order
-        size, loss streak, duplicate, rate), else None (the order's rate slot is taken)."""
-        if not decision.allowed:
-            return PreTradeRefusal(decision.code.value, decision.reason)
-        return self.pretrade(order, decision.pretrade) if self.pretrade else None
-
     def _refuse(
         self, intent: TradeIntent, code: str, reason: str, policy_version: int | None
     ) -> Execution:
@@ -413,14 +464,12 @@ def in_mode(request: OrderRequest, mode: PositionMode) -> OrderRequest:
     return replace(request, position_side="long" if long else "short")
 
 
-def _cap_exceeded(
-    intent: TradeIntent, max_leverage: Decimal | None, max_notional: Decimal | None
-) -> tuple[str, str] | None:
+def _cap_exceeded(intent: TradeIntent, max_leverage: Decimal | None) -> tuple[str, str] | None:
+    """The intent's own leverage over the policy's (the account's cap is ``app.exposure``)."""
     if max_leverage is not None and intent.leverage and intent.leverage > max_leverage:
         return "LEVERAGE_CAP", f"leverage {intent.leverage} exceeds the policy cap {max_leverage}"
-    if max_notional is not None and intent.notional > max_notional:
-        return (
-            "NOTIONAL_CAP",
-            f"notional {intent.notional} exceeds the policy cap {max_notional}",
-        )
     return None
+
+
+def _position_side(intent: TradeIntent) -> PositionSide:
+    return "long" if intent.side == "long" else "short"

@@ -80,6 +80,12 @@ class Position:
     mark_price: Decimal | None
     unrealized_pnl: Decimal
     mode: PositionMode = "one_way"
+    leverage: Decimal | None = None  # the symbol's leverage at the venue, where it says
+
+    @property
+    def notional(self) -> Decimal:
+        """Quantity x mark (the entry price while no mark is known), settlement currency."""
+        return self.quantity * (self.mark_price or self.entry_price)
 
     @property
     def closing_side(self) -> Side:
@@ -262,6 +268,19 @@ class ExchangePort(Protocol):
     def fetch_position_mode(self, symbol: str) -> PositionMode:
         """How ``symbol``'s positions are held: ``one_way`` (one net position) or ``hedge``
         (a long and a short apart; every order must then name its ``position_side``)."""
+        ...
+
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """Make ``leverage`` (> 0, e.g. ``Decimal(2)`` for 2x) the symbol's leverage at the
+        venue, for its margin from the next order on. Setting the leverage it already has is
+        not an error. Raises OrderRejected when the venue refuses it (out of its range, too
+        little margin for an open position at it), VenueUnavailable, OutcomeUnknown,
+        VenueAuthenticationFailed."""
+        ...
+
+    def fetch_leverage(self, symbol: str) -> Decimal:
+        """The symbol's leverage at the venue now (what its next order's margin uses)."""
         ...
 
 

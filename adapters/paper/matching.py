@@ -28,6 +28,8 @@ OPENING_MARKS = {
     "SOL/USDT:USDT": Decimal(150),
 }
 QTY = Decimal("0.00000001")
+# The range of leverage the venue accepts per symbol, as Binance USD-M's widest (1x-125x).
+MIN_LEVERAGE, MAX_LEVERAGE = Decimal(1), Decimal(125)
 DEFAULTS: dict[str, Any] = {
     "currency": "USDT",
     "wallet": Decimal(0),
@@ -88,10 +90,15 @@ class Matching:
         return Decimal(price)
 
     def positions(self, conn: Connection, _: Draw | None) -> list[Position]:
-        mode = self.account(conn).position_mode
+        acct = self.account(conn)
         rows = conn.execute(
-            select(t.positions, t.marks.c.price.label("mark"))
+            select(
+                t.positions,
+                t.marks.c.price.label("mark"),
+                func.coalesce(t.leverage.c.leverage, acct.leverage).label("leverage"),
+            )
             .join(t.marks, t.marks.c.symbol == t.positions.c.symbol, isouter=True)
+            .join(t.leverage, t.leverage.c.symbol == t.positions.c.symbol, isouter=True)
             .order_by(t.positions.c.symbol, t.positions.c.side)
         ).all()
         result = []
@@ -99,8 +106,47 @@ class Matching:
             mark = Decimal(r.mark) if r.mark is not None else None
             direction = 1 if r.side == "long" else -1
             upnl = (mark - r.entry_price) * r.quantity * direction if mark else Decimal(0)
-            result.append(Position(r.symbol, r.side, r.quantity, r.entry_price, mark, upnl, mode))
+            result.append(
+                Position(
+                    r.symbol,
+                    r.side,
+                    r.quantity,
+                    r.entry_price,
+                    mark,
+                    upnl,
+                    acct.position_mode,
+                    Decimal(r.leverage),
+                )
+            )
         return result
+
+    def leverage(self, conn: Connection, symbol: str) -> Decimal:
+        """The symbol's leverage: as set, else the account's default."""
+        acct = self.account(conn)
+        found = conn.execute(
+            select(t.leverage.c.leverage).where(t.leverage.c.symbol == symbol)
+        ).scalar()
+        return Decimal(found if found is not None else acct.leverage)
+
+    def set_leverage(self, conn: Connection, symbol: str, leverage: Decimal) -> None:
+        """Set the symbol's leverage. Raises OrderRejected for a leverage out of range, a
+        symbol without a market, or an open position the new margin would not cover (then
+        nothing changes: the caller's savepoint is rolled back)."""
+        if not (leverage.is_finite() and MIN_LEVERAGE <= leverage <= MAX_LEVERAGE):
+            raise OrderRejected(
+                f"paper venue: leverage must be from {MIN_LEVERAGE} to {MAX_LEVERAGE}, "
+                f"got {leverage}"
+            )
+        self.mark(conn, symbol)  # no market, no leverage
+        now = self.clock()
+        conn.execute(
+            insert(t.leverage)
+            .values(symbol=symbol, leverage=leverage, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["symbol"], set_={"leverage": leverage, "updated_at": now}
+            )
+        )
+        self.check_margin(conn)
 
     def create(self, conn: Connection, req: OrderRequest, fault: Draw) -> Order:
         acct = self.account(conn)
@@ -339,12 +385,13 @@ class Matching:
         )
 
     def margin(self, conn: Connection) -> tuple[Decimal, Decimal]:
-        """(equity, initial margin in use) of the account, at the current marks."""
+        """(equity, initial margin in use) of the account, at the current marks: each
+        position's notional at its symbol's leverage."""
         acct = self.account(conn)
         positions = self.positions(conn, None)
         equity = acct.wallet + sum((p.unrealized_pnl for p in positions), Decimal(0))
         used = sum(
-            ((p.mark_price or p.entry_price) * p.quantity / acct.leverage for p in positions),
+            (p.notional / (p.leverage or acct.leverage) for p in positions),
             Decimal(0),
         )
         return equity, used
@@ -358,12 +405,11 @@ class Matching:
 
     def check_margin(self, conn: Connection) -> None:
         equity, used = self.margin(conn)
-        acct = self.account(conn)
         # `used` already includes the new exposure (positions were just updated).
         if equity - used < 0:
             raise OrderRejected(
                 f"paper venue: insufficient margin (equity {equity:.2f}, "
-                f"needed {used:.2f} at leverage {acct.leverage})"
+                f"needed {used:.2f} at the symbols' leverage)"
             )
 
     def trigger_resting(self, conn: Connection, symbol: str, mark: Decimal) -> list[Order]:

@@ -39,6 +39,16 @@ account = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Each symbol's leverage, as set through the port; a symbol never set has the account's
+# default (``account.leverage``). Used for the margin of the symbol's positions.
+leverage = Table(
+    "leverage",
+    metadata,
+    Column("symbol", Text, primary_key=True),
+    Column("leverage", Numeric, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 marks = Table(
     "marks",
     metadata,

@@ -249,6 +249,22 @@ class PaperVenue:
         )
         return int(result.rowcount)
 
+    def set_leverage(self, symbol: str, leverage: Decimal) -> None:
+        """Set the symbol's leverage (1x to 125x), used for the margin of its positions from
+        now on. Raises OrderRejected out of range, without a market, or when an open position
+        would lack margin at it. Not faulted: a seeded drill's fault sequence counts the
+        requests of the flatten and the orders, not this setting."""
+        self._setting(lambda conn: self.book.set_leverage(conn, symbol, leverage))
+
+    def fetch_leverage(self, symbol: str) -> Decimal:
+        """The symbol's leverage (the account's default, 10x, until one is set)."""
+        return self._setting(lambda conn: self.book.leverage(conn, symbol))
+
+    def _setting(self, op: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            self.book.account(conn)  # locked: an order in flight sees the old or the new
+            return op(conn)
+
     # -- back office (drills, tests) ---------------------------------------------------------
 
     def deposit(self, amount: Decimal) -> Balance:

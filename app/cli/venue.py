@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -14,17 +15,19 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def positions(ctx: typer.Context, as_json: Json = False) -> None:
-    """Open positions at the configured venue."""
+    """Open positions at the configured venue, each with its notional at the mark and the
+    leverage the venue applies to it (where the venue reports one)."""
     found = retry_transient(state(ctx).core().venue().fetch_positions)
     if as_json:
-        emit_json(found)
+        emit_json([asdict(p) | {"notional": p.notional} for p in found])
         return
     if not found:
         out.print("no open positions")
     for p in found:
         out.print(
             f"{p.symbol:18} {p.side:5} {p.quantity} @ {p.entry_price} "
-            f"mark {p.mark_price} uPnL {p.unrealized_pnl:.2f}"
+            f"mark {p.mark_price} notional {p.notional:.2f} "
+            f"x{p.leverage if p.leverage is not None else '?'} uPnL {p.unrealized_pnl:.2f}"
         )
 
 

@@ -292,9 +292,10 @@ CALLS: dict[str, int] = {
     "flatten": 8,
     "breaker": 14,
     "gate": 4,
-    # + the paper venue's read of the position mode (one transaction) and the pre-trade
-    # controls (the loss streak read, the rate/duplicate transaction)
-    "intent": 60,
+    # + the paper venue's reads of the position mode, of the exposure (positions, orders,
+    # balance) and of the leverage it sets, and the pre-trade controls (the loss streak
+    # read, the rate/duplicate transaction)
+    "intent": 87,
     "reset": 7,
 }
 

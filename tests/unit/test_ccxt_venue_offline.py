@@ -286,8 +286,37 @@ def _echo_client_id(wire: CannedVenue, name: str, key: str) -> Callable[[Sent], 
     return answer
 
 
+def _binance_leverage(wire: CannedVenue) -> None:
+    """A per-symbol leverage that POST /fapi/v1/leverage sets and /fapi/v1/symbolConfig reads."""
+    held: dict[str, int] = {}
+
+    def change(sent: Sent) -> Any:
+        held[sent.body["symbol"]] = int(sent.body["leverage"])
+        return {
+            "leverage": held[sent.body["symbol"]],
+            "maxNotionalValue": "80000000",
+            "symbol": sent.body["symbol"],
+        }
+
+    def config(sent: Sent) -> Any:
+        return [
+            {
+                "symbol": symbol,
+                "marginType": "CROSSED",
+                "isAutoAddMargin": "false",
+                "leverage": held.get(symbol, 20),
+                "maxNotionalValue": "80000000",
+            }
+            for symbol in ([sent.query["symbol"]] if "symbol" in sent.query else held)
+        ]
+
+    wire.on("POST", "/fapi/v1/leverage", change)
+    wire.on("GET", "/fapi/v1/symbolConfig", config)
+
+
 def binance_wire() -> CannedVenue:
     wire = CannedVenue("binanceusdm")
+    _binance_leverage(wire)
     wire.on("GET", "/fapi/v1/exchangeInfo", "exchangeInfo.json")
     wire.on("GET", "/fapi/v1/leverageBracket", "leverageBracket.json")
     wire.on("GET", "/fapi/v3/positionRisk", "positionRisk.json")
@@ -869,6 +898,30 @@ def _bybit_cancel_all(wire: CannedVenue) -> Callable[[Sent], Any]:
     return answer
 
 
+def _bybit_leverage(wire: CannedVenue) -> None:
+    """A per-symbol leverage that /v5/position/set-leverage sets (110043 when unchanged)
+    and /v5/position/list reports, as Bybit does."""
+    held: dict[str, str] = {}
+
+    def change(sent: Sent) -> Any:
+        symbol, asked = sent.body["symbol"], sent.body["buyLeverage"]
+        if Decimal(held.get(symbol, "10")) == Decimal(asked):
+            return bybit_error(110043, "Set leverage not modified")
+        held[symbol] = asked
+        return bybit_ok({})
+
+    def positions(sent: Sent) -> Any:
+        reply = wire.fixture("positions.json")
+        rows = reply["result"]["list"]
+        rows[:] = [r for r in rows if r["symbol"] == sent.query.get("symbol", r["symbol"])]
+        for row in rows:
+            row["leverage"] = held.get(row["symbol"], row["leverage"])
+        return reply
+
+    wire.on("POST", "/v5/position/set-leverage", change)
+    wire.on("GET", "/v5/position/list", positions)
+
+
 def bybit_wire() -> CannedVenue:
     wire = CannedVenue("bybit")
     wire.on("GET", "/v5/market/instruments-info", "instruments.json")
@@ -880,7 +933,7 @@ def bybit_wire() -> CannedVenue:
     )
     wire.on("GET", "/v5/user/query-api", "query_api.json")
     wire.on("GET", "/v5/account/info", "account_info.json")
-    wire.on("GET", "/v5/position/list", "positions.json")
+    _bybit_leverage(wire)
     wire.on("GET", "/v5/order/realtime", _bybit_orders(wire))
     wire.on(
         "GET",
@@ -1372,3 +1425,59 @@ def test_mapped_venues_report_equity_and_an_unmapped_one_says_what_is_missing(
     missing = gate.equity_unsupported()
     assert missing is not None and "ccxt:gate cannot report equity" in missing
     assert "wallet and unrealized PnL" in missing and "ccxt:bybit" in missing
+
+
+# -- leverage ------------------------------------------------------------------------------
+
+
+def test_binance_leverage_is_set_and_read_back_per_symbol(binance: Rig) -> None:
+    binance.venue.set_leverage(BTC, Decimal(3))
+
+    assert binance.venue.fetch_leverage(BTC) == Decimal(3)
+    sent = binance.wire.one("POST", "/fapi/v1/leverage")
+    assert (sent.body["symbol"], sent.body["leverage"]) == ("BTCUSDT", "3")
+    assert_binance_signed(sent)
+    assert binance.wire.one("GET", "/fapi/v1/symbolConfig").query["symbol"] == "BTCUSDT"
+
+
+def test_binance_refuses_a_fractional_leverage_without_sending_it(binance: Rig) -> None:
+    with pytest.raises(OrderRejected, match="whole-number"):
+        binance.venue.set_leverage(BTC, Decimal("1.5"))
+
+    assert binance.wire.to("POST", "/fapi/v1/leverage") == []
+
+
+def test_binance_leverage_refused_by_the_venue_is_order_rejected(binance: Rig) -> None:
+    binance.wire.on(
+        "POST", "/fapi/v1/leverage", {"code": -4028, "msg": "Leverage 3 is not valid"}, status=400
+    )
+
+    with pytest.raises(OrderRejected, match="-4028"):
+        binance.venue.set_leverage(BTC, Decimal(3))
+
+
+def test_bybit_leverage_is_set_on_both_sides_and_read_from_the_position_list(bybit: Rig) -> None:
+    bybit.venue.set_leverage(BTC, Decimal("1.5"))
+
+    assert bybit.venue.fetch_leverage(BTC) == Decimal("1.5")  # ccxt's parse would say 1
+    sent = bybit.wire.one("POST", "/v5/position/set-leverage")
+    assert sent.body == {
+        "symbol": "BTCUSDT",
+        "buyLeverage": "1.5",
+        "sellLeverage": "1.5",
+        "category": "linear",
+    }
+    assert_bybit_signed(sent)
+
+
+def test_bybit_leverage_not_modified_is_success(bybit: Rig) -> None:
+    bybit.venue.set_leverage(BTC, Decimal(10))  # the fixture's leverage already: 110043
+
+    assert bybit.venue.fetch_leverage(BTC) == Decimal(10)
+    assert len(bybit.wire.to("POST", "/v5/position/set-leverage")) == 1
+
+
+def test_positions_report_the_venue_leverage_where_ccxt_parses_it(bybit: Rig) -> None:
+    positions = {p.symbol: p for p in bybit.venue.fetch_positions()}
+
+    assert positions[BTC].leverage == Decimal(10)
