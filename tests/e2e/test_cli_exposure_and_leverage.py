@@ -14,9 +14,11 @@ OPEN = ("trade", "open", "--symbol", BTC, "--side", "long", "--notional", "1000"
 
 def test_four_entries_under_a_position_cap_end_at_most_the_cap_and_say_why(cli: Cli) -> None:
     assert cli("paper", "deposit", "--amount", "10000").code == 0
+    # The duplicate check off: four identical entries within its 2 s window would
+    # otherwise be refused as duplicates (DUPLICATE_ORDER) before the cap is reached.
     capped = cli(
         "policy", "set", "--allow-new-trades", "true", "--max-position-notional", "1000",
-        "--reason", "x", "--yes",
+        "--duplicate-window", "0", "--reason", "x", "--yes",
     )  # fmt: skip
     assert capped.code == 0, capped.stderr
     with running_worker(cli):
