@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from adapters.database import DatabaseAddress
 from adapters.embedded_pg import EmbeddedPostgres
@@ -13,6 +14,12 @@ from app.config import Settings
 from tests.postgres import PgTestServer, embedded_server, find_server, migrate
 
 TEST_BREAKER_SIGHT = 600.0  # seconds
+
+# Property tests run on a shared 2-core machine: Hypothesis's default 200 ms deadline per
+# example would fail a correct test that a busy neighbour slowed down (flaky, not a
+# finding). A hang is still caught, by pytest-timeout's per-test bound (pyproject.toml).
+settings.register_profile("tradecore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("tradecore")
 
 
 @pytest.fixture(scope="session")
