@@ -58,7 +58,14 @@ def refusals(core: Core) -> list[str]:
 
 def test_four_entries_on_one_symbol_end_at_most_the_position_cap(core: Core) -> None:
     venue = account(core, Decimal(10_000))
-    core.commands.update_policy(actor="test", reason="x", max_position_notional=Decimal(1000))
+    # The duplicate check off: four identical entries within its window would be refused
+    # as duplicates before the cap is reached.
+    core.commands.update_policy(
+        actor="test",
+        reason="x",
+        max_position_notional=Decimal(1000),
+        pretrade={"duplicate_window_s": "0"},
+    )
 
     # The agent sizes each 1,000 asked to 300 (regime HIGH, untrained): 1,200 in four.
     done = [core.executor().open(intent()) for _ in range(4)]

@@ -185,6 +185,7 @@ def test_the_paper_venue_refuses_a_leverage_its_open_position_cannot_carry(core:
 def binance_venue() -> tuple[CcxtVenue, Any]:
     wire = binance_wire()
     exchange = offline(ccxt.binanceusdm({"apiKey": KEY, "secret": SECRET}), wire)
+    wire.on("GET", "/fapi/v1/positionSide/dual", {"dualSidePosition": False})  # one-way
     return CcxtVenue(exchange), wire
 
 
