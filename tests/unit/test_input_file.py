@@ -17,8 +17,12 @@ def test_a_regular_utf8_file_within_the_bound_is_read_whole(tmp_path: Path) -> N
     assert read_input_file(path, "--data", max_bytes=64) == "\ufefftimestamp,open\n€\n"
 
 
-def test_a_file_over_the_bound_is_refused_after_reading_only_the_bound(tmp_path: Path) -> None:
-    path = tmp_path / "big.csv"
+def test_a_file_over_the_bound_is_refused_after_reading_only_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A short relative name: a long path is shown cut, and tmp_path's length varies.
+    monkeypatch.chdir(tmp_path)
+    path = Path("big.csv")
     path.write_bytes(b"x" * 11)
     with pytest.raises(InvalidCommand, match=r"^--data .*big\.csv.*: larger than 10 bytes"):
         read_input_file(path, "--data", max_bytes=10)
@@ -35,9 +39,12 @@ def test_anything_but_a_regular_file_is_refused_without_reading_it(
         read_input_file(path, "--data")
 
 
-def test_a_missing_file_or_one_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+def test_a_missing_file_or_one_that_is_not_utf8_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short relative name (see above)
     with pytest.raises(InvalidCommand, match=r"^FILE .*nope\.json.*: cannot read"):
-        read_input_file(tmp_path / "nope.json", "FILE")
+        read_input_file(Path("nope.json"), "FILE")
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"id": "caf\xe9"}')
     with pytest.raises(InvalidCommand, match=r"not UTF-8 text \(byte 11\)"):
