@@ -147,6 +147,7 @@ class SimulatedSession:
 
     headers: dict[str, str]
     trust_env = False
+    exchange: Any = None  # the ccxt client this session serves (set by simulated_exchange)
 
     def __init__(
         self,
@@ -500,6 +501,7 @@ def simulated_exchange(
     session = SimulatedSession(dialect, account, latency=latency, jitter=jitter, seed=seed)
     exchange = getattr(ccxt, exchange_id)({"apiKey": KEY, "secret": SECRET})
     exchange.session = session
+    session.exchange = exchange  # the client it serves, for callers that time it directly
     exchange.enableRateLimit = rate_limit
     return exchange, session
 
