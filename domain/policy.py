@@ -13,7 +13,7 @@ re-allow them by itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -431,14 +431,7 @@ class Policy(TradecoreAggregate):
         if new == self.pretrade:
             return False
         self._update_pretrade(
-            price_collar=new.price_collar,
-            max_order_quantity=new.max_order_quantity,
-            max_order_notional=new.max_order_notional,
-            max_orders_per_second=new.max_orders_per_second,
-            duplicate_window_s=new.duplicate_window_s,
-            loss_streak_losses=new.loss_streak_losses,
-            loss_streak_window_s=new.loss_streak_window_s,
-            loss_streak_cooldown_s=new.loss_streak_cooldown_s,
+            **asdict(new),  # every control, as the event's fields name them
             actor=actor,
             reason=reason,
             correlation_id=correlation_id,

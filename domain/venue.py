@@ -270,7 +270,6 @@ class ExchangePort(Protocol):
         (a long and a short apart; every order must then name its ``position_side``)."""
         ...
 
-
     def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         """Make ``leverage`` (> 0, e.g. ``Decimal(2)`` for 2x) the symbol's leverage at the
         venue, for its margin from the next order on. Setting the leverage it already has is
