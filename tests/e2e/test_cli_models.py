@@ -4,11 +4,12 @@ consumer reports v2; bad data files exit 2 naming the line."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
 from adapters.data import sample_path
 from tests.e2e.conftest import TRADECORE, Cli
+from tests.waiting import wait_for
 
 
 def test_train_twice_promote_and_every_consumer_runs_the_promoted_version(
@@ -36,13 +37,14 @@ def test_train_twice_promote_and_every_consumer_runs_the_promoted_version(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 45
-        while True:
-            status = cli("model", "status", "--json").json()
-            if len(status) == 3 and {s["version"] for s in status} == {2}:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(0.5)
+        reported: list[Any] = []
+
+        def every_consumer_runs_v2() -> bool:
+            reported[:] = cli("model", "status", "--json").json()
+            return len(reported) == 3 and {s["version"] for s in reported} == {2}
+
+        wait_for(every_consumer_runs_v2, timeout=45.0, what="all 3 consumers on version 2")
+        status = reported
     finally:
         worker.terminate()
         worker.wait(timeout=30)

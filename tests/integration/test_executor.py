@@ -19,6 +19,7 @@ from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest, OutcomeUnknown, VenueUnavailable
 from tests.integration.paper_drill import breaker_reads
+from tests.waiting import wait_for
 
 BTC = "BTC/USDT:USDT"
 
@@ -184,38 +185,52 @@ def test_intents_racing_an_activation_leave_the_venue_flat_and_nothing_opens_aft
     core: Core,
 ) -> None:
     venue = funded(core)
+    # The same size again and again: the duplicate check would refuse most of them before
+    # the race this test is about.
+    core.commands.update_policy(actor="t", reason="t", pretrade={"duplicate_window_s": "0"})
     stop = threading.Event()
-    results: list[Outcome] = []
+    outcomes: dict[int, list[Outcome]] = {n: [] for n in range(6)}
 
     class SlowNetwork(Wrapped):
         """The real venue behind a slow network: an order takes longer to arrive than the
         flattener takes to sweep, so without the barrier one would open after the sweep."""
 
         def create_order(self, request: OrderRequest) -> Order:
-            time.sleep(0.3)
+            time.sleep(0.3)  # the network's delay (a fault injected), not a synchronisation
             return venue.create_order(request)
 
-    def trader() -> None:
+    def trader(n: int) -> None:
         ex = executor(core, SlowNetwork(venue))
         while not stop.is_set():
-            results.append(ex.open(intent("500")).outcome)
+            outcomes[n].append(ex.open(intent("500")).outcome)
 
-    threads = [threading.Thread(target=trader) for _ in range(6)]
+    def filled() -> int:
+        return sum(o.count(Outcome.FILLED) for o in outcomes.values())
+
+    threads = [threading.Thread(target=trader, args=(n,)) for n in outcomes]
     for thread in threads:
         thread.start()
-    while results.count(Outcome.FILLED) < 10:
-        stop.wait(0.01)
+    wait_for(lambda: filled() >= 10, timeout=60.0, what="10 entries filled before the activation")
     core.commands.activate_emergency(reason="race", actor="test")
     report = core.flattener().run()
     swept_at = core.clock()
-    time.sleep(0.6)  # the traders keep trying (and in-flight orders land) after the sweep
+    # Every trader's order in flight at the sweep has landed once that trader has been
+    # answered twice more (the second answer is to an intent made after the sweep).
+    seen = {n: len(o) for n, o in outcomes.items()}
+    wait_for(
+        lambda: all(len(o) >= seen[n] + 2 for n, o in outcomes.items()),
+        timeout=60.0,
+        what="every trader answered twice after the sweep",
+    )
     stop.set()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30.0)
+    assert not any(thread.is_alive() for thread in threads)
+    after = [x for n, o in outcomes.items() for x in o[seen[n] + 1 :]]
 
     assert report is not None and report.flat
     assert venue.fetch_positions() == []
-    assert Outcome.REFUSED in results
+    assert after and set(after) == {Outcome.REFUSED}  # nothing opened after the sweep
     with core.engine.connect() as conn:
         last_opening = conn.execute(
             select(func.max(t.requests.c.received_at)).where(t.requests.c.reduce_only.is_(False))

@@ -41,6 +41,8 @@ def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first
         wait_for(lambda: "active 0" in events)
         b = start(second, 1, stops[1], events)
         wait_for(lambda: "standby 1" in events)
+        # A negative check: it is watched for a while (the standby retries its lock many
+        # times in 0.5 s); nothing is waited for here, so no condition could replace it.
         time.sleep(0.5)
         assert "active 1" not in events  # never two active workers for one account
 
