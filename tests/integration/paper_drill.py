@@ -8,12 +8,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, select
 
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
+from app.executor import TradeIntent
 from domain.venue import OrderRequest, PositionSide, Side
 
 PRICES = {
@@ -128,3 +130,16 @@ def worker_threads(core: Core) -> Iterator[Callable[[], None]]:
     for thread in threads:
         thread.join(timeout=30)
         assert not thread.is_alive(), "the worker did not stop"
+
+
+def intent(notional: str = "1000", **kwargs: Any) -> TradeIntent:
+    """A long entry on BTC/USDT:USDT of ``notional`` (quote currency); ``kwargs`` override
+    any other field of the intent."""
+    values: dict[str, Any] = {
+        "symbol": "BTC/USDT:USDT",
+        "side": "long",
+        "notional": Decimal(notional),
+        "actor": "test",
+        "reason": "test",
+    }
+    return TradeIntent(**(values | kwargs))

@@ -14,25 +14,14 @@ from sqlalchemy import func, select
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import Executor, Outcome, TradeIntent
+from app.executor import Executor, Outcome
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest, OutcomeUnknown, VenueUnavailable
-from tests.integration.paper_drill import breaker_reads
+from tests.integration.paper_drill import breaker_reads, intent
 from tests.waiting import wait_for
 
 BTC = "BTC/USDT:USDT"
-
-
-def intent(notional: str = "1000", **kwargs: Any) -> TradeIntent:
-    values: dict[str, Any] = {
-        "symbol": BTC,
-        "side": "long",
-        "notional": Decimal(notional),
-        "actor": "test",
-        "reason": "test",
-    }
-    return TradeIntent(**(values | kwargs))
 
 
 def funded(core: Core) -> PaperVenue:

@@ -21,7 +21,7 @@ from domain.sizing_agent import SizingAgent
 from domain.sizing_record import SizingRecord
 from domain.trade import Trade
 from domain.venue import OrderRequest
-from tests.integration.paper_drill import breaker_reads
+from tests.integration.paper_drill import breaker_reads, intent
 
 BTC = "BTC/USDT:USDT"
 CALM = [60000, 60010, 60005, 60012, 60008, 60011, 60009]
@@ -97,16 +97,7 @@ def test_closed_trades_move_the_q_table_and_a_restart_sees_the_same_table(
     pnls = []
     for exit_price in (Decimal(60250), Decimal(59900), Decimal(60300)):
         venue.admin().set_price(BTC, Decimal(60010))
-        opened = core.executor().open(
-            TradeIntent(
-                symbol=BTC,
-                side="long",
-                notional=Decimal(1000),
-                actor="t",
-                reason="t",
-                confidence=Decimal("0.75"),
-            )
-        )
+        opened = core.executor().open(intent(actor="t", reason="t", confidence=Decimal("0.75")))
         assert opened.trade_id is not None
         venue.admin().set_price(BTC, exit_price)
         core.executor().close(opened.trade_id, reason="signal", actor="t")
@@ -180,16 +171,7 @@ def test_the_agent_does_not_learn_from_a_close_booked_at_the_mark(core: Core) ->
     venue = feed(core, CALM)
     venue.admin().deposit(Decimal(100_000))
     breaker_reads(core)
-    opened = core.executor().open(
-        TradeIntent(
-            symbol=BTC,
-            side="long",
-            notional=Decimal(1000),
-            actor="t",
-            reason="t",
-            confidence=Decimal("0.75"),
-        )
-    )
+    opened = core.executor().open(intent(actor="t", reason="t", confidence=Decimal("0.75")))
     assert opened.trade_id is not None
     sized = core.store.repository.get(opened.trade_id)
     assert (

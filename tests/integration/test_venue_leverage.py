@@ -16,25 +16,14 @@ from adapters.ccxt_venue import CcxtVenue
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import Executor, Outcome, TradeIntent
+from app.executor import Executor, Outcome
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import OrderRejected
-from tests.integration.paper_drill import breaker_reads, funded, place
+from tests.integration.paper_drill import breaker_reads, funded, intent, place
 from tests.unit.test_ccxt_venue_offline import KEY, SECRET, binance_wire, offline
 
 BTC = "BTC/USDT:USDT"
-
-
-def intent(notional: str = "1000", **kwargs: Any) -> TradeIntent:
-    values: dict[str, Any] = {
-        "symbol": BTC,
-        "side": "long",
-        "notional": Decimal(notional),
-        "actor": "test",
-        "reason": "test",
-    }
-    return TradeIntent(**(values | kwargs))
 
 
 def ready(core: Core) -> PaperVenue:
