@@ -19,7 +19,7 @@ from app.bootstrap import Core
 from app.executor import Executor, Outcome
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
-from domain.venue import OrderRejected
+from domain.venue import OrderRejected, VenueUnavailable
 from tests.integration.paper_drill import breaker_reads, funded, intent, place
 from tests.unit.test_ccxt_venue_offline import KEY, SECRET, binance_wire, offline
 
@@ -204,3 +204,29 @@ def test_on_a_ccxt_venue_a_refused_leverage_sends_no_order(core: Core) -> None:
 
     assert execution.outcome is Outcome.REFUSED and execution.code == "LEVERAGE_NOT_SET"
     assert wire.to("POST", "/fapi/v1/order") == []
+
+
+@pytest.mark.parametrize("read", ["fetch_positions", "fetch_open_orders", "fetch_balance"])
+def test_an_exposure_the_venue_cannot_show_refuses_the_intent_and_sends_nothing(
+    core: Core, read: str
+) -> None:
+    venue = ready(core)
+
+    class Blind(Wrapped):
+        """The venue answers every call but one of the reads the caps are counted from."""
+
+        def __getattr__(self, item: str) -> Any:
+            if item == read:
+
+                def unavailable(*_: Any) -> Any:
+                    raise VenueUnavailable(f"{read}: 503 from the venue")
+
+                return unavailable
+            return getattr(self.venue, item)
+
+    execution = executor(core, Blind(venue)).open(intent())
+
+    # The caps cannot be proved, so the entry is not allowed: refused, recorded, not sent.
+    assert execution.outcome is Outcome.REFUSED and execution.code == "EXPOSURE_UNKNOWN"
+    assert orders_at_venue(core) == 0 and venue.fetch_positions() == []
+    assert refusal_codes(core) == ["EXPOSURE_UNKNOWN"]
