@@ -2,7 +2,7 @@
 
 Runs after an activation, from the CLI that activated it and from the worker; both may run
 at once. An advisory lock per activation lets one act at a time; the other waits and then
-finds the account flat. Each attempt is recorded *before* its orders leave, and client
+finds the account flat. Each attempt is recorded *before* its close orders leave, and client
 order ids derive from the activation, the attempt and the position, so a crashed and
 restarted flattener uses new attempt numbers and can never send the same order twice; and
 since every attempt re-reads the venue and closes only what is still open with reduce-only
@@ -20,9 +20,10 @@ position lag passes and the check read is in flight, settled before that read is
 
 The store fails closed: only "the emergency was never recorded" or "it is recorded as not
 active" means there is nothing to do. A store error (cannot load, cannot take the lock,
-cannot record an attempt) is retried with backoff until the flatten deadline, and no order
-leaves before its attempt is recorded; at the deadline the report says not flat, with the
-store error as the reason.
+cannot record an attempt) is retried with backoff until the flatten deadline, and no close
+order leaves before its attempt is recorded (on a venue of round trips the cancels, which
+create nothing to look up, go while it is recorded); at the deadline the report says not
+flat, with the store error as the reason.
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ class _InBackground(Generic[A]):
             self._value.append(self._call())
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             self._failure.append(e)
+
+    def join(self) -> None:
+        """Wait for ``call`` to end, whatever its outcome."""
+        self._thread.join()
 
     def result(self) -> A:
         self._thread.join()
@@ -374,7 +379,8 @@ class Flattener:
         whether it achieved anything (an order canceled or a fill: the next attempt need not
         back off) and the results' save, still running (``_settle`` it before recording
         anything else). Raises _Overtaken or StoreUnavailable when the attempt itself cannot
-        be recorded, before any order leaves."""
+        be recorded, before any close order leaves (on a venue of round trips, once the
+        cancels sent meanwhile are answered)."""
         attempt = emergency.flatten_attempts + 1
         activation_id = emergency.activation_id
         assert activation_id is not None
@@ -394,10 +400,18 @@ class Flattener:
             ],
             timestamp=self.clock(),
         )
-        self._save_current(emergency)  # before any order leaves
-        self.progress(
-            f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
-        )
+        concurrent = self.venue.concurrent_requests
+
+        def record_attempt() -> None:
+            self._save_current(emergency)  # before any close order leaves
+            self.progress(
+                f"attempt {attempt}: {len(positions)} position(s), {len(orders)} open order(s)"
+            )
+
+        def close() -> list[Order | VenueError]:
+            if concurrent:
+                record_attempt()
+            return self.venue.create_orders(requests) if requests else []
 
         # Every cancel in one call and every close in one call: a venue with batch endpoints
         # (the paper venue: one transaction) answers them in one round trip each. On a venue
@@ -405,11 +419,16 @@ class Flattener:
         # read above whether or not the cancels were answered first, so waiting for them
         # changes nothing but the time (an order that fills meanwhile leaves a position the
         # next attempt closes, in both orders), and reduce-only closes cannot overshoot.
+        # There the cancels also go while the attempt commits: a cancel creates no order a
+        # later look-up would need the record of, only takes risk off, and its count comes
+        # from the reads; the closes, which do, wait for the commit. A failed commit then
+        # raises once the cancels are answered, with no close sent.
+        if not concurrent:
+            record_attempt()
         canceled, canceled_symbols = 0, []
         symbols = sorted({o.symbol for o in orders})
         cancels, answers = self._side_by_side(
-            lambda: self.venue.cancel_all_orders_on(symbols) if symbols else {},
-            lambda: self.venue.create_orders(requests) if requests else [],
+            lambda: self.venue.cancel_all_orders_on(symbols) if symbols else {}, close
         )
         for symbol, answer in cancels.items():
             if isinstance(answer, VenueError):
@@ -527,9 +546,10 @@ class Flattener:
         one = _InBackground(first, "flattener-step")
         try:
             other = second()
-        finally:
-            result = one.result  # waited for below, or here when ``second`` raised
-        return result(), other
+        except BaseException:
+            one.join()  # ended before ``second``'s exception (the one raised) is raised
+            raise
+        return one.result(), other
 
     def _closed(
         self,

@@ -20,6 +20,7 @@ from uuid import UUID
 import pytest
 
 from adapters.ccxt_venue import CcxtVenue
+from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import Flattener, client_order_id, positions_and_orders
 from domain.emergency import Emergency
@@ -496,18 +497,25 @@ def test_a_read_ahead_older_than_a_recorded_attempt_is_not_used(
     assert {f.symbol for f in session.account.filled.values()}.isdisjoint(closed_elsewhere)
 
 
-def test_with_a_read_ahead_the_attempt_is_committed_before_any_order_leaves(
+CLOSES = {
+    "binanceusdm": ("POST", "/fapi/v1/batchOrders"),
+    "bybit": ("POST", "/v5/order/create-batch"),
+}
+
+
+def test_with_a_read_ahead_no_close_leaves_before_its_attempt_is_committed_but_the_cancels_do(
     core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
 ) -> None:
     exchange_id, venue, session = rig
-    recorded_when_sent: list[bool] = []
-    sweep_sent = threading.Event()
+    committed_when_sent: dict[str, list[bool]] = {"cancel": [], "close": []}
+    cancel_sent, close_sent = threading.Event(), threading.Event()
 
     def note(method: str, path: str, params: dict[str, object]) -> bool:
         if (method, path) in SWEEP[exchange_id]:
-            sweep_sent.set()
+            kind = "close" if (method, path) == CLOSES[exchange_id] else "cancel"
+            (close_sent if kind == "close" else cancel_sent).set()
             events = core.store.events.get(EMERGENCY_ID)
-            recorded_when_sent.append(
+            committed_when_sent[kind].append(
                 any(isinstance(e, Emergency.FlattenAttempted) for e in events)
             )
         return False  # answer normally
@@ -517,10 +525,13 @@ def test_with_a_read_ahead_the_attempt_is_committed_before_any_order_leaves(
     save = flattener.repository.save
 
     def slow_save(aggregate: Emergency) -> None:
-        # The attempt's save outlasts the read: an order sent without waiting for it would
-        # reach the venue first (the wait ends at once if one does; else after 1 s).
+        # The attempt's save is held until a cancel has gone (the wait ends at once if the
+        # cancels do not wait for the commit; else after 2 s, and they count as committed),
+        # then for a fixed 0.5 s in which a close sent without waiting for the commit would
+        # reach the venue first: that watch is the negative check, not a synchronisation.
         if isinstance(aggregate, Emergency) and not aggregate.flat:
-            sweep_sent.wait(timeout=1.0)
+            cancel_sent.wait(timeout=2.0)
+            close_sent.wait(timeout=0.5)
         save(aggregate)
 
     flattener.repository.save = slow_save  # type: ignore[method-assign,assignment]
@@ -529,12 +540,49 @@ def test_with_a_read_ahead_the_attempt_is_committed_before_any_order_leaves(
     report = flattener.run()
 
     assert report is not None and report.flat and report.attempts == 1, report
-    assert recorded_when_sent and all(recorded_when_sent), recorded_when_sent
+    assert committed_when_sent["close"] and all(committed_when_sent["close"]), committed_when_sent
+    # The cancels went while the attempt was being committed: the commit is off their path.
+    assert committed_when_sent["cancel"] and not all(committed_when_sent["cancel"])
     (attempted,) = [
         e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
     ]
     # With the close orders it was about to send, for whoever must look one up later.
     assert len(attempted.close_orders) == attempted.positions_open == 20
+
+
+def test_an_attempt_the_store_cannot_record_sends_no_close_and_a_later_one_flattens(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    flattener = core.flattener(venue=venue)
+    flattener.sleep = lambda seconds: None  # the back-off after the failed commit, skipped
+    save = flattener.repository.save
+    refused: list[int] = []
+    closes_before_refusal_answered: list[int] = []
+
+    def failing_once(aggregate: Emergency) -> None:
+        if isinstance(aggregate, Emergency) and aggregate.flatten_attempts == 1 and not refused:
+            refused.append(1)
+            closes_before_refusal_answered.append(len(session.to(*CLOSES[exchange_id])))
+            raise StoreUnavailable("the store went away while the attempt was committed")
+        save(aggregate)
+
+    flattener.repository.save = failing_once  # type: ignore[method-assign,assignment]
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert refused and closes_before_refusal_answered == [0]
+    assert report is not None and report.flat, report
+    assert session.account.positions == {} and session.account.resting == {}
+    # Each close went once, under the attempt that was recorded (attempt 1 never was).
+    emergency = core.store.repository.get(EMERGENCY_ID)
+    assert isinstance(emergency, Emergency) and emergency.activation_id is not None
+    attempts = [
+        e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
+    ]
+    recorded_ids = {o["client_order_id"] for e in attempts for o in e.close_orders}
+    assert set(session.account.filled) <= recorded_ids and len(session.account.filled) == 20
+    assert report.positions_closed == 20 and report.orders_canceled == 20
 
 
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
