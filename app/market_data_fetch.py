@@ -31,7 +31,7 @@ PAGE_SIZE = 1000  # candles a request: within Binance's 1,500 and Bybit's 1,000
 
 
 class CandleHistory(Protocol):
-    """A venue's public candle history (``adapters.ccxt_history.CcxtHistory``)."""
+    """A venue's public candle history (``adapters.ccxt.history.CcxtHistory``)."""
 
     name: str
 

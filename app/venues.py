@@ -24,10 +24,8 @@ def build_venue(
         return PaperVenue(engine, clock)
     kind, _, exchange_id = spec.partition(":")
     if kind == "ccxt" and exchange_id:
-        from adapters.ccxt_venue import (  # noqa: PLC0415 - ccxt takes ~1 s to import
-            CcxtConfigurationError,
-            CcxtVenue,
-        )
+        from adapters.ccxt.errors import CcxtConfigurationError  # noqa: PLC0415
+        from adapters.ccxt.venue import CcxtVenue  # noqa: PLC0415 - ccxt takes ~1 s to import
 
         try:
             return CcxtVenue.from_id(exchange_id, sandbox=sandbox)
@@ -40,7 +38,7 @@ def equity_unsupported(venue: ExchangePort) -> str | None:
     """Why ``venue`` can never report equity for the drawdown breaker, or None. Asks the venue
     nothing (a missing mapping, not an outage)."""
     if venue.name.startswith("ccxt:"):
-        from adapters.ccxt_venue import CcxtVenue  # noqa: PLC0415 - ccxt takes ~1 s to import
+        from adapters.ccxt.venue import CcxtVenue  # noqa: PLC0415 - ccxt takes ~1 s to import
 
         if isinstance(venue, CcxtVenue):
             return venue.equity_unsupported()

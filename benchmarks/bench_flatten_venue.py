@@ -43,7 +43,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
-from adapters.ccxt_venue import CcxtVenue
+from adapters.ccxt.venue import CcxtVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from benchmarks.bench_flatten import MARKS, _ExpectedActivation

@@ -37,8 +37,8 @@ def fetch(
     """Fetch ``--symbol``'s candles from ``--since`` to ``--until`` page by page (ccxt's
     fetch_ohlcv, under the venue's rate limit) into ``--out``. An existing file of this
     format is resumed after its last candle; gaps in the venue's history are reported."""
-    from adapters.ccxt_history import CcxtHistory  # noqa: PLC0415 - ccxt takes ~1 s to import
-    from adapters.ccxt_venue import CcxtConfigurationError  # noqa: PLC0415
+    from adapters.ccxt.errors import CcxtConfigurationError  # noqa: PLC0415
+    from adapters.ccxt.history import CcxtHistory  # noqa: PLC0415 - ccxt takes ~1 s to import
 
     start = instant(since, "--since")
     end = instant(until, "--until") if until else utc_now()

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import pytest
 
-from adapters.ccxt_venue import CcxtVenue
+from adapters.ccxt.venue import CcxtVenue
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.flattener import Flattener, client_order_id, positions_and_orders

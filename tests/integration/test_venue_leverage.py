@@ -12,7 +12,7 @@ import ccxt
 import pytest
 from sqlalchemy import func, select
 
-from adapters.ccxt_venue import CcxtVenue
+from adapters.ccxt.venue import CcxtVenue
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core

@@ -1,10 +1,10 @@
-"""The request budget the ccxt venue's threads share (adapters/ccxt_limits.py)."""
+"""The request budget the ccxt venue's threads share (adapters/ccxt/limits.py)."""
 
 from __future__ import annotations
 
 import ccxt
 
-from adapters.ccxt_limits import RateRule, SlidingWindowLimiter, install_limiter
+from adapters.ccxt.limits import RateRule, SlidingWindowLimiter, install_limiter
 
 
 class FakeTime:

@@ -10,7 +10,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from adapters.ccxt_venue import CcxtVenue
+from adapters.ccxt.venue import CcxtVenue
 from domain.venue import CashTransfer, VenueAuthenticationFailed, VenueUnavailable
 from tests.unit.test_ccxt_venue_offline import (
     KEY,

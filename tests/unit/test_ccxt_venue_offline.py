@@ -29,8 +29,10 @@ import requests
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
-from adapters.ccxt_mapping import position_from_ccxt
-from adapters.ccxt_venue import CcxtConfigurationError, CcxtVenue, Dialect
+from adapters.ccxt.dialect import Dialect
+from adapters.ccxt.errors import CcxtConfigurationError
+from adapters.ccxt.mapping import position_from_ccxt
+from adapters.ccxt.venue import CcxtVenue
 from app.executor import in_mode
 from domain.venue import (
     DuplicateClientOrderId,

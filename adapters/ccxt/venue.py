@@ -30,7 +30,7 @@ requests of one call go out together from a small thread pool (both order listin
 cancel-alls of every symbol; every close batch), each element's outcome kept apart as before,
 and the venue says ``concurrent_requests`` so the flattener overlaps its own independent
 calls. Their pace is set by one limiter of ccxt's costs over the venue's published window
-(``adapters/ccxt_limits.py``) instead of ccxt's, which spaces requests one after another.
+(``adapters/ccxt/limits.py``) instead of ccxt's, which spaces requests one after another.
 A cancel-all's count comes from its answer (Bybit lists what it canceled) or, where the
 answer is a bare acknowledgement (Binance), from the latest listing; no listing is made for
 it. Bybit only acknowledges market orders: ``fetch_fills`` reads their fills from one listing
@@ -57,27 +57,31 @@ from typing import Any, TypeVar
 
 import ccxt  # type: ignore[import-untyped]
 
-from adapters.ccxt_limits import (
-    RateRule,
+from adapters.ccxt.binance import BinanceUsdm
+from adapters.ccxt.bybit import Bybit
+from adapters.ccxt.dialect import Dialect, Raw
+from adapters.ccxt.errors import (
+    CcxtConfigurationError,
+    RedactingLogger,
+    batch_element_error,
+    order_error,
+    read_error,
+    venue_error_code,
+)
+from adapters.ccxt.limits import (
     RoundTrips,
     SlidingWindowLimiter,
     install_limiter,
     time_requests,
 )
-from adapters.ccxt_mapping import (
-    RedactingLogger,
-    balance_from_rows,
-    batch_element_error,
+from adapters.ccxt.mapping import (
     contract_size,
     match_batch_answer,
-    order_error,
     order_from_ccxt,
+    plain,
     position_from_ccxt,
     positive,
-    read_error,
     refused,
-    transfer_from_ledger,
-    venue_error_code,
 )
 from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
@@ -89,8 +93,6 @@ from domain.venue import (
     OutcomeUnknown,
     Position,
     PositionMode,
-    PositionSide,
-    TransferKind,
     VenueError,
     outcome_of,
 )
@@ -98,7 +100,7 @@ from domain.venue import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Raw = dict[str, Any]
+
 
 # What the flattener cannot do without; checked against `exchange.has` at construction.
 REQUIRED_CAPABILITIES = (
@@ -110,322 +112,6 @@ REQUIRED_CAPABILITIES = (
     "cancelAllOrders",
     "fetchOrder",
 )
-MAX_PAGES = 20
-# Hedge-mode position sides; Binance's BOTH and Bybit's 0 mean one-way mode.
-_BINANCE_POSITION_SIDES: dict[str, PositionSide] = {"LONG": "long", "SHORT": "short"}
-_BYBIT_POSITION_SIDES: dict[str, PositionSide] = {"1": "long", "2": "short"}
-# The ledger entry types that move cash between the futures wallet and the owner's other
-# wallets (deposits and withdrawals reach a futures wallet only through these), with the
-# kind for money in and for money out.
-_BINANCE_TRANSFERS: dict[str, tuple[TransferKind, TransferKind]] = {
-    "TRANSFER": ("transfer_in", "transfer_out"),
-}
-_BYBIT_TRANSFERS: dict[str, tuple[TransferKind, TransferKind]] = {
-    "TRANSFER_IN": ("transfer_in", "transfer_out"),
-    "TRANSFER_OUT": ("transfer_in", "transfer_out"),
-}
-
-
-class CcxtConfigurationError(ValueError):
-    """The venue cannot be built as configured: unknown exchange id, missing keys, missing
-    capabilities, no sandbox. Raised at construction, never by a port method."""
-
-
-# -- dialects ------------------------------------------------------------------------------
-
-
-class Dialect:
-    """What ccxt's unified API leaves to each venue. This base is the portable behaviour."""
-
-    options: Mapping[str, Any] = {}  # merged into exchange.options
-    conditional_params: Mapping[str, Any] = {"trigger": True}
-    separate_conditional_ids = False  # conditional orders have ids of their own number space
-    duplicate_codes: frozenset[str] = frozenset()  # venue codes for a duplicate client id
-    gone_codes: frozenset[str] = frozenset()  # venue codes for "no such open order"
-    batch_size = 0  # orders per request of the venue's batch endpoint; 0: none used
-    rate_rule = RateRule()  # ccxt's rate over one second, every endpoint together
-    # One cancel-all for every symbol of a settle currency, where the venue has it.
-    settle_wide_cancel = False
-    # The settle coins an account-wide listing must name one at a time (each listing then
-    # covers one); empty: one listing without a settle coin covers every contract.
-    settle_coins: tuple[str, ...] = ()
-    # The position mode is one account-wide setting the venue will not change while anything
-    # is open: a read of it may be kept until an order is refused.
-    account_wide_mode = False
-
-    # Venue codes meaning "the leverage already is that": the setting holds, not an error.
-    leverage_unchanged_codes: frozenset[str] = frozenset()
-
-    def leverage_arg(self, leverage: Decimal) -> int | float:
-        """``leverage`` as ccxt's ``set_leverage`` sends it. Raises OrderRejected for a
-        leverage this venue cannot take (then nothing is sent)."""
-        return int(leverage) if leverage == leverage.to_integral_value() else float(leverage)
-
-    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
-        """The symbol's leverage as the venue reports it, via ccxt's unified
-        ``fetch_leverage`` (its long side: one-way and hedge are set alike here)."""
-        found = exchange.fetch_leverage(market["symbol"])
-        return positive((found or {}).get("longLeverage"))
-
-    def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
-        """ccxt's code -> exception tables that apply to this venue's order endpoints."""
-        return [exchange.exceptions.get("exact") or {}]
-
-    def list_orders(
-        self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
-    ) -> list[Raw]:
-        return list(exchange.fetch_open_orders(symbol, None, None, dict(params)))
-
-    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
-        return list(exchange.fetch_positions(None, dict(params)))
-
-    def order_params(self, request: OrderRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-        if request.reduce_only:
-            params["reduceOnly"] = True
-        if request.stop_price is not None:
-            params["triggerPrice"] = _plain(request.stop_price)
-        if request.position_side is not None:
-            params = self.hedge_params(request, params)
-        return params
-
-    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
-        # ccxt's unified `hedged` derives the position side from side and reduceOnly; refuse a
-        # request whose position side it would get wrong rather than send the wrong one.
-        closing = "long" if request.side == "sell" else "short"
-        derived = closing if request.reduce_only else ("long" if request.side == "buy" else "short")
-        if derived != request.position_side:
-            raise OrderRejected(
-                f"{request.client_order_id}: cannot express a {request.side} on the "
-                f"{request.position_side} side with ccxt's unified hedge parameter"
-            )
-        return {**params, "hedged": True}
-
-    def cancel_params(self, order: Order) -> dict[str, Any]:
-        return dict(self.conditional_params) if order.conditional else {}
-
-    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
-        return None
-
-    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
-        """ccxt's unified ``fetch_position_mode`` where the venue has it (Binance: one
-        account-wide setting), else what the symbol's listed positions say."""
-        if exchange.has.get("fetchPositionMode"):
-            hedged = exchange.fetch_position_mode(symbol).get("hedged")
-        else:
-            hedged = any(r.get("hedged") for r in exchange.fetch_positions([symbol]))
-        return "hedge" if hedged else "one_way"
-
-    def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
-        """The ``fetch_order`` params to try, in order, each with "is it conditional"."""
-        return [
-            ({"clientOrderId": client_order_id}, False),
-            ({"clientOrderId": client_order_id, **self.conditional_params}, True),
-        ]
-
-    def find_by_client_id(
-        self, exchange: Any, client_order_id: str, symbol: str
-    ) -> tuple[Raw, bool] | None:
-        for params, conditional in self.client_id_lookups(client_order_id):
-            try:
-                return exchange.fetch_order("", symbol, params), conditional
-            except ccxt.OrderNotFound:
-                continue
-        return None
-
-    def recent_orders(self, exchange: Any, settle: str) -> list[Raw] | None:
-        """One listing of the account's latest orders, filled ones included, to read the
-        fills of orders the venue only acknowledged; None where the venue has none."""
-        return None
-
-    def transfers(self, exchange: Any, currency: str) -> list[CashTransfer]:
-        """The transfers of the futures wallet in the venue's default recent window; a venue
-        whose ledger is not mapped reports none (its transfers then read as gains and
-        losses, which the breaker errs towards: a trip, never a blind spot)."""
-        return []
-
-    def balance(self, exchange: Any, currency: str) -> Balance:
-        raise VenueError(
-            f"ccxt:{exchange.id}: the wallet and unrealized PnL fields of this venue are not "
-            "mapped (ccxt's unified 'total' means different things on different venues)"
-        )
-
-
-class BinanceUsdm(Dialect):
-    """Binance USD-M futures: conditional orders live in the Algo service."""
-
-    def leverage_arg(self, leverage: Decimal) -> int | float:
-        if leverage != leverage.to_integral_value():
-            raise OrderRejected(f"binance takes whole-number leverage only, not {leverage}")
-        return int(leverage)
-
-    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
-        # /fapi/v1/symbolConfig for the one symbol: ccxt's fetch_leverage also loads the
-        # leverage brackets of every market first (a second, heavier request).
-        rows = exchange.fapiPrivateGetSymbolConfig({"symbol": market["id"]})
-        return next((positive(r.get("leverage")) for r in rows or [] if r.get("leverage")), None)
-
-    options = {"warnOnFetchOpenOrdersWithoutSymbol": False}
-    separate_conditional_ids = True
-    duplicate_codes = frozenset({"-4116"})  # DUPLICATED_CLIENT_ORDER_ID
-    gone_codes = frozenset({"-2011", "-2013"})  # unknown order sent / order does not exist
-    batch_size = 5  # POST /fapi/v1/batchOrders takes at most 5 orders (no conditional ones)
-    rate_rule = RateRule(window=60.0)  # request weight per IP and minute
-    # GET /fapi/v1/positionSide/dual weighs 30 (an order 4); a change of mode needs a flat
-    # account, and an order sent under a stale mode is refused (-4061), never misread.
-    account_wide_mode = True
-
-    def error_tables(self, exchange: Any) -> list[Mapping[str, Any]]:
-        linear = exchange.exceptions.get("linear") or {}
-        return [linear.get("exact") or {}, *super().error_tables(exchange)]
-
-    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
-        # Binance answers -1106 to reduceOnly in hedge mode: the position side closes alone.
-        params = {k: v for k, v in params.items() if k != "reduceOnly"}
-        params["positionSide"] = "LONG" if request.position_side == "long" else "SHORT"
-        return params
-
-    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
-        return _BINANCE_POSITION_SIDES.get(str(info.get("positionSide")))
-
-    def client_id_lookups(self, client_order_id: str) -> list[tuple[dict[str, Any], bool]]:
-        return [
-            ({"origClientOrderId": client_order_id}, False),
-            ({"clientAlgoId": client_order_id, "trigger": True}, True),
-        ]
-
-    def transfers(self, exchange: Any, currency: str) -> list[CashTransfer]:
-        # The income history of the futures wallet, transfers only (the server filters: a
-        # trading account's history is mostly fees and PnL). Without startTime Binance
-        # answers the last 7 days, oldest first, up to `limit`.
-        rows = exchange.fetch_ledger(None, None, 1000, {"incomeType": "TRANSFER"})
-        found = (transfer_from_ledger(row, currency, _BINANCE_TRANSFERS) for row in rows)
-        return [t for t in found if t is not None]
-
-    def balance(self, exchange: Any, currency: str) -> Balance:
-        info = exchange.fetch_balance().get("info") or {}
-        return balance_from_rows(
-            info.get("assets") or [],
-            currency,
-            currency_key="asset",
-            wallet_key="walletBalance",
-            unrealized_key="unrealizedProfit",
-        )
-
-
-class Bybit(Dialect):
-    """Bybit v5, linear category."""
-
-    # Linear markets only: one request instead of spot, inverse and three option chains.
-    options = {"fetchMarkets": {"types": ["linear"]}}
-    duplicate_codes = frozenset({"110072"})  # OrderLinkedID is duplicate
-    # order does not exist / already finished or canceled / already canceled
-    gone_codes = frozenset({"110001", "110008", "110010", "170213"})
-    page_size = 50
-    batch_size = 10  # POST /v5/order/create-batch: 10 orders a request (the lowest limit)
-    rate_rule = RateRule(window=1.0, per_endpoint=True)  # per endpoint, UID and second
-    # /v5/order/cancel-all takes a settleCoin instead of a symbol, and for linear contracts
-    # without orderFilter it cancels every kind of order (conditional ones too). ccxt's cost
-    # for it is a whole second's budget, so one request instead of one per symbol.
-    settle_wide_cancel = True
-    # Without a symbol, /v5/position/list and /v5/order/realtime answer for one settleCoin
-    # (ccxt sends USDT unless told): USDC perpetuals are listed apart.
-    settle_coins = ("USDT", "USDC")
-
-    leverage_unchanged_codes = frozenset({"110043"})  # Set leverage not modified
-
-    def leverage(self, exchange: Any, market: Mapping[str, Any]) -> Decimal | None:
-        # /v5/position/list's own string: ccxt's parse_leverage cuts 1.5 to 1.
-        answer = exchange.privateGetV5PositionList({"category": "linear", "symbol": market["id"]})
-        rows = ((answer or {}).get("result") or {}).get("list") or []
-        return next((positive(r.get("leverage")) for r in rows if r.get("leverage")), None)
-
-    def list_orders(
-        self, exchange: Any, symbol: str | None, params: Mapping[str, Any]
-    ) -> list[Raw]:
-        # Bybit pages open orders 50 at a time. ccxt's own `paginate` retries every error
-        # silently and refuses cursor pages without `since`, so the cursor is followed here.
-        return _cursor_pages(
-            lambda cursor: exchange.fetch_open_orders(
-                symbol, None, self.page_size, {**params, **cursor}
-            ),
-            self.page_size,
-        )
-
-    def list_positions(self, exchange: Any, params: Mapping[str, Any]) -> list[Raw]:
-        return _cursor_pages(
-            lambda cursor: exchange.fetch_positions(None, {"limit": 200, **params, **cursor}),
-            200,
-        )
-
-    def order_params(self, request: OrderRequest) -> dict[str, Any]:
-        params = super().order_params(request)
-        if request.stop_price is not None:
-            # Bybit needs the crossing direction: a sell stop fires on a fall, a buy on a rise.
-            params["triggerDirection"] = "descending" if request.side == "sell" else "ascending"
-        return params
-
-    def hedge_params(self, request: OrderRequest, params: dict[str, Any]) -> dict[str, Any]:
-        return {**params, "positionIdx": 1 if request.position_side == "long" else 2}
-
-    def cancel_params(self, order: Order) -> dict[str, Any]:
-        return {}  # conditional orders are canceled by id at /v5/order/cancel like any other
-
-    def position_side(self, info: Mapping[str, Any]) -> PositionSide | None:
-        return _BYBIT_POSITION_SIDES.get(str(info.get("positionIdx")))
-
-    def position_mode(self, exchange: Any, symbol: str) -> PositionMode:
-        # Per symbol, with no endpoint of its own: a query for one symbol lists its position
-        # slots even when empty, index 0 in one-way mode, 1 and 2 in hedge mode.
-        rows = exchange.fetch_positions([symbol])
-        hedged = any(self.position_side(r.get("info") or {}) for r in rows)
-        return "hedge" if hedged else "one_way"
-
-    def find_by_client_id(
-        self, exchange: Any, client_order_id: str, symbol: str
-    ) -> tuple[Raw, bool] | None:
-        # Open orders (every kind) first, then the history of closed and canceled ones.
-        query = {"orderLinkId": client_order_id}
-        for fetch in (exchange.fetch_open_orders, exchange.fetch_canceled_and_closed_orders):
-            found = fetch(symbol, None, None, dict(query))
-            if found:
-                return found[0], False
-        return None
-
-    def recent_orders(self, exchange: Any, settle: str) -> list[Raw] | None:
-        # /v5/order/history without a symbol: the latest 50 orders of the settle coin.
-        return list(
-            exchange.fetch_canceled_and_closed_orders(
-                None, None, self.page_size, {"settleCoin": settle}
-            )
-        )
-
-    def transfers(self, exchange: Any, currency: str) -> list[CashTransfer]:
-        # The unified account's transaction log, one transfer type a request (the server
-        # filters by one type); without startTime Bybit answers the last 24 hours.
-        rows: list[Raw] = []
-        for kind in _BYBIT_TRANSFERS:
-            params = {"type": kind, "currency": currency}
-            rows += _cursor_pages(
-                lambda cursor, p=params: exchange.fetch_ledger(  # type: ignore[misc]
-                    None, None, self.page_size, {**p, **cursor}
-                ),
-                self.page_size,
-            )
-        found = (transfer_from_ledger(row, currency, _BYBIT_TRANSFERS) for row in rows)
-        return sorted((t for t in found if t is not None), key=lambda t: t.at)
-
-    def balance(self, exchange: Any, currency: str) -> Balance:
-        info = exchange.fetch_balance().get("info") or {}
-        accounts = (info.get("result") or {}).get("list") or []
-        coins = [coin for account in accounts for coin in account.get("coin") or []]
-        return balance_from_rows(
-            coins,
-            currency,
-            currency_key="coin",
-            wallet_key="walletBalance",
-            unrealized_key="unrealisedPnl",
-        )
 
 
 DIALECTS: dict[str, Callable[[], Dialect]] = {"binanceusdm": BinanceUsdm, "bybit": Bybit}
@@ -433,32 +119,6 @@ DIALECTS: dict[str, Callable[[], Dialect]] = {"binanceusdm": BinanceUsdm, "bybit
 
 def dialect_for(exchange_id: str) -> Dialect:
     return DIALECTS.get(exchange_id, Dialect)()
-
-
-def _cursor_pages(fetch: Callable[[dict[str, str]], list[Raw]], page_size: int) -> list[Raw]:
-    """Follow Bybit's ``nextPageCursor`` (ccxt copies it into the first row's ``info``)."""
-    rows: list[Raw] = []
-    cursor: dict[str, str] = {}
-    for _ in range(MAX_PAGES):
-        page = list(fetch(cursor))
-        rows.extend(page)
-        following = next(
-            (
-                r["info"]["nextPageCursor"]
-                for r in page
-                if "nextPageCursor" in (r.get("info") or {})
-            ),
-            None,
-        )
-        if len(page) < page_size or not following or following == cursor.get("cursor"):
-            return rows
-        cursor = {"cursor": following}
-    log.warning("stopped after %d pages of %d; the rest is not listed", MAX_PAGES, page_size)
-    return rows
-
-
-def _plain(number: Decimal) -> str:
-    return format(number, "f")
 
 
 # -- the venue -----------------------------------------------------------------------------
@@ -933,8 +593,8 @@ class CcxtVenue:
             "symbol": request.symbol,
             "type": kind,
             "side": request.side,
-            "amount": _plain(request.quantity / size),
-            "price": _plain(request.price)
+            "amount": plain(request.quantity / size),
+            "price": plain(request.price)
             if kind == "limit" and request.price is not None
             else None,
             "params": self._dialect.order_params(request),

@@ -13,8 +13,8 @@ from typing import Any
 
 import ccxt  # type: ignore[import-untyped]
 
-from adapters.ccxt_mapping import read_error
-from adapters.ccxt_venue import CcxtConfigurationError, dialect_for
+from adapters.ccxt.errors import CcxtConfigurationError, read_error
+from adapters.ccxt.venue import dialect_for
 from domain.venue import VenueError
 
 # (epoch ms, open, high, low, close, volume), as ccxt returns them.
