@@ -600,7 +600,9 @@ class Flattener:
             )
             emergency.record_flat(
                 positions_closed=len(closed_keys),
-                orders_canceled=len(seen.orders_seen),
+                # A run that died after its cancels were recorded did them too: its count
+                # stands whether or not this run saw those orders.
+                orders_canceled=max(len(seen.orders_seen), _canceled_orders(record)),
                 timestamp=flat_at,
             )
             if not self._save(emergency):
@@ -711,6 +713,12 @@ class Flattener:
             log.error("cannot record the flatten's conclusion (%s); recorded on a later check", e)
             return False
         return True
+
+
+def _canceled_orders(record: list[Any]) -> int:
+    """How many orders the recorded cancels of an activation's ``record`` took off the
+    venue, whichever run sent them."""
+    return sum(e.count for e in record if isinstance(e, Emergency.OrdersCanceled))
 
 
 def positions_and_orders(venue: ExchangePort) -> tuple[int, int]:

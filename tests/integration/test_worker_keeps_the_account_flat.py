@@ -93,7 +93,9 @@ def test_the_worker_retries_an_incomplete_flatten_by_itself_once_the_venue_answe
         # Default intervals: an incomplete flatten is retried every 5 s.
         with running(Worker(core)):
             wait_for(
-                lambda: any(isinstance(e, Emergency.FlattenIncomplete) for e in emergency_events(core)),
+                lambda: any(
+                    isinstance(e, Emergency.FlattenIncomplete) for e in emergency_events(core)
+                ),
                 30,
                 what="the worker's flatten to give up at its deadline (FlattenIncomplete)",
             )
