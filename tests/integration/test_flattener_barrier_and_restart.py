@@ -1,8 +1,11 @@
 """The flattener's two ways past trouble of its own: an order sender that holds the order
 flow past the barrier's timeout does not stop the sweep, and a flattener that dies after
-its first attempt leaves counts the next one reports in full."""
+its first attempt (before or after recording what that attempt did) leaves counts the next
+one reports in full."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +15,7 @@ from app.bootstrap import Core
 from app.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID, ORDER_FLOW_LOCK
-from domain.venue import Position
+from domain.venue import Order, OrderRequest, Position, VenueError
 from tests.integration.paper_drill import doubled_orders, open_account
 from tests.waiting import wait_for
 
@@ -76,13 +79,32 @@ class DiesAtTheCheckRead(PaperVenue):
         return super().fetch_positions()
 
 
+class DiesAfterSendingTheCloses(PaperVenue):
+    """The paper venue as a flattener process sees it that dies the moment its first
+    attempt's cancels and closes have reached the venue: nothing of what they did is on
+    record (only the attempt, recorded before they left)."""
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core.engine, core.clock)
+
+    def create_orders(self, requests: list[OrderRequest]) -> list[Order | VenueError]:
+        super().create_orders(requests)
+        raise Crash
+
+
+@pytest.mark.parametrize(
+    "dying",
+    [DiesAfterSendingTheCloses, DiesAtTheCheckRead],
+    ids=["before-its-results-were-recorded", "after-its-results-were-recorded"],
+)
 def test_the_counts_after_a_flattener_died_mid_flatten_include_what_it_did(
-    core: Core, venue: PaperVenue
+    core: Core, venue: PaperVenue, dying: Callable[[Core], PaperVenue]
 ) -> None:
     core.commands.activate_emergency(reason="drill", actor="alice")
     with pytest.raises(Crash):
-        core.flattener(venue=DiesAtTheCheckRead(core)).run()
+        core.flattener(venue=dying(core)).run()
     assert positions_and_orders(venue) == (0, 0)  # the dead one did the work
+    assert [type(e) for e in emergency_events(core)].count(Emergency.FlattenAttempted) == 1
     emergency = core.commands.load_emergency()
     assert emergency is not None and emergency.flat is None  # but never saw it flat
 
