@@ -612,15 +612,25 @@ class Flattener:
             if not self._save(emergency):
                 emergency = self._load_or(emergency)
         if emergency.flat is not True or seen.positions_seen or seen.orders_seen or found:
-            # Every position a recorded close hit counts, whichever run closed it.
+            # Every position a recorded close hit counts, whichever run closed it, and so
+            # does every position an attempt set out to close (the account is flat now): a
+            # run that died after sending its closes, before recording what they did, closed
+            # them all the same.
+            planned_positions, planned_orders = _planned(record)
             closed_keys = (
                 seen.positions_seen
                 | closed_positions(record)
+                | planned_positions
                 | {(str(c["symbol"]), str(c["side"])) for c in found}
             )
             emergency.record_flat(
                 positions_closed=len(closed_keys),
-                orders_canceled=len(seen.orders_seen),
+                # Likewise the orders: those an earlier run's cancels took off (recorded) or
+                # an attempt found open count whether or not this run saw them. The largest
+                # of these lower bounds: they overlap, so adding them would count twice.
+                orders_canceled=max(
+                    len(seen.orders_seen), _canceled_orders(record), planned_orders
+                ),
                 timestamp=flat_at,
             )
             if not self._save(emergency):
@@ -731,6 +741,20 @@ class Flattener:
             log.error("cannot record the flatten's conclusion (%s); recorded on a later check", e)
             return False
         return True
+
+
+def _planned(record: list[Any]) -> tuple[set[tuple[str, str]], int]:
+    """What the attempts of an activation's ``record`` set out to do: the (symbol, side) of
+    every position they sent a close for, and the most orders one of them found open."""
+    attempts = [e for e in record if isinstance(e, Emergency.FlattenAttempted)]
+    positions = {(str(o["symbol"]), str(o["side"])) for e in attempts for o in e.close_orders}
+    return positions, max((e.orders_open for e in attempts), default=0)
+
+
+def _canceled_orders(record: list[Any]) -> int:
+    """How many orders the recorded cancels of an activation's ``record`` took off the
+    venue, whichever run sent them."""
+    return sum(e.count for e in record if isinstance(e, Emergency.OrdersCanceled))
 
 
 def positions_and_orders(venue: ExchangePort) -> tuple[int, int]:

@@ -1,0 +1,251 @@
+"""The drawdown breaker as the README describes it around its feed: a mark move is read at
+once (the NOTIFY), not at the next poll; its thread trips and flattens while the worker's
+main loop is stuck; a forced reset during a hard breach resets, and the next reading trips
+the stop again; the daily reset starts a new high-water mark on a new UTC day."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, text
+
+from adapters.paper.venue import PaperVenue
+from app.bootstrap import Core, bootstrap
+from app.clock import utc_now
+from app.config import Settings
+from app.flattener import positions_and_orders
+from app.worker import Worker
+from domain.account import Account
+from domain.drawdown import BreakerState
+from domain.errors import RefusedBySafetyRule
+from domain.ids import account_id
+from projections.policy_view import PolicyProjection
+from projections.tables import projection_tracking
+from tests.integration.paper_drill import funded, place
+from tests.waiting import wait_for
+
+BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
+MARKS = {BTC: "50000", ETH: "3000"}
+
+
+def long_book(venue: PaperVenue) -> None:
+    """8,000 of longs on 10,000 of equity: a 15 % fall is a 12 % drawdown."""
+    place(venue, BTC, "buy", "0.1")
+    place(venue, ETH, "buy", "1")
+
+
+def move(venue: PaperVenue, factor: str) -> None:
+    admin = venue.admin()
+    for symbol, price in ((BTC, 50_000), (ETH, 3_000)):
+        admin.set_price(symbol, Decimal(price) * Decimal(factor))
+
+
+def readings(core: Core) -> list[Account.EquityRecorded]:
+    events = core.store.events.get(account_id(core.settings.account))
+    return [e for e in events if isinstance(e, Account.EquityRecorded)]
+
+
+def account(core: Core) -> Account:
+    found = core.drawdown_breaker().load()
+    assert found is not None
+    return found
+
+
+def tripped_and_flat(core: Core) -> Callable[[], bool]:
+    def check() -> bool:
+        emergency = core.commands.load_emergency()
+        return (
+            emergency is not None
+            and emergency.active
+            and emergency.source == "drawdown"
+            and emergency.flat is True
+        )
+
+    return check
+
+
+@contextmanager
+def running(worker: Worker, wake: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """``worker`` in a thread; on exit it is stopped (``wake`` then nudges its breaker out of
+    a long wait) and must end within a bound."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        wake()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not stop within 30 s"
+
+
+# -- the feed ----------------------------------------------------------------------------------
+
+
+def test_a_mark_move_is_read_at_once_through_its_notify_not_at_the_next_poll(
+    settings: Settings,
+) -> None:
+    # A poll interval far longer than the wait below: a reading within it was pushed.
+    slow_poll = settings.model_copy(update={"equity_interval": 60.0})
+    with bootstrap(slow_poll, pool_size=8) as core:
+        venue = funded(core, MARKS)
+        long_book(venue)
+        # The breaker's wait for a NOTIFY lasts up to the interval; a last mark move lets it
+        # see the stop at once (it would otherwise linger after the worker for up to 60 s).
+        with running(Worker(core), wake=lambda: move(venue, "1")):
+            wait_for(
+                lambda: any(r.status == "accepted" for r in readings(core)),
+                30,
+                what="the worker's first reading, confirmed",
+            )
+            before = len(readings(core))
+            move(venue, "0.99")  # -0.8 % of equity: no jump to confirm
+            wait_for(
+                lambda: len(readings(core)) > before,
+                20,
+                what="a reading of the moved marks (the poll would come only after 60 s)",
+            )
+        last, new = readings(core)[before - 1 : before + 1]
+        assert new.source == "paper:push", new.source
+        assert new.status == "accepted" and new.equity < last.equity
+
+
+def test_the_breaker_thread_trips_and_flattens_while_the_worker_main_loop_is_stuck(
+    core: Core,
+) -> None:
+    venue = funded(core, MARKS)
+    long_book(venue)
+    core.runner.catch_up()  # every read model's tracking row exists
+    with running(Worker(core)):
+        wait_for(
+            lambda: any(r.status == "accepted" for r in readings(core)),
+            30,
+            what="the worker's first reading, confirmed",
+        )
+        # A read model stuck on a lock (an administrator's open transaction): the worker's
+        # main loop waits at its next catch-up, and with it the emergency supervision.
+        with core.engine.connect() as blocker, blocker.begin():
+            blocker.execute(
+                select(projection_tracking)
+                .where(projection_tracking.c.name == PolicyProjection.default_name)
+                .with_for_update()
+            )
+
+            def main_loop_waits() -> bool:
+                with core.engine.connect() as conn:
+                    waiting = conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                    ).scalar_one()
+                return int(waiting) > 0
+
+            core.commands.update_policy(
+                actor="test", reason="an event to catch up on", max_leverage="4"
+            )
+            wait_for(main_loop_waits, 20, what="the worker's main loop waiting on the lock")
+            stuck_at = policy_view_position(core)
+
+            move(venue, "0.85")  # a 12 % drawdown
+            wait_for(tripped_and_flat(core), 20, what="the breaker's own trip and flatten")
+
+            assert positions_and_orders(venue) == (0, 0)
+            assert main_loop_waits(), "the main loop was not stuck throughout"
+            assert policy_view_position(core) == stuck_at  # nothing got past the lock
+            blocker.rollback()
+    assert account(core).breaker_state is BreakerState.HARD_BREACH
+
+
+def policy_view_position(core: Core) -> int:
+    [view] = [p for p in core.runner.positions() if p.name == PolicyProjection.default_name]
+    return view.position
+
+
+# -- resets ------------------------------------------------------------------------------------
+
+
+def test_a_forced_reset_during_a_hard_breach_resets_and_the_next_reading_trips_the_stop_again(
+    core: Core,
+) -> None:
+    venue = funded(core, MARKS)
+    long_book(venue)
+    breaker = core.drawdown_breaker()
+    breaker.poll()
+    move(venue, "0.85")
+    breaker.poll()
+    assert account(core).breaker_state is BreakerState.HARD_BREACH
+    report = core.flattener().run()
+    assert report is not None and report.flat
+    first = core.commands.load_emergency()
+    assert first is not None and first.active and first.source == "drawdown"
+
+    def exposure() -> tuple[int, int]:
+        return positions_and_orders(venue)
+
+    with pytest.raises(RefusedBySafetyRule, match="hard breach"):
+        core.commands.reset_emergency(reason="early", actor="alice", venue_exposure=exposure)
+    core.commands.reset_emergency(
+        reason="reviewed, accepted", actor="alice", venue_exposure=exposure, force=True
+    )
+    reset = core.commands.load_emergency()
+    assert reset is not None and not reset.active and reset.forced_reset is True
+    assert account(core).breaker_state is BreakerState.HARD_BREACH  # the peak was not reset
+
+    breaker.poll()  # the next reading, still past the hard threshold
+
+    again = core.commands.load_emergency()
+    assert again is not None and again.active and again.source == "drawdown"
+    assert again.activation_number == first.activation_number + 1
+    policy = core.commands.load_policy()
+    assert policy is not None and policy.emergency_mode and not policy.allow_new_trades
+
+
+class ShiftedClock:
+    """The wall clock moved by ``offset`` (which a test may change): the one clock a core
+    reads, as if the machine's time were elsewhere."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+
+@pytest.mark.parametrize("daily_reset", [True, False], ids=["daily-reset", "no-daily-reset"])
+def test_the_daily_reset_starts_a_new_high_water_mark_at_the_first_reading_of_a_utc_day(
+    settings: Settings, daily_reset: bool
+) -> None:
+    now = utc_now()
+    before_midnight = datetime(now.year, now.month, now.day, 23, 58, tzinfo=UTC)
+    clock = ShiftedClock(before_midnight - now)
+    configured = settings.model_copy(update={"drawdown_daily_reset": daily_reset})
+    with bootstrap(configured, clock=clock, pool_size=8) as core:
+        venue = funded(core, MARKS)
+        long_book(venue)
+        breaker = core.drawdown_breaker()
+        breaker.poll()
+        move(venue, "0.96")  # about -3.2 % of equity: held, confirmed by the re-read
+        breaker.poll()
+        day_one = account(core)
+        assert day_one.equity is not None and day_one.peak > day_one.equity
+
+        clock.offset += timedelta(minutes=5)  # past midnight, UTC
+        breaker.poll()
+
+        after = account(core)
+        resets = [e for e in core.store.events.get(after.id) if isinstance(e, Account.PeakReset)]
+        if daily_reset:
+            [reset] = resets
+            assert (reset.old_peak, reset.new_peak) == (day_one.peak, day_one.equity)
+            assert reset.reason == "daily reset of the high-water mark"
+            assert (after.peak, after.drawdown) == (day_one.equity, Decimal(0))
+        else:
+            assert resets == []
+            assert after.peak == day_one.peak and after.drawdown < 0
