@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from adapters.ccxt_venue import CcxtVenue
+from adapters.ccxt.venue import CcxtVenue
 from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE, SNAPSHOTS_TABLE
 from app.bootstrap import bootstrap
 from app.config import Settings
