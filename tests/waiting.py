@@ -17,4 +17,4 @@ def wait_for(
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(interval)
+        time.sleep(interval)  # between checks of the condition: the wait itself is bounded

@@ -71,6 +71,8 @@ def test_a_flattener_killed_at_random_points_always_ends_flat_without_duplicates
                 )
                 assert child.stdout is not None
                 assert child.stdout.readline().strip() == "ready"
+                # The kill point, drawn at random (the thing under test, not a
+                # synchronisation); the outcomes below check the kills landed mid-flatten.
                 time.sleep(rng.uniform(0, 0.25))
                 child.send_signal(signal.SIGKILL)
                 child.wait(timeout=30)
