@@ -20,11 +20,14 @@ from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
+from app.executor import Outcome
 from app.worker import Worker
 from domain.policy import Policy
 from projections.policy_view import PolicyProjection, read_policy_snapshot
 from projections.rebuild import VerifyReport, rebuild, verify
 from projections.tables import event_index, worker_status
+from tests.integration.paper_drill import breaker_reads, funded, intent
+from tests.integration.signal_models import promote, register
 from tests.postgres import PgTestServer
 from tests.waiting import wait_for
 
@@ -134,6 +137,7 @@ WORKER = textwrap.dedent(
     import sys, threading
     from app.bootstrap import bootstrap
     from app.config import Settings
+from app.executor import Outcome
     from app.worker import Worker
 
     with bootstrap(Settings(database_url=sys.argv[1], poll_interval=0.05)) as core:
@@ -281,16 +285,45 @@ def test_a_handler_that_fails_once_is_retried_and_its_event_applied(core: Core) 
     assert snapshot.policy is not None and snapshot.policy.version == policy.version
 
 
+def every_read_model(core: Core) -> dict[str, int]:
+    """The rows of every live read-model table (``projection.table``), one snapshot."""
+    with core.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return {
+            f"{projection.name}.{table.name}": int(
+                conn.execute(select(func.count()).select_from(table)).scalar_one()
+            )
+            for projection in core.runner.projections
+            for table in projection.tables.values()
+        }
+
+
 def test_a_rebuild_while_events_are_written_never_shows_an_empty_model(core: Core) -> None:
+    # Rows in every read model: a policy and the latch, a trade with its order, a model
+    # followed by its consumers, the breaker's readings, and a long log.
+    breaker_reads(core)
+    funded(core, {"BTC/USDT:USDT": "50000"})
+    assert core.executor().open(intent("1000")).outcome is Outcome.FILLED
+    promote(core, register(core, 7))
+    for consumer in core.model_consumers():
+        assert consumer.sync()
     backlog(core, 2000)
     core.runner.catch_up()
+    before = every_read_model(core)
+    holding = {table for table, rows in before.items() if rows}
+    models = {table.split(".")[0] for table in holding}
+    assert models == {p.name for p in core.runner.projections if p.tables}, before
+
     done = threading.Event()
-    seen: list[int] = []
+    seen: list[dict[str, int]] = []
     errors: list[BaseException] = []
 
     def read() -> None:
-        while not done.is_set():
-            seen.append(indexed(core))
+        try:
+            while not done.is_set():
+                seen.append(every_read_model(core))
+        except BaseException as error:  # surfaced below
+            errors.append(error)
 
     def write() -> None:
         try:
@@ -300,19 +333,28 @@ def test_a_rebuild_while_events_are_written_never_shows_an_empty_model(core: Cor
         except BaseException as error:  # surfaced below
             errors.append(error)
 
+    def sampled_meanwhile(position: int, head: int) -> None:
+        """After each batch of a rebuild, a sample is taken before it goes on."""
+        taken = len(seen)
+        wait_for(lambda: len(seen) > taken or bool(errors), 10, what="a sample of the models")
+
     threads = [threading.Thread(target=read), threading.Thread(target=write)]
     for thread in threads:
         thread.start()
     try:
         for projection in core.runner.projections:
-            rebuild(core.runner, projection)
+            rebuild(core.runner, projection, progress=sampled_meanwhile)
     finally:
         done.set()
         for thread in threads:
             thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not stop in 30 s"
     assert not errors, errors
-    assert seen and min(seen) > 0
-    assert seen == sorted(seen)  # never went back, never emptied
+    assert len(seen) >= len(core.runner.projections), len(seen)
+    for table in holding:  # no read model was ever seen empty
+        assert min(sample[table] for sample in seen) > 0, table
+    index = [sample["event_index.event_index"] for sample in seen]
+    assert index == sorted(index)  # the log's index never went back
     core.runner.catch_up()
     assert indexed(core) == recorded(core)
     assert verify_all(core).consistent
