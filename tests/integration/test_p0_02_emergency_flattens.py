@@ -23,6 +23,7 @@ from tests.integration.paper_drill import (
     hedge_account,
     open_account,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -119,6 +120,7 @@ def test_two_flatteners_at_once_leave_the_account_flat_without_duplicates(
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a flattener ran past 60 s"
     assert len(reports) == 2
     assert positions_and_orders(venue.admin()) == (0, 0)
     assert doubled_orders(core.engine) == []
@@ -173,14 +175,16 @@ def test_the_worker_flattens_an_activation_it_did_not_see_happen(
     worker = threading.Thread(target=Worker(core).run, args=(stop,))
     worker.start()
     try:
-        for _ in range(200):
-            emergency = core.commands.load_emergency()
-            if emergency is not None and emergency.flat:
-                break
-            stop.wait(0.05)
+        wait_for(
+            lambda: (emergency := core.commands.load_emergency()) is not None and emergency.flat,
+            10,
+            interval=0.05,
+            what="the worker flattening the account",
+        )
     finally:
         stop.set()
         worker.join(timeout=10)
+    assert not worker.is_alive(), "the worker did not stop within 10 s"
     assert positions_and_orders(venue) == (0, 0)
     assert core.commands.load_emergency().flat is True  # type: ignore[union-attr]
 

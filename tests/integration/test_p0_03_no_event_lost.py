@@ -85,7 +85,9 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
         worker = threading.Thread(target=Worker(core).run, args=(stop,))
         worker.start()
         try:
-            wait_for(lambda: core.runner.positions()[0].lag == 0)
+            wait_for(
+                lambda: core.runner.positions()[0].lag == 0, what="the first read model at the head"
+            )
             events_before = recorded(core, readings=False)
 
             own_server.stop(mode="immediate")
@@ -119,10 +121,14 @@ def test_commands_fail_fast_during_an_outage_and_every_consumer_catches_up_after
             # the notification id sequence skip values, as Postgres sequences do.)
             assert recorded(core, readings=False) == events_before + 100
             head = core.store.recorder.max_notification_id()
-            wait_for(lambda: all(p.position == head for p in core.runner.positions()))
+            wait_for(
+                lambda: all(p.position == head for p in core.runner.positions()),
+                what="every read model at the head",
+            )
         finally:
             stop.set()
             worker.join(timeout=20)
+        assert not worker.is_alive(), "the worker did not stop within 20 s"
 
         assert indexed(core, topic_suffix="LimitsUpdated") == 100  # each applied once
         assert verify_all(core).consistent
@@ -271,10 +277,13 @@ def test_a_handler_that_fails_once_is_retried_and_its_event_applied(core: Core) 
     )
     thread.start()
     try:
-        wait_for(lambda: core.runner.positions()[0].lag == 0)
+        wait_for(
+            lambda: core.runner.positions()[0].lag == 0, what="the first read model at the head"
+        )
     finally:
         stop.set()
         thread.join(timeout=10)
+    assert not thread.is_alive(), "the runner did not stop within 10 s"
     assert failures, "the handler never failed"
     [position] = core.runner.positions()
     assert position.last_error is None  # cleared once the event was applied
