@@ -15,6 +15,7 @@ from app.bootstrap import Core
 from app.config import Settings
 from domain.ids import POLICY_ID
 from domain.policy import Policy
+from tests.waiting import first_line
 
 
 def limit_updates(core: Core) -> list[Policy.LimitsUpdated]:
@@ -92,7 +93,7 @@ def test_updates_from_two_processes_are_all_applied_exactly_once(
     try:
         # Both connected before either writes, so that they do write at the same time.
         for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            assert first_line(proc, what="a writer's ready line").strip() == "ready"
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")

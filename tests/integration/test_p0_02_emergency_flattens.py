@@ -113,15 +113,25 @@ def test_two_flatteners_at_once_leave_the_account_flat_without_duplicates(
     venue.admin().set_faults(FaultSettings(timeout_rate=Decimal("0.2"), seed=3))
     core.commands.activate_emergency(reason="drill", actor="alice")
     reports: list[object] = []
-    threads = [
-        threading.Thread(target=lambda: reports.append(core.flattener().run())) for _ in range(2)
-    ]
+    ran: list[tuple[float, float]] = []
+    together = threading.Barrier(2, timeout=30)
+
+    def flatten() -> None:
+        flattener = core.flattener()
+        together.wait()  # both built, then both run
+        started = time.monotonic()
+        reports.append(flattener.run())
+        ran.append((started, time.monotonic()))
+
+    threads = [threading.Thread(target=flatten) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "a flattener ran past 60 s"
     assert len(reports) == 2
+    # They really ran at once: each started before the other ended.
+    assert max(start for start, _ in ran) < min(end for _, end in ran), ran
     assert positions_and_orders(venue.admin()) == (0, 0)
     assert doubled_orders(core.engine) == []
     assert sum(isinstance(e, Emergency.Triggered) for e in emergency_events(core)) == 1

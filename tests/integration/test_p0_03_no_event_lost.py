@@ -29,7 +29,7 @@ from projections.tables import event_index, worker_status
 from tests.integration.paper_drill import breaker_reads, funded, intent
 from tests.integration.signal_models import promote, register
 from tests.postgres import PgTestServer
-from tests.waiting import wait_for
+from tests.waiting import first_line, wait_for
 
 
 def verify_all(core: Core) -> VerifyReport:
@@ -220,8 +220,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
                     text=True,
                     env=os.environ | {"PGAPPNAME": KILLED},
                 )
-                assert child.stdout is not None
-                assert child.stdout.readline().strip() == "ready"
+                ready = first_line(child, what="the worker child's ready line")
+                assert ready.strip() == "ready"
 
                 def write(core: Core = core, writing: threading.Event = writing) -> None:
                     while not writing.is_set():
