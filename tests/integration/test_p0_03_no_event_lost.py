@@ -25,7 +25,7 @@ from app.worker import Worker
 from domain.policy import Policy
 from projections.policy_view import PolicyProjection, read_policy_snapshot
 from projections.rebuild import VerifyReport, rebuild, verify
-from projections.tables import event_index, worker_status
+from projections.tables import event_index, projection_tracking, worker_status
 from tests.integration.paper_drill import breaker_reads, funded, intent
 from tests.integration.signal_models import promote, register
 from tests.postgres import PgTestServer
@@ -192,7 +192,7 @@ def frozen_mid_batch(core: Core) -> bool:
             core,
             "a.xact_start IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks l"
             " WHERE l.pid = a.pid AND l.granted"
-            " AND l.relation = 'readmodel.projection_tracking'::regclass"
+            f" AND l.relation = '{projection_tracking.fullname}'::regclass"
             " AND l.mode IN ('RowShareLock', 'RowExclusiveLock'))",
         )
         > 0
