@@ -186,13 +186,15 @@ class SimulatedSession:
         with self._lock:
             delay = self.latency + self._random.uniform(-self.jitter, self.jitter)
             refused = self.refuse(method, parts.path, params)
+        # The network's latency, half on the way there and half back (the simulated
+        # exchange's behaviour under test), not a synchronisation.
         time.sleep(max(delay, 0.0) / 2)
         with self._lock:
             if refused:
                 status, answer = self._rate_limited()
             else:
                 status, answer = self._answer(method, parts.path, params)
-        time.sleep(max(delay, 0.0) / 2)
+        time.sleep(max(delay, 0.0) / 2)  # the way back (latency, as above)
         with self._lock:
             self.calls.append(Call(method, parts.path, params, started, time.monotonic(), refused))
         return _response(url, status, answer)

@@ -27,6 +27,7 @@ def test_a_fifteen_percent_fall_under_a_running_worker_flattens_the_account(cli:
             lambda: cli("risk", "status", "--json").json()["equity"] is not None,
             60,
             interval=0.2,
+            what="the worker's first equity reading",
         )
         for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
             opened = cli(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Cli, running_worker
 
 BTC = "BTC/USDT:USDT"
@@ -160,6 +162,33 @@ def test_an_invalid_trade_names_its_id_and_field_and_imports_nothing(
 
     assert result.code == 2
     assert "t-2" in result.stderr and "quantity" in result.stderr
+    assert cli("trades", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("", "not valid JSON at line 1, column 1"),
+        ("[1, 2]", "trade #1: must be an object"),  # valid JSON, not trades
+        ('{"t-1": {"symbol": "BTCUSDT"}}', 'trade "t-1": side: missing'),
+        (json.dumps({"t-1": LEGACY["t-1"] | {"qty": "NaN"}}), 'trade "t-1": quantity'),
+    ],
+    ids=["empty", "not-trades", "missing-field", "nan"],
+)
+def test_every_kind_of_legacy_file_refusal_exits_2_naming_file_and_problem_importing_nothing(
+    cli: Cli, tmp_path: Path, text: str, named: str
+) -> None:
+    legacy = tmp_path / "trade_state.json"
+    legacy.write_text(text)
+
+    result = cli("trades", "import", str(legacy), "--yes")
+
+    assert result.code == 2, (result.stdout, result.stderr)
+    # One line per problem found (a file can hold several), each naming the file.
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("invalid input: trade_state.json: "), lines
+    assert all("trade_state.json: " in line for line in lines), lines
+    assert any(named in line for line in lines), lines
     assert cli("trades", "list", "--json").json() == []
 
 

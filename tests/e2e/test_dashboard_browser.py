@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import TRADECORE, Cli
+from tests.waiting import wait_for
 
 BANNER = '<div id="banner" role="alert" class="active">EMERGENCY STOP ACTIVE'
 
@@ -42,17 +42,18 @@ def server(cli: Cli) -> Iterator[str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"tradecore serve exited {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError("tradecore serve did not answer") from None
-                time.sleep(0.2)
+        wait_for(answers, 30, interval=0.2, what="tradecore serve answering /api/status")
         yield url
     finally:
         process.terminate()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +21,7 @@ from app.executor import Outcome, TradeIntent
 from app.flattener import positions_and_orders
 from domain.drawdown import BreakerState
 from domain.errors import InvalidCommand
+from tests.waiting import wait_for
 
 SYMBOLS = {"BTC/USDT:USDT": Decimal(50_000), "ETH/USDT:USDT": Decimal(3_000)}
 
@@ -36,10 +36,13 @@ class History:
 
 
 def moment(core: Core) -> datetime:
-    """An instant strictly between what was recorded before and what comes after."""
-    time.sleep(0.01)
+    """An instant strictly between what was recorded before and what comes after: the clock
+    is waited on (bounded) until it has moved past every earlier timestamp, and again past
+    the instant returned, so no event shares it."""
+    recorded = core.clock()  # not before anything already recorded
+    wait_for(lambda: core.clock() > recorded, 5, interval=0.001, what="the clock to tick")
     at = core.clock()
-    time.sleep(0.01)
+    wait_for(lambda: core.clock() > at, 5, interval=0.001, what="the clock to tick")
     return at
 
 
@@ -144,7 +147,7 @@ def test_the_incident_links_the_triggering_reading_to_every_closing_order(
     assert trigger["source"] == "drawdown"
     assert trigger["drawdown"] <= Decimal("-0.10")
     assert trigger["equity"] == history.reading_equity
-    assert report["time_to_flat_ms"] is not None and report["flat"]
+    assert report["time_to_flat_ms"] > 0 and report["flat"]  # ms, activation to flat
     assert report["reset"]["actor"] == "alice"
     assert report["policy_at_activation"]["emergency_mode"] is True
     assert {o["symbol"] for o in report["orders"]} == set(SYMBOLS)

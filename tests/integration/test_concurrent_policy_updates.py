@@ -7,6 +7,7 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -14,6 +15,7 @@ from app.bootstrap import Core
 from app.config import Settings
 from domain.ids import POLICY_ID
 from domain.policy import Policy
+from tests.waiting import first_line
 
 
 def limit_updates(core: Core) -> list[Policy.LimitsUpdated]:
@@ -44,6 +46,14 @@ def test_updates_from_many_threads_are_all_applied_exactly_once(core: Core) -> N
         assert mine == sorted(mine)
     versions = [e.originator_version for e in core.store.events.get(POLICY_ID)]
     assert versions == list(range(1, len(versions) + 1))
+    # The writers really raced: their updates are interleaved in the log, not one
+    # thread's run after another's.
+    assert switches([e.actor for e in updates]) > threads - 1
+
+
+def switches(actors: list[str]) -> int:
+    """How often the writer changes from one update of the log to the next."""
+    return sum(a != b for a, b in pairwise(actors))
 
 
 WRITER = textwrap.dedent(
@@ -54,6 +64,9 @@ WRITER = textwrap.dedent(
 
     url, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     with bootstrap(Settings(database_url=url)) as core:
+        core.commands.load_policy()  # connected: the start is not a race of imports
+        print("ready", flush=True)
+        assert sys.stdin.readline().strip() == "go"
         for i in range(count):
             core.commands.update_policy(
                 actor=f"proc-{tag}", reason="race", max_leverage=f"{tag}.{i:03d}"
@@ -69,10 +82,28 @@ def test_updates_from_two_processes_are_all_applied_exactly_once(
     count = 25
     assert settings.database_url
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, settings.database_url, tag, str(count)])
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, settings.database_url, tag, str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for tag in ("1", "2")
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    try:
+        # Both connected before either writes, so that they do write at the same time.
+        for proc in procs:
+            assert first_line(proc, what="a writer's ready line").strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
 
     updates = limit_updates(core)
     by_proc = {
@@ -80,3 +111,5 @@ def test_updates_from_two_processes_are_all_applied_exactly_once(
     }
     for tag, values in by_proc.items():
         assert values == [Decimal(f"{tag}.{i:03d}") for i in range(count)], tag
+    # The two really raced: their updates interleave in the log.
+    assert switches([e.actor for e in updates]) > 1, [e.actor for e in updates]

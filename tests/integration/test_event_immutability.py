@@ -71,8 +71,17 @@ def test_database_refuses_to_change_or_remove_a_recorded_event(
     assert event_rows(database) == recorded
 
 
-def test_operator_cannot_delete_events_with_psql(
-    database: DatabaseAddress, recorded: list[tuple[Any, ...]]
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"DELETE FROM {EVENTS}",
+        f"UPDATE {EVENTS} SET topic = 'tampered' WHERE {FIRST}",
+        f"TRUNCATE {EVENTS}",
+    ],
+    ids=["delete", "update", "truncate"],
+)
+def test_operator_cannot_delete_update_or_truncate_events_with_psql(
+    database: DatabaseAddress, recorded: list[tuple[Any, ...]], statement: str
 ) -> None:
     result = subprocess.run(
         [
@@ -81,7 +90,7 @@ def test_operator_cannot_delete_events_with_psql(
             "-v",
             "ON_ERROR_STOP=1",
             "-c",
-            f"DELETE FROM {EVENTS}",
+            statement,
             database.url,
         ],
         capture_output=True,

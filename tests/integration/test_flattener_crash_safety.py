@@ -22,6 +22,7 @@ from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from tests.integration.paper_drill import doubled_orders, open_account
 from tests.postgres import PgTestServer
+from tests.waiting import first_line
 
 CHILD = textwrap.dedent(
     """
@@ -69,8 +70,10 @@ def test_a_flattener_killed_at_random_points_always_ends_flat_without_duplicates
                     stdout=subprocess.PIPE,
                     text=True,
                 )
-                assert child.stdout is not None
-                assert child.stdout.readline().strip() == "ready"
+                ready = first_line(child, what="the flattener child's ready line")
+                assert ready.strip() == "ready"
+                # The kill point, drawn at random (the thing under test, not a
+                # synchronisation); the outcomes below check the kills landed mid-flatten.
                 time.sleep(rng.uniform(0, 0.25))
                 child.send_signal(signal.SIGKILL)
                 child.wait(timeout=30)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.gate import GateCode
+from app.gate import GateCode, GateDecision
 from tests.conftest import TEST_BREAKER_SIGHT
 from tests.integration.paper_drill import breaker_reads
+from tests.waiting import wait_for
 
 
 def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns(
@@ -30,11 +30,13 @@ def test_gate_is_closed_while_the_server_is_stopped_and_recovers_when_it_returns
         assert decision.emergency_mode  # unknown counts as emergency
 
         own_server.start()
-        deadline = time.monotonic() + 20
-        while not (decision := core.gate.can_open_new_trades()).allowed:
-            assert time.monotonic() < deadline, decision.reason
-            time.sleep(0.1)
-        assert decision.code is GateCode.OK
+        wait_for(
+            lambda: core.gate.can_open_new_trades().allowed,
+            20,
+            interval=0.1,
+            what="the gate to open again once the server is back",
+        )
+        assert core.gate.can_open_new_trades().code is GateCode.OK
 
 
 def test_gate_closes_when_the_view_is_behind_past_the_bound(core: Core) -> None:
@@ -78,11 +80,15 @@ def test_a_running_worker_keeps_the_view_at_the_head(core: Core) -> None:
     worker.start()
     try:
         core.commands.activate_emergency(reason="drill", actor="alice")
-        deadline = time.monotonic() + 10
-        while (decision := core.gate.can_open_new_trades()).source != "view":
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        assert decision.code is GateCode.EMERGENCY
+        decisions: list[GateDecision] = []
+
+        def answered_from_the_view() -> bool:
+            decisions.append(core.gate.can_open_new_trades())
+            return decisions[-1].source == "view"
+
+        wait_for(answered_from_the_view, 10, what="the gate answering from the view")
+        assert decisions[-1].code is GateCode.EMERGENCY
     finally:
         stop.set()
         worker.join(timeout=10)
+    assert not worker.is_alive(), "the runner did not stop within 10 s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -22,6 +23,7 @@ from tests.integration.paper_drill import (
     hedge_account,
     open_account,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -41,8 +43,10 @@ def test_activation_closes_every_position_and_cancels_every_order(
     open_account(venue, symbols=3, resting=2)
     assert positions_and_orders(venue) == (3, 2)
 
+    started = time.monotonic()
     core.commands.activate_emergency(reason="drill", actor="alice")
     report = core.flattener().run()
+    took_ms = (time.monotonic() - started) * 1000
 
     assert report is not None and report.flat
     assert (report.positions_closed, report.orders_canceled) == (3, 2)
@@ -55,7 +59,12 @@ def test_activation_closes_every_position_and_cancels_every_order(
     assert (triggered.positions_closed, triggered.orders_canceled) == (3, 2)
     assert triggered.flat is True
     [flat] = [e for e in events if isinstance(e, Emergency.AccountFlat)]
-    assert flat.time_to_flat_ms >= 0
+    [activated] = [e for e in events if isinstance(e, Emergency.Activated)]
+    # From the activation to flat, in ms: closing 3 positions and cancelling 2 orders
+    # through the store takes some, and no more than the test saw pass.
+    elapsed = flat.timestamp - activated.timestamp
+    assert flat.time_to_flat_ms == int(elapsed.total_seconds() * 1000)
+    assert 0 < flat.time_to_flat_ms <= took_ms
     closed = [e for e in events if isinstance(e, Emergency.PositionsClosed)]
     closes = {c["symbol"]: c for e in closed for c in e.closes}
     assert closes["BTC/USDT:USDT"]["quantity"] == Decimal("0.1")
@@ -104,14 +113,25 @@ def test_two_flatteners_at_once_leave_the_account_flat_without_duplicates(
     venue.admin().set_faults(FaultSettings(timeout_rate=Decimal("0.2"), seed=3))
     core.commands.activate_emergency(reason="drill", actor="alice")
     reports: list[object] = []
-    threads = [
-        threading.Thread(target=lambda: reports.append(core.flattener().run())) for _ in range(2)
-    ]
+    ran: list[tuple[float, float]] = []
+    together = threading.Barrier(2, timeout=30)
+
+    def flatten() -> None:
+        flattener = core.flattener()
+        together.wait()  # both built, then both run
+        started = time.monotonic()
+        reports.append(flattener.run())
+        ran.append((started, time.monotonic()))
+
+    threads = [threading.Thread(target=flatten) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a flattener ran past 60 s"
     assert len(reports) == 2
+    # They really ran at once: each started before the other ended.
+    assert max(start for start, _ in ran) < min(end for _, end in ran), ran
     assert positions_and_orders(venue.admin()) == (0, 0)
     assert doubled_orders(core.engine) == []
     assert sum(isinstance(e, Emergency.Triggered) for e in emergency_events(core)) == 1
@@ -165,14 +185,16 @@ def test_the_worker_flattens_an_activation_it_did_not_see_happen(
     worker = threading.Thread(target=Worker(core).run, args=(stop,))
     worker.start()
     try:
-        for _ in range(200):
-            emergency = core.commands.load_emergency()
-            if emergency is not None and emergency.flat:
-                break
-            stop.wait(0.05)
+        wait_for(
+            lambda: (emergency := core.commands.load_emergency()) is not None and emergency.flat,
+            10,
+            interval=0.05,
+            what="the worker flattening the account",
+        )
     finally:
         stop.set()
         worker.join(timeout=10)
+    assert not worker.is_alive(), "the worker did not stop within 10 s"
     assert positions_and_orders(venue) == (0, 0)
     assert core.commands.load_emergency().flat is True  # type: ignore[union-attr]
 

@@ -55,6 +55,7 @@ def test_after_each_promotion_every_consumer_in_the_worker_reports_the_new_versi
     finally:
         stop.set()
         worker.join(timeout=10)
+    assert not worker.is_alive(), "the worker did not stop within 10 s"
     promotions = [
         e
         for e in core.store.events.get(model_id(NAME))

@@ -92,7 +92,10 @@ def test_a_crash_past_the_hard_threshold_activates_the_stop_atomically_and_the_w
 ) -> None:
     long_book(venue)
     worker()
-    wait_for(lambda: (a := core.drawdown_breaker().load()) is not None and a.equity is not None)
+    wait_for(
+        lambda: (a := core.drawdown_breaker().load()) is not None and a.equity is not None,
+        what="the breaker's first reading",
+    )
     for factor in ("0.99", "0.98", "0.96", "0.93", "0.85"):  # the scripted path down
         move(venue, factor)
         # Each step is read (pushed by the mark move) before the next one comes. The time is
@@ -100,13 +103,13 @@ def test_a_crash_past_the_hard_threshold_activates_the_stop_atomically_and_the_w
         # holds the paper account's row lock, which the move waits for), whereas one that
         # started before the move could be timed after the move began and still miss it.
         moved_at = core.clock()
-        wait_for(partial(read_since, core, moved_at))
+        wait_for(partial(read_since, core, moved_at), what=f"a reading at {factor}")
 
     def flat() -> bool:
         emergency = core.commands.load_emergency()
         return emergency is not None and emergency.active and emergency.flat is True
 
-    wait_for(flat)
+    wait_for(flat, what="the emergency stop, flat")
     emergency = core.commands.load_emergency()
     assert emergency is not None and emergency.source == "drawdown"
     assert positions_and_orders(venue) == (0, 0)
@@ -144,7 +147,10 @@ def test_a_worker_restarted_in_the_middle_of_a_crash_resumes_from_the_log_and_tr
     assert held is not None and not emergency_active(core)
 
     worker()  # a new process: nothing in memory, only the log
-    wait_for(lambda: (e := core.commands.load_emergency()) is not None and e.flat is True)
+    wait_for(
+        lambda: (e := core.commands.load_emergency()) is not None and e.flat is True,
+        what="the emergency stop, flat",
+    )
     [breach] = [
         e for e in core.store.events.get(account(first).id) if isinstance(e, Account.HardBreach)
     ]

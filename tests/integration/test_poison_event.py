@@ -161,7 +161,10 @@ def test_with_a_poison_event_in_the_log_the_breaker_still_trips_and_the_worker_f
     worker()
     wait_for(partial(meets_poison, core), what="the policy view meeting the poison")
     breaker = core.drawdown_breaker()
-    wait_for(lambda: (a := breaker.load()) is not None and a.equity is not None)
+    wait_for(
+        lambda: (a := breaker.load()) is not None and a.equity is not None,
+        what="the breaker's first reading",
+    )
     for factor in ("0.99", "0.97", "0.93", "0.85"):
         moved_at = core.clock()
         venue.admin().set_price(BTC, Decimal(50_000) * Decimal(factor))

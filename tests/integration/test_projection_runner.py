@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from app.config import Settings
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
 from projections.tables import policy_view, projection_tracking
+from tests.waiting import wait_for
 
 
 def tracked(core: Core) -> int:
@@ -49,25 +49,72 @@ def test_runner_resumes_from_its_tracked_position_after_a_restart(
         assert restarted.runner.catch_up() == 0
 
 
+def lock_waiters(core: Core) -> int:
+    """Sessions on this test's database waiting for a lock held by another."""
+    with core.engine.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).scalar_one()
+        )
+
+
 def test_two_runners_at_once_apply_each_event_once(core: Core, settings: Settings) -> None:
-    head = core.store.recorder.max_notification_id() or 0
+    # Caught up first: what is left are updates only, which a second application would not
+    # refuse (a Created applied twice collides on its key and is rolled back instead).
+    core.runner.catch_up()
     for i in range(30):
         core.commands.update_policy(actor="a", reason="r", max_position_notional=str(7000 + i))
+    inside, release = threading.Event(), threading.Event()
+
+    class HeldInItsBatch(PolicyProjection):
+        """The first runner stops inside its first batch (its transaction open) until the
+        second runner has started, so the two really run at once."""
+
+        def apply_batch(self, conn, events):  # type: ignore[no-untyped-def]
+            if not inside.is_set():
+                inside.set()
+                release.wait(30)
+            super().apply_batch(conn, events)
+
+    core.runner.projections[0] = HeldInItsBatch()
     with bootstrap(settings) as other:
-        counts: list[int] = []
-        threads = [
-            threading.Thread(target=lambda c=c: counts.append(c.runner.catch_up()))
-            for c in (core, other)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    # Each event was applied by exactly one of them (an update applied twice would also
-    # fail: the Created insert would collide on the primary key).
-    # The policy view and the event index take every one of these events; the dashboard
-    # takes the latch's creation.
-    assert sum(counts) == (head + 30) * 2 + 1
+        counts: dict[str, int] = {}
+        errors: list[BaseException] = []
+        started_while_first_held: list[bool] = []
+
+        def run(name: str, runner: Core) -> None:
+            if name == "second":
+                started_while_first_held.append(inside.is_set() and not release.is_set())
+            try:
+                counts[name] = runner.runner.catch_up()
+            except BaseException as error:  # surfaced below
+                errors.append(error)
+
+        first = threading.Thread(target=run, args=("first", core))
+        second = threading.Thread(target=run, args=("second", other))
+        first.start()
+        try:
+            wait_for(inside.is_set, 20, what="the first runner inside its first batch")
+            second.start()
+            # The second meets the first's batch: it waits on the locked tracking row (or,
+            # were there no lock, would apply the same events itself and finish).
+            wait_for(
+                lambda: lock_waiters(core) > 0 or not second.is_alive(),
+                20,
+                what="the second runner blocked on the first's batch",
+            )
+        finally:
+            release.set()
+            first.join(timeout=60)
+            second.join(timeout=60)
+    assert not first.is_alive() and not second.is_alive(), "a runner did not finish in 60 s"
+    assert not errors, errors
+    assert started_while_first_held == [True], "the two runners did not overlap"
+    # Each event was applied by exactly one of them: the policy view and the event index
+    # take every one of these 30 changes, nothing else does.
+    assert sum(counts.values()) == 30 * 2, counts
     assert view_version(core) == core.commands.load_policy().version  # type: ignore[union-attr]
 
 
@@ -85,13 +132,16 @@ def test_runner_catches_up_by_polling_when_no_notification_arrives(core: Core) -
     worker.start()
     try:
         core.commands.update_policy(actor="a", reason="r", max_leverage="3")
-        deadline = time.monotonic() + 5
-        while view_version(core) != expected:
-            assert time.monotonic() < deadline, "the runner did not poll"
-            time.sleep(0.05)
+        wait_for(
+            lambda: view_version(core) == expected,
+            5,
+            interval=0.05,
+            what="the runner polling the change in (no notification came)",
+        )
     finally:
         stop.set()
         worker.join(timeout=5)
+    assert not worker.is_alive(), "the runner did not stop within 5 s"
 
 
 def test_a_failing_projection_records_its_error_does_not_advance_and_the_others_go_on(

@@ -14,6 +14,7 @@ from app.worker import Worker
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest, Side
 from tests.integration.paper_drill import breaker_reads
+from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
@@ -123,12 +124,15 @@ def test_the_worker_reconciles_on_start_so_an_external_position_is_covered(core:
     worker = threading.Thread(target=Worker(core).run, args=(stop,))
     worker.start()
     try:
-        for _ in range(200):
-            if core.trade_store().list_open_trades():
-                break
-            stop.wait(0.05)
+        wait_for(
+            lambda: bool(core.trade_store().list_open_trades()),
+            10,
+            interval=0.05,
+            what="the worker adopting the external position",
+        )
     finally:
         stop.set()
         worker.join(timeout=10)
+    assert not worker.is_alive(), "the worker did not stop within 10 s"
     (adopted,) = core.trade_store().list_open_trades()
     assert (adopted.source, adopted.symbol, adopted.quantity) == ("external", ETH, Decimal(1))

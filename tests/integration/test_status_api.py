@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from starlette.routing import Route
 
 from adapters.errors import StoreUnavailable
 from adapters.paper.venue import PaperVenue
@@ -89,7 +90,7 @@ def test_every_endpoint_answers_from_the_read_models(client: TestClient, history
     assert emergency["active"] is True and emergency["flat"] is True
     [incident] = get(client, "/api/incidents")
     assert (incident["source"], incident["activated_by"]) == ("operator", "alice")
-    assert incident["time_to_flat_ms"] is not None
+    assert incident["time_to_flat_ms"] > 0  # ms, activation to flat: a flatten takes some
     report = get(client, f"/api/incidents/{incident['incident_id']}")
     assert report["trigger"]["reason"] == "drill"
     assert "data:image/png;base64," in client.get("/incidents/1").text
@@ -149,16 +150,49 @@ def test_a_read_model_failing_on_an_event_degrades_its_safeguard_with_the_reason
     assert view["last_error"] is not None
 
 
+def every_table(core: Core) -> dict[str, str]:
+    """A fingerprint of every table in the database (the log, the read models, the paper
+    venue, the tracking rows): its rows, hashed, by schema-qualified name."""
+    with core.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        names = conn.exec_driver_sql(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name)"
+            " FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).scalars()
+        return {
+            name: str(
+                conn.exec_driver_sql(
+                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ','"
+                    f" ORDER BY t::text)), '') FROM {name} t"
+                ).scalar_one()
+            )
+            for name in names
+        }
+
+
 def test_bad_input_is_422_an_unknown_incident_404_and_nothing_changes_state(
-    client: TestClient,
+    client: TestClient, history: Core
 ) -> None:
+    before = every_table(history)
+    assert len(before) > 10 and any(".tradecore_events" in name for name in before), before
+
     bad = client.get("/api/risk?minutes=-1")
     assert bad.status_code == 422 and "minutes" in bad.text
     assert client.get("/api/trades?limit=abc").status_code == 422
     missing = client.get("/api/incidents/7")
     assert missing.status_code == 404 and "no incident" in missing.json()["detail"]
-    for method in ("post", "put", "patch", "delete"):
-        assert getattr(client, method)("/api/policy").status_code == 405
+    # Every route is read-only, and each refuses every method that could change state.
+    routes = [r for r in client.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
+    assert len(routes) >= 12
+    for route in routes:
+        assert route.methods is not None and route.methods <= {"GET", "HEAD"}, route.path
+        path = route.path.replace("{ref}", "1")
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            response = client.request(method, path, json={"emergency_mode": False})
+            assert response.status_code == 405, (method, path, response.status_code)
+
+    assert every_table(history) == before
 
 
 def test_no_page_served_needs_the_internet(client: TestClient) -> None:

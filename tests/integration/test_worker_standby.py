@@ -38,9 +38,9 @@ def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first
     stops = [threading.Event(), threading.Event()]
     with bootstrap(settings) as first, bootstrap(settings) as second:
         a = start(first, 0, stops[0], events)
-        wait_for(lambda: "active 0" in events)
+        wait_for(lambda: "active 0" in events, what="worker 0 active")
         b = start(second, 1, stops[1], events)
-        wait_for(lambda: "standby 1" in events)
+        wait_for(lambda: "standby 1" in events, what="worker 1 standing by")
         # A negative check: it is watched for a while (the standby retries its lock many
         # times in 0.5 s); nothing is waited for here, so no condition could replace it.
         time.sleep(0.5)
@@ -48,9 +48,11 @@ def test_a_second_worker_for_the_account_stands_by_and_takes_over_when_the_first
 
         stops[0].set()
         a.join(timeout=30)
-        wait_for(lambda: "active 1" in events)
+        assert not a.is_alive(), "worker 0 did not stop within 30 s"
+        wait_for(lambda: "active 1" in events, what="worker 1 taking over")
         stops[1].set()
         b.join(timeout=30)
+        assert not b.is_alive(), "worker 1 did not stop within 30 s"
     assert events == ["active 0", "standby 1", "active 1"]
 
 
@@ -61,9 +63,9 @@ def test_a_worker_that_loses_its_lock_session_stops_and_the_standby_takes_over(
     stops = [threading.Event(), threading.Event()]
     with bootstrap(settings) as first, bootstrap(settings) as second:
         threads = [start(first, 0, stops[0], events)]
-        wait_for(lambda: "active 0" in events)
+        wait_for(lambda: "active 0" in events, what="worker 0 active")
         threads.append(start(second, 1, stops[1], events))
-        wait_for(lambda: "standby 1" in events)
+        wait_for(lambda: "standby 1" in events, what="worker 1 standing by")
 
         # The active worker's lock session is cut (a network cut, a server-side kill) while
         # its process lives on.
@@ -82,10 +84,14 @@ def test_a_worker_that_loses_its_lock_session_stops_and_the_standby_takes_over(
                 .all()
             )
         assert killed == [True]
-        wait_for(lambda: "active 1" in events and events.count("standby 0") == 1)
+        wait_for(
+            lambda: "active 1" in events and events.count("standby 0") == 1,
+            what="worker 1 taking over and worker 0 standing by",
+        )
         for stop in stops:
             stop.set()
         for thread in threads:
             thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads), "a worker ran on past 30 s"
     # The first worker stopped when its lock went and never ran again; the standby took over.
     assert events.count("active 0") == 1 and "active 1" in events and "standby 0" in events

@@ -24,7 +24,7 @@ class FakeTime:
 
 def test_a_burst_within_the_window_goes_at_once_and_the_next_waits_for_room() -> None:
     time = FakeTime()
-    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)
+    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)  # fake: no wait
 
     for _ in range(10):
         limiter.acquire("", 5)  # ten requests of cost 5: the whole second's 50 at once
@@ -36,7 +36,7 @@ def test_a_burst_within_the_window_goes_at_once_and_the_next_waits_for_room() ->
 
 def test_no_window_ever_holds_more_than_the_limit() -> None:
     time = FakeTime()
-    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)
+    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)  # fake: no wait
     sent: list[tuple[float, float]] = []
 
     for cost in [20, 20, 20, 5, 50, 1, 30, 30]:
@@ -51,7 +51,7 @@ def test_no_window_ever_holds_more_than_the_limit() -> None:
 
 def test_endpoints_with_budgets_of_their_own_do_not_wait_for_each_other() -> None:
     time = FakeTime()
-    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)
+    limiter = SlidingWindowLimiter(50, 1.0, clock=time.clock, sleep=time.sleep)  # fake: no wait
 
     limiter.acquire("POST /v5/order/cancel-all", 50)
     limiter.acquire("POST /v5/order/create-batch", 5)

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.errors import InvalidCommand
 from domain.legacy_trades import LegacyFileInvalid, LegacyTrade, parse_legacy_trades
 from domain.validation import BIDI_CONTROLS
 
@@ -148,10 +147,6 @@ def test_empty_text_is_refused_as_invalid_json() -> None:
 @pytest.mark.parametrize("text", ["42", '"trades"', "null", "true", "[1, 2]"])
 def test_a_file_that_is_not_an_object_of_trades_is_refused(text: str) -> None:
     assert refusal(text).startswith("trade_state.json: ")
-
-
-def test_the_error_is_an_invalid_command_so_the_cli_exits_with_2() -> None:
-    assert issubclass(LegacyFileInvalid, InvalidCommand)
 
 
 def test_a_trade_missing_its_symbol_is_refused_naming_trade_and_field() -> None:
