@@ -45,7 +45,7 @@ from app.signal_engine import SignalEngine
 from domain.drawdown import Transition
 from domain.errors import InvalidCommand
 from domain.ids import worker_lock_id
-from domain.venue import VenueError
+from domain.venue import ExchangePort, VenueError
 from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,10 @@ class BreakerLoop:
     hard breach it flattens at once (the main loop would too: the flattener's lock per
     activation lets one act and the other find the account flat)."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, venue: ExchangePort | None = None) -> None:
+        """``venue``: the breaker's own client (default: a new one of the core's venue)."""
         self.core = core
-        venue = core.new_venue()
+        venue = venue or core.new_venue()
         self.breaker = core.drawdown_breaker(venue)
         self.flattener = core.flattener(
             progress=lambda line: log.warning("flattener: %s", line), venue=venue

@@ -195,6 +195,34 @@ def _shown(value: object) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
+def candle_path(o: float, h: float, low: float, c: float) -> tuple[float, float, float, float]:
+    """The prices a replay shows inside one candle, in order: the open, then the nearer of
+    high and low (the low on a tie: the adverse side first for a long), then the other,
+    then the close. So a candle's low and high are each seen once, as a mark."""
+    if h - o < o - low:
+        return (o, h, low, c)
+    return (o, low, h, c)
+
+
+def training_window(c: Candles, until: datetime) -> Candles:
+    """The candles that open before ``until`` (what a model may learn from when the
+    replay starts at ``until``: nothing at or after it)."""
+    keep = sum(1 for t in c.timestamps if t < until)
+    return window(c, 0, keep)
+
+
+def window(c: Candles, start: int, stop: int) -> Candles:
+    """Candles ``start`` to ``stop`` (exclusive), positions in ``c``."""
+    return Candles(
+        c.timestamps[start:stop],
+        c.open[start:stop],
+        c.high[start:stop],
+        c.low[start:stop],
+        c.close[start:stop],
+        c.volume[start:stop],
+    )
+
+
 def features(c: Candles) -> np.ndarray:
     """The feature matrix, shape (len(c), len(FEATURE_NAMES)), rows aligned with candles."""
     log_close = np.log(c.close)
