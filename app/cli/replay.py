@@ -15,7 +15,14 @@ from app.cli.input_file import read_input_file
 from app.cli.output import emit_json, err, out
 from app.cli.replay_html import write_html
 from app.clock import MarketClock
-from app.replay import DEFAULT_SYMBOL, ReplayRequest, plan, replay_settings, run_replay
+from app.replay import (
+    DEFAULT_SYMBOL,
+    ReplayRequest,
+    plan,
+    replay_settings,
+    require_fresh,
+    run_replay,
+)
 from domain.errors import InvalidCommand
 from domain.market_data import parse_ohlcv
 from domain.validation import symbol_value, text_value
@@ -95,6 +102,7 @@ def replay(
         clock=MarketClock(the_plan.start),
         settings=replay_settings(cli.settings(), request, the_plan.step),
     )
+    require_fresh(core, "replay")
     err.print(
         f"tradecore replay of {len(the_plan.replayed)} candle(s) of {candles.name} on "
         f"{core.address.display}"
