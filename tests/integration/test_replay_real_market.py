@@ -94,3 +94,29 @@ def test_a_model_trained_until_t_is_byte_identical_whatever_the_file_holds_after
         models.append(model)
     assert models[0]["sha256"] == models[1]["sha256"]
     assert models[0]["data_to"] == datetime(2022, 1, 20, 7, 59, tzinfo=UTC)
+
+
+def test_isolated_bad_ticks_on_a_real_window_trip_nothing_and_each_is_recorded_as_unconfirmed(
+    settings: Settings,
+) -> None:
+    # 0.5x through the 2022-01-20 evening fall: the true drawdown stays far from -10 %,
+    # while a bad tick 30 % off would read as -15 % if the breaker believed it.
+    request = ReplayRequest(
+        start=datetime(2022, 1, 20, 18, tzinfo=UTC),
+        end=datetime(2022, 1, 20, 22, tzinfo=UTC),
+        hold=Decimal("0.5"),
+        glitch_rate=6.0,  # a bad tick every 10 market minutes on average
+        seed=11,
+    )
+    result, events = replayed(settings, request, excerpt_path())
+    glitches = result["glitches"]
+    assert glitches["injected"] >= 10
+    assert set(glitches["by_outcome"]) <= {"unconfirmed", "rejected"}, glitches["by_outcome"]
+    assert sum(glitches["by_outcome"].values()) == glitches["injected"]
+    assert result["activations"] == []
+    assert result["breaches"] == []
+    assert not [e for e in events if isinstance(e, Account.HardBreach | Account.SoftBreach)]
+    # Every bad tick was seen (held, then contradicted by the re-read at the true mark).
+    unconfirmed = [e for e in events if isinstance(e, Account.ReadingUnconfirmed)]
+    assert len(unconfirmed) == glitches["by_outcome"].get("unconfirmed", 0)
+    assert min(float(g["mark"]) / float(g["true"]) for g in glitches["each"]) < 0.75
