@@ -164,6 +164,8 @@ class _Run:
     glitches: list[Glitch] = field(default_factory=list)
     hold: dict[str, Any] | None = None
     marks: int = 0
+    candles: int = 0  # replayed (fewer than planned when stopped after flat)
+    last: datetime | None = None  # the last replayed candle's open time
     wall_seconds: float = 0.0
 
 
@@ -194,10 +196,12 @@ def run_replay(
     progress: Callable[[str], None] = lambda _: None,
     *,
     consumers: bool = True,
+    stop_after_flat: int | None = None,
 ) -> dict[str, Any]:
     """Replay ``the_plan`` through the whole chain of ``core`` (built on a MarketClock at
     ``the_plan.start``) and return the report (see :func:`report`). ``consumers`` False runs
-    the venue and the breaker alone (the benchmark's baseline: no worker rounds).
+    the venue and the breaker alone (the benchmark's baseline: no worker rounds);
+    ``stop_after_flat``: end that many candles after the first activation.
     Raises StoreNotFresh, InvalidCommand (not a paper venue or a market clock)."""
     clock = core.clock
     if not isinstance(clock, MarketClock):
@@ -221,7 +225,8 @@ def run_replay(
     if request.hold is not None:
         run.hold = _hold(admin, request.symbol, request.hold)
         progress(f"holding a long of {run.hold['quantity']} at {run.hold['price']}")
-    _Market(core, clock, admin, the_plan, request, run, consumers).play(started, progress)
+    market = _Market(core, clock, admin, the_plan, request, run, consumers)
+    market.play(started, progress, stop_after_flat)
     if consumers:
         core.runner.catch_up()
     run.wall_seconds = time.monotonic() - started
@@ -256,15 +261,23 @@ class _Market:
         self.rng = random.Random(request.seed)  # noqa: S311 - a simulation's draws
         self.per_mark = request.glitch_rate * the_plan.step.total_seconds() / POINTS / 3600
 
-    def play(self, started: float, progress: Callable[[str], None]) -> None:
+    def play(
+        self, started: float, progress: Callable[[str], None], stop_after_flat: int | None
+    ) -> None:
         candles, quarter = self.plan.replayed, self.plan.step / POINTS
         for i in range(len(candles)):
+            if stop_after_flat is not None and self.run.activations_wall_ms:
+                if stop_after_flat <= 0:
+                    break
+                stop_after_flat -= 1
             path = candle_path(candles.open[i], candles.high[i], candles.low[i], candles.close[i])
             for k, value in enumerate(path):
                 self.clock.advance_to(candles.timestamps[i] + quarter * k)
                 self.mark(_price(value))
             if self.duties is not None:
                 self.worker.round(self.duties)
+            self.run.candles += 1
+            self.run.last = candles.timestamps[i]
             if self.request.speed is not None:
                 ahead = (candles.timestamps[i] - candles.first).total_seconds() / self.request.speed
                 time.sleep(max(0.0, ahead - (time.monotonic() - started)))
@@ -395,12 +408,12 @@ def report(core: Core, the_plan: Plan, request: ReplayRequest, run: _Run) -> dic
         "replay": {
             "symbol": request.symbol,
             "from": candles.first,
-            "to": candles.last,
-            "candles": len(candles),
+            "to": run.last,
+            "candles": run.candles,
             "marks": run.marks,
             "path": "open, nearer of high/low, the other, close; a quarter candle apart",
             "wall_seconds": round(run.wall_seconds, 3),
-            "candles_per_second": round(len(candles) / run.wall_seconds, 1)
+            "candles_per_second": round(run.candles / run.wall_seconds, 1)
             if run.wall_seconds
             else None,
             "speed": request.speed or "max",

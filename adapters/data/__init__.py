@@ -14,3 +14,9 @@ def sample_path() -> Path:
 def excerpt_path() -> Path:
     """Real one-minute candles of a BTC perpetual, 2022-01-20 and 21 (see README.md here)."""
     return Path(str(files("adapters.data") / "btc_perp_2022_01_20_21_1m.csv"))
+
+
+EXCERPT_SOURCE = (
+    "real one-minute candles of the FTX BTC-PERP perpetual, 2022-01-20 00:00 to 2022-01-21 "
+    "23:59 UTC, cut from a public test-data set of an open-source trading engine"
+)
