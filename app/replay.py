@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,6 +167,8 @@ class _Run:
     candles: int = 0  # replayed (fewer than planned when stopped after flat)
     last: datetime | None = None  # the last replayed candle's open time
     wall_seconds: float = 0.0
+    # Where the wall time went: moving the marks, the breaker's readings, the worker's rounds.
+    spent: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
 class _Feed:
@@ -275,7 +277,9 @@ class _Market:
                 self.clock.advance_to(candles.timestamps[i] + quarter * k)
                 self.mark(_price(value))
             if self.duties is not None:
+                began = time.monotonic()
                 self.worker.round(self.duties)
+                self.run.spent["worker rounds"] += time.monotonic() - began
             self.run.candles += 1
             self.run.last = candles.timestamps[i]
             if self.request.speed is not None:
@@ -289,6 +293,7 @@ class _Market:
     def mark(self, price: Decimal) -> None:
         """Show ``price`` (or a bad tick instead, for one read) and take a reading."""
         symbol = self.request.symbol
+        began = time.monotonic()
         if self.per_mark and self.rng.random() < self.per_mark:
             sign = 1 if self.rng.random() < 0.5 else -1
             off = (price * (1 + sign * GLITCH_MOVE)).quantize(Decimal("0.01"))
@@ -302,10 +307,13 @@ class _Market:
         else:
             self.admin.set_prices({symbol: price})
         self.run.marks += 1
-        began = time.monotonic()
+        read = time.monotonic()
+        self.run.spent["venue marks"] += read - began
         last = self.loop.read("push").last
+        done = time.monotonic()
+        self.run.spent["breaker readings"] += done - read
         if last is not None and last.transition is Transition.HARD_BREACH:
-            self.run.activations_wall_ms.append((time.monotonic() - began) * 1000)
+            self.run.activations_wall_ms.append((done - read) * 1000)
 
 
 def require_fresh(core: Core, command: str) -> None:
@@ -416,6 +424,7 @@ def report(core: Core, the_plan: Plan, request: ReplayRequest, run: _Run) -> dic
             "candles_per_second": round(run.candles / run.wall_seconds, 1)
             if run.wall_seconds
             else None,
+            "seconds_in": {k: round(v, 3) for k, v in run.spent.items()},
             "speed": request.speed or "max",
             "seed": request.seed,
             "deposit": request.deposit,
