@@ -28,7 +28,7 @@ from app.config import Settings
 from app.replay import Plan, ReplayRequest, plan, replay_settings, run_replay
 from domain.market_data import parse_ohlcv
 
-TRAIN_UNTIL = datetime(2022, 1, 20, 20, tzinfo=UTC)
+TRAIN_UNTIL = datetime(2022, 1, 20, 21, tzinfo=UTC)
 HOLD = Decimal(3)
 AFTER_FLAT = 5  # candles replayed after the account is flat
 REQUEST = ReplayRequest(train_until=TRAIN_UNTIL, hold=HOLD)

@@ -21,7 +21,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
 ) -> None:
     """On a fresh store: train and promote a model on the shipped real candles before
-    2022-01-20 20:00, hold a 3x long and replay the evening's real fall through the worker,
+    2022-01-20 21:00, hold a 3x long and replay the evening's real fall through the worker,
     the drawdown breaker and the flattener; then print the incident report from the log."""
     the_plan = demo_plan()
     cli = state(ctx)

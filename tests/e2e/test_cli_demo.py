@@ -60,7 +60,6 @@ def test_the_demo_trips_the_breaker_where_the_real_market_crosses_and_its_incide
         assert [m["version"] for m in incident["models_at_activation"]] == [1, 1, 1]
         [model] = replay["models"]["registered"]
         assert datetime.fromisoformat(model["data_to"]) < start  # trained before the replay
-        assert result["demo"]["seconds"] < 60
         assert bare_cli(*args, "positions", "--json").json() == []
 
         latest = bare_cli(*args, "audit", "incident", "--latest", "--json")
