@@ -82,12 +82,17 @@ def test_a_json_candle_file_replays_like_its_csv(cli: Cli, tmp_path: Path) -> No
     path = tmp_path / "ccxt.json"
     rows = _json_rows(60)
     path.write_text(json.dumps([[_epoch_ms(r[0]), *r[1:]] for r in rows]))
-    ran = cli("replay", "--candles", str(path), "--hold", "1", "--json", timeout=180)
+    page = tmp_path / "replay.html"
+    ran = cli(
+        "replay", "--candles", str(path), "--hold", "1", "--json", "--html", str(page), timeout=180
+    )
     assert ran.code == 0, ran.stderr
     report = ran.json()
     assert report["replay"]["from"] == "2022-01-20T00:00:00+00:00"
     assert report["replay"]["candles"] == 60
     assert report["equity"]["accepted"] == 240
+    assert report["trades"]["opened"] == 1  # the held long, adopted by reconciliation
+    assert "data:image/png;base64," in page.read_text(encoding="utf-8")
 
 
 def _epoch_ms(iso: object) -> int:
