@@ -21,7 +21,7 @@ from adapters.errors import StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
-from app.clock import utc_now
+from app.clock import WALL, Clock, as_clock
 from app.config import Settings
 from app.drawdown import BreakerSettings, BreakerSight, DrawdownBreaker
 from app.emergency_trades import EmergencyTradeCloser
@@ -82,7 +82,7 @@ class Core:
     runner: ProjectionRunner
     gate: PolicyGate
     commands: SafetyCommands
-    clock: Callable[[], datetime]
+    clock: Clock
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _venue: ExchangePort | None = None
 
@@ -287,10 +287,12 @@ def bootstrap(
     settings: Settings,
     *,
     schema: Schema = Schema.AUTO,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock | Callable[[], datetime] = WALL,
     pool_size: int = COMMAND_POOL_SIZE,
 ) -> Core:
-    """Connect, check the schema, and build every component. Raises StoreUnavailable."""
+    """Connect, check the schema, and build every component on ``clock`` (the wall clock
+    live, a market clock in a replay). Raises StoreUnavailable."""
+    clock = as_clock(clock)
     address, embedded = resolve_address(settings)
     address.check()
     engine = address.engine(pool_size=pool_size)

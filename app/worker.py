@@ -36,6 +36,7 @@ from adapters.locks import SessionLock
 from adapters.notify import NotificationWaiter
 from adapters.paper.tables import MARKS_CHANNEL
 from app.bootstrap import Core
+from app.drawdown import Poll
 from app.flattener import FlattenReport
 from app.model_consumers import ConsumerRuntime, ModelWatch, promoted_score
 from app.reconcile import Reconciler
@@ -44,7 +45,7 @@ from app.signal_engine import SignalEngine
 from domain.drawdown import Transition
 from domain.errors import InvalidCommand
 from domain.ids import worker_lock_id
-from domain.venue import VenueError
+from domain.venue import ExchangePort, VenueError
 from projections.tables import worker_status
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,16 @@ class Duty:
     duties go on. An outage of the store is the worker's to handle, not a duty's."""
 
     def __init__(
-        self, name: str, action: Callable[[], None], *, backoff: float, cap: float = 30.0
+        self,
+        name: str,
+        action: Callable[[], None],
+        *,
+        backoff: float,
+        cap: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
+        self.monotonic = monotonic
         self.action = action
         self.base = backoff
         self.cap = cap
@@ -67,7 +75,7 @@ class Duty:
         self._next = float("-inf")
 
     def due(self) -> bool:
-        return time.monotonic() >= self._next
+        return self.monotonic() >= self._next
 
     def failed(self, error: Exception) -> None:
         log.error(
@@ -78,7 +86,7 @@ class Duty:
             self._delay,
             exc_info=error,
         )
-        self._next = time.monotonic() + self._delay
+        self._next = self.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.cap)
 
     def succeeded(self) -> None:
@@ -91,9 +99,10 @@ class BreakerLoop:
     hard breach it flattens at once (the main loop would too: the flattener's lock per
     activation lets one act and the other find the account flat)."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, venue: ExchangePort | None = None) -> None:
+        """``venue``: the breaker's own client (default: a new one of the core's venue)."""
         self.core = core
-        venue = core.new_venue()
+        venue = venue or core.new_venue()
         self.breaker = core.drawdown_breaker(venue)
         self.flattener = core.flattener(
             progress=lambda line: log.warning("flattener: %s", line), venue=venue
@@ -102,31 +111,34 @@ class BreakerLoop:
 
     def run(self, stop: threading.Event) -> None:
         interval = self.core.settings.equity_interval
+        clock = self.core.clock
         waiter = NotificationWaiter(self.core.address, MARKS_CHANNEL)
         backoff = interval
         try:
             pushed = False
             while not stop.is_set():
                 try:
-                    due = time.monotonic() - self._last >= interval
+                    due = clock.monotonic() - self._last >= interval
                     if due or pushed:
-                        self._last = time.monotonic()
-                        self._read("poll" if due else "push")
+                        self._last = clock.monotonic()
+                        self.read("poll" if due else "push")
                     backoff = interval
                 except Exception:
                     log.exception("drawdown breaker failed; retrying in %.1fs", backoff)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
-                pushed = bool(waiter(max(0.0, self._last + interval - time.monotonic())))
+                pushed = bool(waiter(max(0.0, self._last + interval - clock.monotonic())))
         finally:
             waiter.close()
 
-    def _read(self, trigger: str) -> None:
+    def read(self, trigger: str) -> Poll:
+        """One reading (and its re-read, if held); a hard breach is flattened at once."""
         poll = self.breaker.poll(trigger)
         last = poll.last
         if last is not None and last.transition is Transition.HARD_BREACH:
             self.flattener.run()
+        return poll
 
 
 class Worker:
@@ -156,8 +168,34 @@ class Worker:
         self._outage_lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        self._started()
+        duties = self.prepare()
+        # The breaker has a thread of its own: a slow catch-up or model load never delays it.
+        breaker = threading.Thread(
+            target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
+        )
+        breaker.start()
+        poll = self.core.settings.poll_interval
         waiter = self.core.waiter()
+        backoff = poll
+        while not stop.is_set():
+            if self.round(duties):
+                backoff = poll
+                waiter(poll)
+                continue
+            stop.wait(backoff)  # the store is down: every duty needs it
+            backoff = min(backoff * 2, 30.0)
+        breaker.join(timeout=10)
+
+    def round(self, duties: list[Duty]) -> bool:
+        """One round of every duty that is due (by the core's clock). False, at once, when
+        the store is down."""
+        return self._perform(duties)
+
+    def prepare(self) -> list[Duty]:
+        """Record the start and build the duties (without the breaker, which
+        :class:`BreakerLoop` runs); :meth:`round` then performs them. A replay drives
+        these rounds itself, between the moves of its market clock."""
+        self._started()
         flattener = self.core.flattener(progress=lambda line: log.warning("flattener: %s", line))
         reconciler = self.core.reconciler()
         self.consumers = self.core.model_consumers()
@@ -170,18 +208,14 @@ class Worker:
             self.core.trade_store().list_open_trades,
             self.core.settings.signal_symbol_list,
         )
-        # The breaker has a thread of its own: a slow catch-up or model load never delays it.
-        breaker = threading.Thread(
-            target=BreakerLoop(self.core).run, args=(stop,), name="drawdown-breaker", daemon=True
-        )
-        breaker.start()
         poll = self.core.settings.poll_interval
-        duties = [
+        monotonic = self.core.clock.monotonic
+        return [
             # The catch-up first: its engine fails fast when the store is down, which is how
             # an outage is noticed (the event store's own pool waits for a connection). A
             # read model that cannot apply an event does not fail it: the runner isolates
             # that one and the others go on.
-            Duty("read models", self._catch_up, backoff=poll),
+            Duty("read models", self._catch_up, backoff=poll, monotonic=monotonic),
             # Not behind anything but an outage: the account is kept flat whatever a read
             # model or process manager does.
             Duty(
@@ -189,26 +223,32 @@ class Worker:
                 lambda: self._supervise_emergency(flattener.run),
                 backoff=poll,
                 cap=self.retry_interval,
+                monotonic=monotonic,
             ),
-            Duty("model consumers", self._sync_consumers, backoff=poll),
-            Duty("model watch", lambda: self._watch_if_due(watch), backoff=poll),
-            Duty("reconciliation", lambda: self._reconcile_if_due(reconciler), backoff=poll),
+            Duty("model consumers", self._sync_consumers, backoff=poll, monotonic=monotonic),
+            Duty(
+                "model watch", lambda: self._watch_if_due(watch), backoff=poll, monotonic=monotonic
+            ),
+            Duty(
+                "reconciliation",
+                lambda: self._reconcile_if_due(reconciler),
+                backoff=poll,
+                monotonic=monotonic,
+            ),
             *(
-                [Duty("signal trading", lambda: self._trade_signals(signals), backoff=poll)]
+                [
+                    Duty(
+                        "signal trading",
+                        lambda: self._trade_signals(signals),
+                        backoff=poll,
+                        monotonic=monotonic,
+                    )
+                ]
                 if signals is not None
                 else []
             ),
-            Duty("heartbeat", self._heartbeat, backoff=poll),
+            Duty("heartbeat", self._heartbeat, backoff=poll, monotonic=monotonic),
         ]
-        backoff = poll
-        while not stop.is_set():
-            if self._perform(duties):
-                backoff = poll
-                waiter(poll)
-                continue
-            stop.wait(backoff)  # the store is down: every duty needs it
-            backoff = min(backoff * 2, 30.0)
-        breaker.join(timeout=10)
 
     def signal_engine(self, model: ConsumerRuntime) -> SignalEngine | None:
         """The signal engine (when symbols are configured), its entries sized on the score
@@ -251,10 +291,10 @@ class Worker:
         emergency = self.core.commands.load_emergency()
         if emergency is None or not emergency.active:
             return
-        since = time.monotonic() - self._last_flatten
+        since = self.core.clock.monotonic() - self._last_flatten
         due = self.verify_interval if emergency.flat else self.retry_interval
         if emergency.flat is None or since >= due:
-            self._last_flatten = time.monotonic()
+            self._last_flatten = self.core.clock.monotonic()
             report = flatten()
             if report is not None and not report.flat:
                 log.error(
@@ -266,9 +306,9 @@ class Worker:
                 )
 
     def _watch_if_due(self, watch: ModelWatch) -> None:
-        if time.monotonic() - self._last_watch < self.watch_interval:
+        if self.core.clock.monotonic() - self._last_watch < self.watch_interval:
             return
-        self._last_watch = time.monotonic()
+        self._last_watch = self.core.clock.monotonic()
         try:
             watch.run_once()
         except Exception:
@@ -279,9 +319,12 @@ class Worker:
     def _reconcile_if_due(self, reconciler: Reconciler) -> None:
         """On start, then every ``reconcile_interval``. A venue that cannot be read is a
         missed round, not a worker failure."""
-        if time.monotonic() - self._last_reconcile < self.core.settings.reconcile_interval:
+        if (
+            self.core.clock.monotonic() - self._last_reconcile
+            < self.core.settings.reconcile_interval
+        ):
             return
-        self._last_reconcile = time.monotonic()
+        self._last_reconcile = self.core.clock.monotonic()
         try:
             report = reconciler.run()
         except VenueError as e:
@@ -359,9 +402,9 @@ class Worker:
             )
 
     def _heartbeat(self) -> None:
-        if time.monotonic() - self._last_heartbeat < self.heartbeat_interval:
+        if self.core.clock.monotonic() - self._last_heartbeat < self.heartbeat_interval:
             return
-        self._last_heartbeat = time.monotonic()
+        self._last_heartbeat = self.core.clock.monotonic()
         with self.core.engine.begin() as conn:
             conn.execute(
                 update(worker_status)

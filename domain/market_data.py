@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,59 @@ def candles_from_rows(rows: list[tuple[datetime, float, float, float, float, flo
     )
 
 
+def parse_ohlcv(text: str, *, source: str) -> Candles:
+    """Candles from a file's text, CSV or JSON (told apart by the first character): the one
+    reader of every candle file tradecore takes (training, replay, the demo's excerpt).
+
+    CSV: see :func:`parse_ohlcv_csv`. JSON: an array of ``[time, open, high, low, close,
+    volume]`` arrays, as ccxt's ``fetch_ohlcv`` and Freqtrade's data files write them
+    (time in epoch ms, or ISO text). Rows oldest first, times strictly increasing, at least
+    ``MIN_CANDLES``. Raises CandleDataInvalid naming ``source`` and the line."""
+    if text.lstrip("\ufeff \t\r\n").startswith("["):
+        return parse_ohlcv_json(text, source=source)
+    return parse_ohlcv_csv(text, source=source)
+
+
+def parse_ohlcv_json(text: str, *, source: str) -> Candles:
+    """Candles from a JSON array of ``[time, open, high, low, close, volume]`` arrays.
+    Raises CandleDataInvalid naming the line of the row (or of the syntax error)."""
+    text = text.lstrip("\ufeff")
+    decoder = json.JSONDecoder()
+    at = _skip_space(text, 0)
+    if text[at : at + 1] != "[":
+        raise CandleDataInvalid(f"{source}: line {_line(text, at)}: not a JSON array")
+    at = _skip_space(text, at + 1)
+    times: list[datetime] = []
+    rows: list[tuple[float, ...]] = []
+    lines = _Lines(text)
+    while text[at : at + 1] != "]":
+        where = f"{source}: line {lines.at(at)}, candle {len(rows) + 1}"
+        try:
+            row, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as e:
+            raise CandleDataInvalid(f"{source}: line {e.lineno}: not JSON: {e.msg}") from None
+        if not isinstance(row, list) or len(row) < len(COLUMNS):
+            raise CandleDataInvalid(
+                f"{where}: a candle is an array of {len(COLUMNS)} values "
+                f"({', '.join(COLUMNS)}), got {_shown(row)}"
+            )
+        when = _time(str(row[0]), where)
+        values = tuple(
+            _number(str(v), c, where) for v, c in zip(row[1:6], COLUMNS[1:], strict=True)
+        )
+        _check(when, values, where, times)
+        times.append(when)
+        rows.append(values)
+        at = _skip_space(text, end)
+        if text[at : at + 1] == ",":
+            at = _skip_space(text, at + 1)
+        elif text[at : at + 1] != "]":
+            raise CandleDataInvalid(f"{source}: line {_line(text, at)}: expected ',' or ']'")
+    if text[at + 1 :].strip():
+        raise CandleDataInvalid(f"{source}: line {_line(text, at + 1)}: text after the array")
+    return _candles(times, rows, source)
+
+
 def parse_ohlcv_csv(text: str, *, source: str) -> Candles:
     """Candles from a CSV with a header naming timestamp, open, high, low, close, volume (any
     order, any case; other columns ignored). Raises CandleDataInvalid naming the line."""
@@ -90,19 +144,83 @@ def _parse_rows(reader: Any, header: list[str], source: str) -> Candles:
             )
         when = _time(fields[index["timestamp"]].strip(), where)
         values = tuple(_number(fields[index[c]].strip(), c, where) for c in COLUMNS[1:])
-        o, h, low, c, v = values
-        if min(o, h, low, c) <= 0 or v < 0:
-            raise CandleDataInvalid(f"{where}: prices must be positive and volume not negative")
-        if h < max(o, c) or low > min(o, c):
-            raise CandleDataInvalid(f"{where}: high/low do not contain open and close")
-        if times and when <= times[-1]:
-            raise CandleDataInvalid(f"{where}: timestamp {when.isoformat()} is not after the last")
+        _check(when, values, where, times)
         times.append(when)
         rows.append(values)
+    return _candles(times, rows, source)
+
+
+def _check(when: datetime, values: tuple[float, ...], where: str, times: list[datetime]) -> None:
+    """One candle's rules, whatever the file's format."""
+    o, h, low, c, v = values
+    if min(o, h, low, c) <= 0 or v < 0:
+        raise CandleDataInvalid(f"{where}: prices must be positive and volume not negative")
+    if h < max(o, c) or low > min(o, c):
+        raise CandleDataInvalid(f"{where}: high/low do not contain open and close")
+    if times and when <= times[-1]:
+        raise CandleDataInvalid(f"{where}: timestamp {when.isoformat()} is not after the last")
+
+
+def _candles(times: list[datetime], rows: list[tuple[float, ...]], source: str) -> Candles:
     if len(rows) < MIN_CANDLES:
         raise CandleDataInvalid(f"{source}: too few candles ({len(rows)}; {MIN_CANDLES} needed)")
     data = np.array(rows, dtype=np.float64)
     return Candles(tuple(times), data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4])
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def _line(text: str, at: int) -> int:
+    return text.count("\n", 0, at) + 1
+
+
+class _Lines:
+    """Line numbers of increasing offsets, counted once (not from the start each time)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.offset, self.line = text, 0, 1
+
+    def at(self, offset: int) -> int:
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
+def _shown(value: object) -> str:
+    shown = json.dumps(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def candle_path(o: float, h: float, low: float, c: float) -> tuple[float, float, float, float]:
+    """The prices a replay shows inside one candle, in order: the open, then the nearer of
+    high and low (the low on a tie: the adverse side first for a long), then the other,
+    then the close. So a candle's low and high are each seen once, as a mark."""
+    if h - o < o - low:
+        return (o, h, low, c)
+    return (o, low, h, c)
+
+
+def training_window(c: Candles, until: datetime) -> Candles:
+    """The candles that open before ``until`` (what a model may learn from when the
+    replay starts at ``until``: nothing at or after it)."""
+    keep = sum(1 for t in c.timestamps if t < until)
+    return window(c, 0, keep)
+
+
+def window(c: Candles, start: int, stop: int) -> Candles:
+    """Candles ``start`` to ``stop`` (exclusive), positions in ``c``."""
+    return Candles(
+        c.timestamps[start:stop],
+        c.open[start:stop],
+        c.high[start:stop],
+        c.low[start:stop],
+        c.close[start:stop],
+        c.volume[start:stop],
+    )
 
 
 def features(c: Candles) -> np.ndarray:

@@ -94,8 +94,13 @@ class PaperVenue:
             acct = self.book.account(conn)
             upnl = sum((p.unrealized_pnl for p in self.book.positions(conn, None)), Decimal(0))
             # Dated by the paper venue's own clock (the database server's), as an exchange
-            # dates its figures by its clock, not by the client's.
-            at = conn.execute(select(func.clock_timestamp())).scalar_one()
+            # dates its figures by its clock, not by the client's; in a replay the venue is
+            # the replayed market, whose time is the market clock's.
+            at = (
+                self.clock()
+                if getattr(self.clock, "simulated", False)
+                else conn.execute(select(func.clock_timestamp())).scalar_one()
+            )
             return Balance(acct.currency, acct.wallet, upnl, at=at)
 
         return self._request(balance, kind="read")

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from app.bootstrap import COMMAND_POOL_SIZE, Core, Schema, bootstrap
+from app.clock import WALL, Clock
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,20 @@ class CliState:
             overrides["exchange"] = self.exchange
         return Settings(**overrides)  # type: ignore[arg-type]
 
-    def core(self, schema: Schema = Schema.AUTO, *, pool_size: int = COMMAND_POOL_SIZE) -> Core:
-        """The core, built on first use (``pool_size``: see app.bootstrap)."""
+    def core(
+        self,
+        schema: Schema = Schema.AUTO,
+        *,
+        pool_size: int = COMMAND_POOL_SIZE,
+        clock: Clock = WALL,
+        settings: Settings | None = None,
+    ) -> Core:
+        """The core, built on first use (``pool_size``: see app.bootstrap) on ``clock`` and
+        ``settings`` (default: the environment's, with the global options)."""
         if self._core is None:
-            core = bootstrap(self.settings(), schema=schema, pool_size=pool_size)
+            core = bootstrap(
+                settings or self.settings(), schema=schema, pool_size=pool_size, clock=clock
+            )
             try:
                 core.commands.ensure_initialised()
             except BaseException:

@@ -26,6 +26,7 @@ from app.cli import (
     paper,
     policy,
     projections,
+    replay,
     risk,
     serve,
     sizing,
@@ -65,6 +66,7 @@ cli.add_typer(data.app, name="data")
 cli.command("verify")(projections.verify_command)
 cli.command("run")(worker.run)
 cli.command("demo")(demo.demo)
+cli.command("replay")(replay.replay)
 cli.command("serve")(serve.serve)
 cli.command("positions")(venue.positions)
 cli.command("orders")(venue.orders)

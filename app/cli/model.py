@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.cli.context import default_actor, state
 from app.cli.input_file import read_input_file
 from app.cli.output import confirmer, emit_json, out
-from domain.market_data import parse_ohlcv_csv
+from domain.market_data import parse_ohlcv
 from domain.validation import INTEGER, integer_value, text_value
 from projections.tables import model_consumers
 
@@ -27,7 +27,13 @@ Actor = Annotated[
 @app.command("train")
 def train_model(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="CSV: timestamp,open,high,low,close,volume")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="candles: CSV timestamp,open,high,low,close,volume or a ccxt/Freqtrade JSON array",
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="the model's name, e.g. signal")],
     seed: Annotated[int, typer.Option("--seed", help="training seed (reproducible)")] = 7,
     actor: Actor = None,
@@ -37,9 +43,7 @@ def train_model(
     the model's next version (not promoted)."""
     # LightGBM takes a C int seed: one past INTEGER's range would fail inside the trainer.
     seed = integer_value(seed, "--seed", column=(0, INTEGER[1]))
-    candles = parse_ohlcv_csv(
-        read_input_file(data, "--data"), source=text_value(data.name, "--data")
-    )
+    candles = parse_ohlcv(read_input_file(data, "--data"), source=text_value(data.name, "--data"))
     from adapters.signal_model import train  # noqa: PLC0415 - LightGBM only when training
 
     trained = train(candles, seed=seed)

@@ -1,15 +1,20 @@
-"""The main job: ``tradecore demo`` on a fresh home, then the audit of what it did."""
+"""The main job: ``tradecore demo`` on a fresh home replays the shipped real candles, the
+breaker fires at the mark where the real market crosses the hard threshold, and the
+incident can be audited."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from adapters.data import excerpt_path
 from tests.e2e.conftest import Cli
+from tests.integration.replay_support import first_crossing, long_equity_path, path_points
 from tests.postgres import private_temp_home
 
 
@@ -20,45 +25,59 @@ def home() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_demo_trips_the_breaker_flattens_and_its_incident_can_be_audited(
+def test_the_demo_trips_the_breaker_where_the_real_market_crosses_and_its_incident_can_be_audited(
     bare_cli: Cli, home: Path
 ) -> None:
     args = ("--home", str(home))
     try:
-        ran = bare_cli(*args, "demo", "--json", timeout=180)
+        ran = bare_cli(*args, "demo", "--json", timeout=240)
         assert ran.code == 0, ran.stderr
         result = ran.json()
-        incident = result["incident"]
+        incident, replay = result["incident"], result["replay"]
         assert incident["trigger"]["source"] == "drawdown"
-        assert float(incident["trigger"]["drawdown"]) <= float(
-            incident["trigger"]["hard_threshold"]
+
+        # The crossing, computed here from the shipped file and the position the venue
+        # filled: the first mark whose drawdown from the running peak is -10 % or worse.
+        hold = replay["hold"]
+        start = datetime.fromisoformat(replay["replay"]["from"])
+        end = datetime.fromisoformat(replay["replay"]["to"])
+        expected = long_equity_path(
+            path_points(excerpt_path(), start, end),
+            wallet=Decimal(hold["wallet_after_entry"]),
+            quantity=Decimal(hold["quantity"]),
+            entry=Decimal(hold["price"]),
         )
-        assert incident["time_to_flat_ms"] is not None and incident["flat"] is True
-        assert result["demo"]["venue_positions_after"] == 0
-        assert result["demo"]["soft_breach_refused_entry"] is True
+        crossing = first_crossing(expected)
+        assert crossing is not None
+        assert datetime.fromisoformat(incident["activated_at"]) == crossing.at
+        hard = [b for b in incident["breaches"] if b["type"] == "risk.drawdown.hard_breach"]
+        assert [datetime.fromisoformat(b["at"]) for b in hard] == [crossing.at]
+        assert Decimal(incident["trigger"]["drawdown"]) == crossing.drawdown
+        # The soft breach came first (the replay's report: the incident shows minutes only).
+        soft = [b for b in replay["breaches"] if b["type"] == "soft"]
+        assert soft and datetime.fromisoformat(soft[0]["at"]) < crossing.at
+
+        assert incident["flat"] is True and result["demo"]["venue_positions_after"] == 0
         assert [m["version"] for m in incident["models_at_activation"]] == [1, 1, 1]
+        [model] = replay["models"]["registered"]
+        assert datetime.fromisoformat(model["data_to"]) < start  # trained before the replay
         assert bare_cli(*args, "positions", "--json").json() == []
 
         latest = bare_cli(*args, "audit", "incident", "--latest", "--json")
         assert latest.code == 0, latest.stderr
         assert latest.json()["incident_id"] == incident["incident_id"]
-
         # Between the soft breach and the hard one: entries blocked, no emergency yet.
-        breaches = {b["type"]: b["at"] for b in incident["breaches"]}
-        soft = datetime.fromisoformat(breaches["risk.drawdown.soft_breach"])
-        hard = datetime.fromisoformat(breaches["risk.drawdown.hard_breach"])
-        between = soft + (hard - soft) / 2
+        between = (
+            datetime.fromisoformat(soft[0]["at"])
+            + (crossing.at - datetime.fromisoformat(soft[0]["at"])) / 2
+        )
         state = bare_cli(*args, "audit", "state", "--at", between.isoformat(), "--json")
         assert state.code == 0, state.stderr
         data = state.json()
         assert data["risk"]["state"] == "soft_breach"
         assert data["policy"]["allow_new_trades"] is False
         assert data["emergency"]["active"] is False
-        assert len(data["open_trades"]) == 3
-        text = bare_cli(*args, "audit", "state", "--at", between.isoformat())
-        assert text.code == 0 and "position   BTC/USDT:USDT long" in text.stdout
-        early = bare_cli(*args, "audit", "state", "--at", "2000-01-01T00:00:00")
-        assert early.code == 0 and "nothing was recorded yet" in early.stdout
+        assert len(data["open_trades"]) == 1
 
         page = home.parent / "incident.html"
         html = bare_cli(*args, "audit", "incident", "1", "--html", str(page))

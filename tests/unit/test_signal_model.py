@@ -100,3 +100,29 @@ def test_a_field_past_the_csv_size_limit_is_refused_naming_the_line() -> None:
     text = "timestamp,open,high,low,close,volume\n" + "1," + "9" * 200_000 + ",1,1,1,1\n"
     with pytest.raises(CandleDataInvalid, match=r"^data\.csv: line 2: field larger"):
         parse_ohlcv_csv(text, source="data.csv")
+
+
+def test_the_ccxt_json_array_reads_as_the_same_candles_as_its_csv() -> None:
+    import json  # noqa: PLC0415
+
+    from domain.market_data import parse_ohlcv  # noqa: PLC0415
+
+    csv_candles = sample()
+    rows = [
+        [int(t.timestamp() * 1000), o, h, low, c, v]
+        for t, o, h, low, c, v in zip(
+            csv_candles.timestamps,
+            csv_candles.open.tolist(),
+            csv_candles.high.tolist(),
+            csv_candles.low.tolist(),
+            csv_candles.close.tolist(),
+            csv_candles.volume.tolist(),
+            strict=True,
+        )
+    ]
+    from_json = parse_ohlcv(json.dumps(rows), source="ccxt.json")
+    assert from_json.timestamps == csv_candles.timestamps
+    assert (from_json.close == csv_candles.close).all()
+    rows[70][1] = None
+    with pytest.raises(CandleDataInvalid, match=r"bad\.json: line 1, candle 71: open"):
+        parse_ohlcv(json.dumps(rows), source="bad.json")
