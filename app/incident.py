@@ -9,9 +9,9 @@ force, and the reset.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from app.log_events import describe, incident_id
@@ -19,14 +19,29 @@ from domain.account import Account
 from domain.base import event_id
 from domain.emergency import Emergency
 
-if TYPE_CHECKING:
-    from app.audit import Audit
+
+class LogReader(Protocol):
+    """What the report reads of the log (``app.audit.Audit`` is one): positions are
+    notification ids of the event log."""
+
+    def position_of(self, originator_id: UUID, version: int) -> int: ...
+
+    def state_at_position(self, position: int) -> dict[str, Any]: ...
+
+    def correlated(self, correlation_id: UUID) -> list[tuple[int, Any]]: ...
+
+    def trade_closes_between(self, since: datetime, until: datetime) -> list[tuple[int, Any]]: ...
+
+    def account_events_between(self, since: datetime, until: datetime) -> list[Any]: ...
+
+    def entry_model(self, trade_id: UUID) -> dict[str, Any]: ...
+
 
 PATH_BEFORE = timedelta(minutes=10)
 PATH_AFTER = timedelta(seconds=30)
 
 
-def build_incident(audit: Audit, events: list[Any], activated: Any) -> dict[str, Any]:
+def build_incident(audit: LogReader, events: list[Any], activated: Any) -> dict[str, Any]:
     number = activated.activation_number
     own = [e for e in events if getattr(e, "activation_number", None) == number]
     flat = next((e for e in own if isinstance(e, Emergency.AccountFlat)), None)
