@@ -7,9 +7,10 @@ import os
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from alembic import context
+from adapters.migrations import grant_app_role
 from adapters.paper.tables import PAPER_SCHEMA
 from adapters.paper.tables import metadata as paper_metadata
+from alembic import context
 from projections.tables import READ_MODEL_SCHEMA, metadata
 
 config = context.config
@@ -34,6 +35,9 @@ def run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        # Every upgrade ends with the app role's rights as the code needs them, including
+        # on tables a migration just created.
+        grant_app_role(connection)
 
 
 connection = config.attributes.get("connection")

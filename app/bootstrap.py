@@ -38,6 +38,7 @@ from app.signal_engine import SignalEngine
 from app.sizing import Sized, SizingService
 from app.sizing_learner import SizingLearner
 from app.venues import build_venue
+from domain.errors import RefusedBySafetyRule
 from domain.ids import ORDER_FLOW_LOCK
 from domain.regime import RegimeThresholds
 from domain.sizing_record import decision_id_for
@@ -64,11 +65,54 @@ class Schema(Enum):
 
 
 def resolve_address(settings: Settings) -> tuple[DatabaseAddress, EmbeddedPostgres | None]:
-    """The configured store, starting the embedded server when no URL is set."""
+    """Where the application connects (as the app role), starting the embedded server when
+    no URL is set."""
     if settings.database_url:
         return DatabaseAddress.parse(settings.database_url), None
     embedded = EmbeddedPostgres(settings.home)
-    return embedded.ensure_running(), embedded
+    embedded.ensure_running()
+    return embedded.address, embedded
+
+
+def owner_address(settings: Settings) -> tuple[DatabaseAddress, bool]:
+    """Where migrations run, and whether it is the embedded server: the owner URL, else the
+    embedded server's superuser, else the one configured URL (an installation that has not
+    split its roles yet; the application will refuse to run as that owner)."""
+    if settings.owner_database_url:
+        return DatabaseAddress.parse(settings.owner_database_url), False
+    if settings.database_url:
+        return DatabaseAddress.parse(settings.database_url), False
+    return EmbeddedPostgres(settings.home).ensure_running(), True
+
+
+def upgrade_schema(owner: DatabaseAddress, *, app_login: bool) -> migrations.MigrationStatus:
+    """Migrate to head as ``owner`` (idempotent); ``app_login``: also let the app role log
+    in (the embedded server, whose socket is private). Raises StoreUnavailable."""
+    owner.check()
+    engine = owner.engine(pool_size=1)
+    try:
+        result = migrations.upgrade(engine)
+        if app_login:
+            migrations.enable_app_login(engine)
+        return result
+    except SAOperationalError as e:
+        raise StoreUnavailable(first_line(e)) from None
+    finally:
+        engine.dispose()
+
+
+def _upgrade_embedded(embedded: EmbeddedPostgres) -> None:
+    # As the owner, before the application connects: on a fresh server the app role does
+    # not exist until this first migration.
+    engine = embedded.owner_address.engine(pool_size=1)
+    try:
+        current = migrations.status(engine).up_to_date
+    except SAOperationalError as e:
+        raise StoreUnavailable(f"cannot read the schema version: {first_line(e)}") from None
+    finally:
+        engine.dispose()
+    if not current:
+        upgrade_schema(embedded.owner_address, app_login=True)
 
 
 @dataclass
@@ -270,17 +314,21 @@ def _load_signal_model(artifact: bytes) -> object:
     return SignalModel.load(artifact)
 
 
-def prepare_schema(engine: Engine, *, embedded: bool, mode: Schema) -> None:
+def prepare_schema(engine: Engine, *, mode: Schema) -> None:
+    """Check the schema is at head (unless ``mode`` is SKIP) and that the role we run as
+    cannot alter events. Raises StoreNotMigrated, StoreUnavailable, RefusedBySafetyRule."""
     try:
-        if mode is Schema.SKIP:
-            return
-        if mode is Schema.AUTO and embedded:
-            if not migrations.status(engine).up_to_date:
-                migrations.upgrade(engine)
-            return
-        migrations.require_head(engine)
+        if mode is not Schema.SKIP:
+            migrations.require_head(engine)
+        rewriter = migrations.history_rewriter(engine)
     except SAOperationalError as e:
         raise StoreUnavailable(f"cannot read the schema version: {first_line(e)}") from None
+    if rewriter is not None:
+        raise RefusedBySafetyRule(
+            f"{rewriter}, so it could rewrite recorded events: tradecore runs as the "
+            f"{migrations.APP_ROLE} role (TRADECORE_DATABASE_URL) and migrates as the owner "
+            "(TRADECORE_OWNER_DATABASE_URL); see README, 'Who may change history'"
+        )
 
 
 def bootstrap(
@@ -292,10 +340,12 @@ def bootstrap(
 ) -> Core:
     """Connect, check the schema, and build every component. Raises StoreUnavailable."""
     address, embedded = resolve_address(settings)
+    if embedded is not None and schema is Schema.AUTO:
+        _upgrade_embedded(embedded)
     address.check()
     engine = address.engine(pool_size=pool_size)
     try:
-        prepare_schema(engine, embedded=embedded is not None, mode=schema)
+        prepare_schema(engine, mode=schema)
         store = open_event_store(address, pool_size=pool_size)
     except BaseException:
         engine.dispose()
