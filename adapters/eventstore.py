@@ -93,11 +93,11 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The library locks the table itself (LOCK TABLE ... IN EXCLUSIVE MODE), which the
-        # application role may not do: it has no UPDATE, DELETE or TRUNCATE right. The
-        # table's own BEFORE INSERT statement trigger takes that lock instead, for every
-        # inserter, before any notification id is drawn (migration 0015); only the bound on
-        # waiting for it is set here.
+        # The library locks the table itself (LOCK TABLE ... IN EXCLUSIVE MODE) so that ids
+        # are handed out in commit order; the application role may not (it has no UPDATE,
+        # DELETE or TRUNCATE right). The table's own BEFORE INSERT statement trigger
+        # serialises appends instead, for every inserter, before any id is drawn (migration
+        # 0015); only the bound on waiting for it is set here.
         self.lock_table_statements = [
             SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout)
         ]

@@ -7,13 +7,15 @@ table's owner: ``ALTER TABLE ... DISABLE TRIGGER``, or a superuser's
 ``session_replication_role = replica``) leaves a row whose stored hash no longer matches its
 content, and ``tradecore verify`` names it.
 
-Race-free because appends are serialised: a statement-level BEFORE INSERT trigger takes the
-table's EXCLUSIVE lock before the statement evaluates any row (so before ``nextval`` hands
-out notification ids), and holds it to commit. The previous row a new row chains on is
-therefore always the committed head of the log (or a row earlier in the same transaction),
-whoever inserts and however. The eventsourcing recorder took the same lock itself; the
-application role may not (LOCK ... IN EXCLUSIVE MODE needs UPDATE, DELETE or TRUNCATE
-rights, which it must not have), so the lock function runs with its owner's rights.
+Race-free because appends are serialised: a statement-level BEFORE INSERT trigger takes a
+transaction-scoped advisory lock (one per database, for this table) before the statement
+evaluates any row, so before ``nextval`` hands out notification ids, and holds it to commit.
+The row a new row chains on is therefore always the committed head of the log (or a row
+inserted earlier in the same transaction), whoever inserts and however; and ids are still
+handed out in commit order, which readers tailing the log rely on. The eventsourcing
+recorder took an EXCLUSIVE table lock for that; the application role may not (that lock
+needs UPDATE, DELETE or TRUNCATE rights), and the trigger cannot take it either: the INSERT
+already holds ROW EXCLUSIVE by then, so two inserters upgrading at once deadlock (seen).
 
 Existing rows are chained here, in one pass, in notification-id order.
 
@@ -32,6 +34,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 EVENTS = "eventstore.tradecore_events"
+APPEND_LOCK_CLASS = 0x74726164  # "trad"
 
 
 def upgrade() -> None:
@@ -66,17 +69,17 @@ def upgrade() -> None:
     op.execute(
         f"""
         CREATE FUNCTION eventstore.serialise_event_appends() RETURNS trigger
-        LANGUAGE plpgsql SECURITY DEFINER
+        LANGUAGE plpgsql
         SET search_path = pg_catalog
         AS $$
         BEGIN
-            LOCK TABLE {EVENTS} IN EXCLUSIVE MODE;
+            -- Two-key form: a key space apart from tradecore's one-key advisory locks.
+            PERFORM pg_advisory_xact_lock({APPEND_LOCK_CLASS}, '{EVENTS}'::regclass::oid::int);
             RETURN NULL;
         END;
         $$
         """
     )
-    op.execute("REVOKE ALL ON FUNCTION eventstore.serialise_event_appends() FROM PUBLIC")
     op.execute(
         f"""
         CREATE FUNCTION eventstore.chain_event() RETURNS trigger
