@@ -10,6 +10,7 @@ from datetime import datetime
 from enum import Enum
 from uuid import UUID
 
+import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError as SAOperationalError
 
@@ -17,7 +18,7 @@ from adapters import migrations
 from adapters.artifacts import ArtifactStore
 from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
-from adapters.errors import StoreUnavailable
+from adapters.errors import StoreBusy, StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
@@ -101,18 +102,21 @@ def upgrade_schema(owner: DatabaseAddress, *, app_login: bool) -> migrations.Mig
         engine.dispose()
 
 
-def _upgrade_embedded(embedded: EmbeddedPostgres) -> None:
-    # As the owner, before the application connects: on a fresh server the app role does
-    # not exist until this first migration.
-    engine = embedded.owner_address.engine(pool_size=1)
+def _ensure_embedded_schema(embedded: EmbeddedPostgres) -> None:
+    """Connect as the app role once (the usual case: it can, at head, and that connection
+    is the store check); otherwise migrate as the owner. On a fresh server the app role
+    does not exist until the first migration. Raises StoreBusy, StoreUnavailable."""
+    head = migrations.head_revision()
     try:
-        current = migrations.status(engine).up_to_date
-    except SAOperationalError as e:
-        raise StoreUnavailable(f"cannot read the schema version: {first_line(e)}") from None
-    finally:
-        engine.dispose()
-    if not current:
-        upgrade_schema(embedded.owner_address, app_login=True)
+        with embedded.address.connect() as conn:
+            found = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+        if found is not None and found[0] == head:
+            return
+    except StoreBusy:
+        raise  # no free slot: the owner would not get one either, and must not be told so
+    except (StoreUnavailable, psycopg.Error):
+        pass  # no app role yet, or no schema: the owner makes both
+    upgrade_schema(embedded.owner_address, app_login=True)
 
 
 @dataclass
@@ -341,8 +345,9 @@ def bootstrap(
     """Connect, check the schema, and build every component. Raises StoreUnavailable."""
     address, embedded = resolve_address(settings)
     if embedded is not None and schema is Schema.AUTO:
-        _upgrade_embedded(embedded)
-    address.check()
+        _ensure_embedded_schema(embedded)
+    else:
+        address.check()
     engine = address.engine(pool_size=pool_size)
     try:
         prepare_schema(engine, mode=schema)

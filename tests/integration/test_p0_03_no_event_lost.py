@@ -24,7 +24,7 @@ from domain.policy import Policy
 from projections.policy_view import PolicyProjection, read_policy_snapshot
 from projections.rebuild import VerifyReport, rebuild, verify
 from projections.tables import event_index, worker_status
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 from tests.waiting import wait_for
 
 
@@ -150,7 +150,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     trials = 10
     for trial in range(trials):
         rng = random.Random(trial)
-        address = pg_server.create_database(template=migrated_template)
+        address = app_address(pg_server.create_database(template=migrated_template))
         try:
             with bootstrap(Settings(database_url=address.url)) as core:
                 core.commands.ensure_initialised()
