@@ -7,11 +7,14 @@ immutability trigger; after a rebuild every read model matched the (rewritten) l
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from adapters.database import DatabaseAddress
 from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE
 from tests.e2e.conftest import Cli
+from tests.postgres import private_temp_home
 
 EVENTS = f"{EVENTS_SCHEMA}.{EVENTS_TABLE}"
 
@@ -95,3 +98,25 @@ def test_verify_names_the_event_whose_actor_the_owner_rewrote_even_after_a_rebui
     named = [line for line in verified.stdout.splitlines() if "HISTORY ALTERED" in line]
     assert len(named) == 1, verified.stdout
     assert f"event {notification_id} (originator {originator_id}, version {version}" in named[0]
+
+
+def test_the_embedded_default_runs_as_the_app_role_and_its_history_verifies(
+    bare_cli: Cli,
+) -> None:
+    folder = private_temp_home("tradecore-e2e-role-")
+    args = ("--home", str(folder / "home"))
+    try:
+        opened = bare_cli(*args, "policy", "set", "--allow-new-trades", "true", "--reason",
+                          "open", "--actor", "alice", "--yes")  # fmt: skip
+        status = bare_cli(*args, "status", "--json")
+        verified = bare_cli(*args, "verify", "--json")
+    finally:
+        stopped = bare_cli(*args, "db", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    assert opened.code == 0, opened.stderr
+    assert status.json()["store"]["embedded"] is True
+    assert status.json()["store"]["database"].startswith("postgresql://tradecore_app@")
+    assert verified.code == 0, verified.stdout + verified.stderr
+    assert verified.json()["history"]["intact"] is True
+    assert stopped.code == 0, stopped.stderr
