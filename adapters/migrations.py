@@ -11,6 +11,7 @@ what the application needs (``grant_app_role``), so a later migration cannot for
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ def _config() -> Config:
     return config
 
 
+@functools.cache  # the scripts are the installed code's: parsed once per process
 def head_revision() -> str:
     from alembic.script import ScriptDirectory  # noqa: PLC0415
 
@@ -162,6 +164,47 @@ def upgrade(engine: Engine) -> MigrationStatus:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     return status(engine)
+
+
+# The app role owns the read side, so it could plant code there (a trigger, a rule, a
+# function in a default or a check) that would run with the owner's rights the next time a
+# migration writes to those tables: a way from the app role to the owner's powers. tradecore
+# defines none of these on the read side, so any found means someone put it there.
+_PLANTED_CODE = f"""
+DO $guard$
+DECLARE
+    found text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(what, ', ') INTO found FROM (
+        SELECT format('function %s', p.oid::regprocedure) AS what FROM pg_proc p
+        WHERE p.proowner = '{APP_ROLE}'::regrole
+        UNION ALL
+        SELECT format('trigger %s on %s', t.tgname, c.oid::regclass) FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relowner = '{APP_ROLE}'::regrole AND NOT t.tgisinternal
+        UNION ALL
+        SELECT format('rule %s on %s', w.rulename, c.oid::regclass) FROM pg_rewrite w
+        JOIN pg_class c ON c.oid = w.ev_class
+        WHERE c.relowner = '{APP_ROLE}'::regrole AND c.relkind IN ('r', 'p')
+    ) AS planted;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'refusing to migrate: role {APP_ROLE} has code a migration could run '
+            'with the owner''s rights: %. Remove it (tradecore defines none).', found
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$guard$
+"""
+
+
+def refuse_planted_code(conn: Connection) -> None:
+    """Raise InsufficientPrivilege (naming each object) when the app role owns a function,
+    or a trigger or rule sits on a table it owns: the owner, about to migrate, would run
+    it with its own rights. Runs before every migration (alembic/env.py)."""
+    conn.exec_driver_sql(_PLANTED_CODE, execution_options={"no_parameters": True})
 
 
 def grant_app_role(conn: Connection) -> None:

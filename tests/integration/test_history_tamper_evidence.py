@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
+from sqlalchemy.exc import ProgrammingError
 
 from adapters import migrations
 from adapters.database import DatabaseAddress
@@ -309,3 +310,29 @@ def test_the_migration_chains_a_log_recorded_before_it(database_at_0014: Databas
     assert chain.intact and chain.events == 20
     altered = chain_of(app).first_altered
     assert altered is not None and altered.notification_id == 7
+
+
+def test_the_owner_refuses_to_migrate_over_code_the_app_role_planted_on_the_read_side(
+    database: DatabaseAddress, owner_database: DatabaseAddress
+) -> None:
+    # The app role owns the read-model tables: a trigger it plants there would run with the
+    # owner's rights when a migration writes to them, and could then lift the event trigger.
+    with database.connect() as conn:
+        conn.execute(
+            "CREATE FUNCTION readmodel.trap() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"EXECUTE 'ALTER TABLE {EVENTS} DISABLE TRIGGER tradecore_events_immutable_rows';"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER trap BEFORE INSERT OR UPDATE ON readmodel.policy_view "
+            "FOR EACH ROW EXECUTE FUNCTION readmodel.trap()"
+        )
+    engine = owner_database.engine(pool_size=1)
+    try:
+        with pytest.raises(ProgrammingError, match="refusing to migrate") as refused:
+            migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+
+    assert "function readmodel.trap()" in str(refused.value)
+    assert "trigger trap on readmodel.policy_view" in str(refused.value)
