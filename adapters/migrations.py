@@ -59,6 +59,10 @@ BEGIN
     END IF;
     SELECT pg_get_userbyid(relowner) INTO events_owner
     FROM pg_class WHERE oid = 'eventstore.tradecore_events'::regclass;
+    IF NOT pg_has_role(current_user, events_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'role % is not the owner of the event store (%)', current_user,
+            events_owner USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = '{APP_ROLE}')
        OR pg_has_role('{APP_ROLE}', events_owner, 'USAGE') THEN
         RAISE EXCEPTION 'role {APP_ROLE} is a superuser or acts as %, the owner of the '

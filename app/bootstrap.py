@@ -13,6 +13,7 @@ from uuid import UUID
 import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError as SAOperationalError
+from sqlalchemy.exc import ProgrammingError as SAProgrammingError
 
 from adapters import migrations
 from adapters.artifacts import ArtifactStore
@@ -98,6 +99,12 @@ def upgrade_schema(owner: DatabaseAddress, *, app_login: bool) -> migrations.Mig
         return result
     except SAOperationalError as e:
         raise StoreUnavailable(first_line(e)) from None
+    except SAProgrammingError as e:
+        # Most often the app role's URL given where the owner's is needed.
+        raise StoreUnavailable(
+            f"cannot migrate as role {owner.user}: {first_line(e.orig or e)} (migrations run "
+            "as the schema's owner: TRADECORE_OWNER_DATABASE_URL)"
+        ) from None
     finally:
         engine.dispose()
 
