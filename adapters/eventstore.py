@@ -323,22 +323,38 @@ class AlteredEvent:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """An event's chain hash as written down earlier (``expected``) and as stored now
+    (``found``; None when the event is gone)."""
+
+    notification_id: int
+    expected: str
+    found: str | None
+
+    @property
+    def holds(self) -> bool:
+        return self.found == self.expected
+
+
+@dataclass(frozen=True)
 class ChainCheck:
     """The hash chain over the whole log (migration 0015), checked in one snapshot.
 
-    ``head_hash`` (hex) is the last event's chain hash: written down somewhere else, it
-    lets a later check prove that no earlier event was rewritten together with every hash
-    after it, which the chain alone cannot show to someone able to recompute it.
+    ``head_hash`` (hex) is the last event's chain hash: written down somewhere else and
+    given back as an ``anchor``, it lets a later check prove that no event up to it was
+    rewritten together with every hash after it, which the chain alone cannot show against
+    someone able to recompute it.
     """
 
     events: int
     head_id: int | None
     head_hash: str | None
     first_altered: AlteredEvent | None
+    anchor: Anchor | None = None
 
     @property
     def intact(self) -> bool:
-        return self.first_altered is None
+        return self.first_altered is None and (self.anchor is None or self.anchor.holds)
 
 
 # Each row is checked against its predecessor as stored: an edited row fails its own check;
@@ -361,14 +377,28 @@ _HEAD = text(
 )
 
 
-def check_chain(engine: Engine) -> ChainCheck:
+_HASH_AT = text(
+    f"SELECT encode(chain_hash, 'hex') FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+    "WHERE notification_id = :id"
+)
+
+
+def check_chain(engine: Engine, anchor: tuple[int, str] | None = None) -> ChainCheck:
     """Recompute every link of the events' hash chain (one pass over the log, in the
-    database) and report the first event that does not match. Read-only; needs SELECT on
-    the events. Raises SQLAlchemy's OperationalError when the store cannot be reached."""
+    database) and report the first event that does not match; with ``anchor`` (an event id
+    and the chain hash written down for it earlier, hex), also what that event's hash is
+    now (None: the event is gone). Read-only; needs SELECT on the events. Raises
+    SQLAlchemy's OperationalError when the store cannot be reached."""
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         altered = conn.execute(_FIRST_ALTERED).first()
         head = conn.execute(_HEAD).first()
+        anchored = (
+            None
+            if anchor is None
+            else Anchor(anchor[0], anchor[1], conn.execute(_HASH_AT, {"id": anchor[0]}).scalar())
+        )
     return ChainCheck(
+        anchor=anchored,
         events=int(head.events) if head is not None else 0,
         head_id=int(head.notification_id) if head is not None else None,
         head_hash=str(head.chain_hash) if head is not None else None,

@@ -19,6 +19,7 @@ from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, err, out
 from app.queries import projections_dict
 from domain.errors import InvalidCommand
+from domain.validation import chain_anchor
 from projections.rebuild import VerifyReport, rebuild, verify
 from projections.runner import Skip
 
@@ -126,13 +127,26 @@ def _skip_line(skip: Skip) -> str:
     )
 
 
-def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
+def verify_command(
+    ctx: typer.Context,
+    as_json: Json = False,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="EVENT_ID:HASH from an earlier verify's head: that event must still have "
+            "that chain hash",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Check the events' hash chain (naming the first event altered after it was
     recorded), then replay every read model into scratch tables and compare them with the
     live ones (honouring the recorded skips, which it lists). Exit 3 when either fails."""
+    anchored = chain_anchor(anchor) if anchor is not None else None
     core = state(ctx).core()
     try:
-        chain = check_chain(core.engine)
+        chain = check_chain(core.engine, anchored)
     except OperationalError as e:
         raise StoreUnavailable(f"cannot check the hash chain: {first_line(e)}") from None
     report = VerifyReport()
@@ -183,8 +197,17 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
 
 def _history_dict(chain: ChainCheck) -> dict[str, object]:
     altered = chain.first_altered
+    anchor = chain.anchor
     return {
         "intact": chain.intact,
+        "anchor": None
+        if anchor is None
+        else {
+            "notification_id": anchor.notification_id,
+            "expected": anchor.expected,
+            "found": anchor.found,
+            "holds": anchor.holds,
+        },
         "events": chain.events,
         "head": {"notification_id": chain.head_id, "chain_hash": chain.head_hash},
         "first_altered": None
@@ -199,11 +222,30 @@ def _history_dict(chain: ChainCheck) -> dict[str, object]:
 
 
 def _print_history(chain: ChainCheck) -> None:
+    anchor = chain.anchor
+    if anchor is not None and not anchor.holds:
+        now = "is gone" if anchor.found is None else f"now has hash {anchor.found}"
+        out.print(
+            "[bold red]HISTORY ALTERED[/]: "
+            + escape(
+                f"event {anchor.notification_id} {now}, not the {anchor.expected} written "
+                "down for it: the log up to it was rewritten (hashes recomputed) or cut"
+            ),
+            highlight=False,
+        )
+    elif anchor is not None:
+        out.print(
+            f"anchor holds: event {anchor.notification_id} still has hash {anchor.expected}",
+            markup=False,
+            highlight=False,
+        )
     altered = chain.first_altered
+    if altered is None and not chain.intact:
+        return
     if altered is None:
         out.print(
-            f"history intact: {chain.events} events chained, head event {chain.head_id} "
-            f"hash {chain.head_hash}",
+            f"history intact: {chain.events} events chained; head {chain.head_id}:"
+            f"{chain.head_hash} (keep it elsewhere: `verify --anchor` checks it later)",
             markup=False,
             highlight=False,
         )

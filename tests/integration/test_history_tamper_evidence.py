@@ -336,3 +336,59 @@ def test_the_owner_refuses_to_migrate_over_code_the_app_role_planted_on_the_read
 
     assert "function readmodel.trap()" in str(refused.value)
     assert "trigger trap on readmodel.policy_view" in str(refused.value)
+
+
+RECHAIN_FROM = (
+    # What an owner who knows the scheme can do: recompute every hash from an edited event
+    # on, so that each link matches again.
+    "DO $$ DECLARE r record; previous bytea; BEGIN "
+    f"SELECT chain_hash INTO previous FROM {EVENTS} WHERE notification_id < %s "
+    "ORDER BY notification_id DESC LIMIT 1; "
+    "FOR r IN SELECT notification_id, originator_id, originator_version, topic, state "
+    f"FROM {EVENTS} WHERE notification_id >= %s ORDER BY notification_id LOOP "
+    "previous := eventstore.event_chain_hash(previous, r.notification_id, r.originator_id, "
+    "r.originator_version, r.topic, r.state); "
+    f"UPDATE {EVENTS} SET chain_hash = previous WHERE notification_id = r.notification_id; "
+    "END LOOP; END $$"
+)
+
+
+def test_an_anchor_written_down_earlier_catches_a_rewrite_that_recomputed_every_hash(
+    database: DatabaseAddress, owner_database: DatabaseAddress, alices_change: int
+) -> None:
+    before = chain_of(database)
+    anchor = (before.head_id, before.head_hash)
+    with owner_database.connect() as conn:
+        conn.execute(f"ALTER TABLE {EVENTS} DISABLE TRIGGER tradecore_events_immutable_rows")
+        conn.execute(REWRITE_ACTOR, (alices_change,))
+        # A DO block takes no bind parameters: the id is formatted in.
+        conn.execute(RECHAIN_FROM.replace("%s", str(alices_change)))
+        conn.execute(f"ALTER TABLE {EVENTS} ENABLE TRIGGER tradecore_events_immutable_rows")
+    engine = database.engine(pool_size=1)
+    try:
+        unanchored = check_chain(engine)
+        anchored = check_chain(engine, anchor)
+    finally:
+        engine.dispose()
+
+    # The limit of a chain without an anchor: every link matches again.
+    assert unanchored.intact
+    assert unanchored.head_hash != before.head_hash
+    assert not anchored.intact
+    assert anchored.anchor is not None and anchored.anchor.found == unanchored.head_hash
+
+
+def test_an_anchor_on_an_untouched_log_holds_as_it_grows(
+    database: DatabaseAddress, alices_change: int
+) -> None:
+    before = chain_of(database)
+    with bootstrap(Settings(database_url=database.url)) as core:
+        core.commands.update_policy(actor="carol", reason="more", allow_new_trades=True)
+    engine = database.engine(pool_size=1)
+    try:
+        later = check_chain(engine, (before.head_id, before.head_hash))
+    finally:
+        engine.dispose()
+
+    assert later.events > before.events
+    assert later.intact and later.anchor is not None and later.anchor.holds
