@@ -29,6 +29,7 @@ import psycopg
 
 from adapters.database import DatabaseAddress, is_busy
 from adapters.errors import EmbeddedServerRefused, StoreUnavailable
+from adapters.migrations import APP_ROLE
 
 SYSTEM_USER = "tradecore-pg"
 # A unix socket path must fit in sockaddr_un.sun_path (108 bytes with the terminator).
@@ -92,16 +93,24 @@ class EmbeddedPostgres:
 
     @property
     def address(self) -> DatabaseAddress:
+        """Where the application connects: as the app role, which cannot alter events. It
+        exists, and may log in, once the owner has migrated (``owner_address``)."""
+        return DatabaseAddress(str(self.socket_dir), PORT, "postgres", APP_ROLE, "")
+
+    @property
+    def owner_address(self) -> DatabaseAddress:
+        """The superuser that initdb made: for migrations (and tests) only."""
         return DatabaseAddress(str(self.socket_dir), PORT, "postgres", "postgres", "")
 
     def ensure_running(self) -> DatabaseAddress:
-        """Start the server if it is not running (initialising it on first use); return its address.
+        """Start the server if it is not running (initialising it on first use); return its
+        owner's address.
 
         Raises EmbeddedServerRefused if the home cannot be used safely, StoreUnavailable if the
         server fails to start (the message points at its log).
         """
         if self.is_running():
-            return self.address
+            return self.owner_address
         self._prepare_home()
         with self._locked():
             # Under the lock: a second process starting at the same moment must not look at
@@ -111,13 +120,13 @@ class EmbeddedPostgres:
                 if not (self.pgdata / "PG_VERSION").exists():
                     self._initdb()
                 self._start()
-        return self.address
+        return self.owner_address
 
     def is_running(self) -> bool:
         """Whether the server answers. One that refuses us for want of a free connection slot
         is running: starting another over it would only fail (and say the wrong thing)."""
         try:
-            with psycopg.connect(self.address.url, connect_timeout=2):
+            with psycopg.connect(self.owner_address.url, connect_timeout=2):
                 return True
         except psycopg.OperationalError as e:
             return is_busy(e)

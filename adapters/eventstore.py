@@ -9,7 +9,7 @@ expects (a test compares the two).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 from uuid import UUID
@@ -30,7 +30,8 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from eventsourcing.utils import Environment, EnvType
-from sqlalchemy import Connection, text
+from psycopg.sql import SQL
+from sqlalchemy import Connection, Engine, text
 
 from adapters.database import (
     BUSY_RETRY_SECONDS,
@@ -89,6 +90,17 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
     be one transaction however large, so it cannot be split instead."""
 
     PIPELINE_LIMIT = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The library locks the table itself (LOCK TABLE ... IN EXCLUSIVE MODE) so that ids
+        # are handed out in commit order; the application role may not (it has no UPDATE,
+        # DELETE or TRUNCATE right). The table's own BEFORE INSERT statement trigger
+        # serialises appends instead, for every inserter, before any id is drawn (migration
+        # 0015); only the bound on waiting for it is set here.
+        self.lock_table_statements = [
+            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout)
+        ]
 
     # One attempt per call, on purpose: the library wraps its reads and inserts in a retry
     # of 10 attempts, which with the 3 s pool timeout made a writer hang for minutes in an
@@ -296,4 +308,106 @@ def _stored(r: Any) -> StoredEvent:
         originator_version=r.originator_version,
         topic=r.topic,
         state=bytes(r.state),
+    )
+
+
+@dataclass(frozen=True)
+class AlteredEvent:
+    """The first event whose stored chain hash does not match its content and the hash of
+    the event before it."""
+
+    notification_id: int
+    originator_id: UUID
+    originator_version: int
+    topic: str | None
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An event's chain hash as written down earlier (``expected``) and as stored now
+    (``found``; None when the event is gone)."""
+
+    notification_id: int
+    expected: str
+    found: str | None
+
+    @property
+    def holds(self) -> bool:
+        return self.found == self.expected
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The hash chain over the whole log (migration 0015), checked in one snapshot.
+
+    ``head_hash`` (hex) is the last event's chain hash: written down somewhere else and
+    given back as an ``anchor``, it lets a later check prove that no event up to it was
+    rewritten together with every hash after it, which the chain alone cannot show against
+    someone able to recompute it.
+    """
+
+    events: int
+    head_id: int | None
+    head_hash: str | None
+    first_altered: AlteredEvent | None
+    anchor: Anchor | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_altered is None and (self.anchor is None or self.anchor.holds)
+
+
+# Each row is checked against its predecessor as stored: an edited row fails its own check;
+# one whose hash was recomputed too breaks the next row's, and a removed row breaks the
+# row after the gap.
+_LINKS = (
+    "SELECT notification_id, originator_id, originator_version, topic, chain_hash, "
+    f"{EVENTS_SCHEMA}.event_chain_hash(lag(chain_hash) OVER (ORDER BY notification_id), "
+    "notification_id, originator_id, originator_version, topic, state) AS expected "
+    f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE}"
+)
+_FIRST_ALTERED = text(
+    f"SELECT * FROM ({_LINKS}) AS links WHERE chain_hash IS DISTINCT FROM expected "
+    "ORDER BY notification_id LIMIT 1"
+)
+_HEAD = text(
+    f"SELECT (SELECT count(*) FROM {EVENTS_SCHEMA}.{EVENTS_TABLE}) AS events, "
+    "notification_id, encode(chain_hash, 'hex') AS chain_hash "
+    f"FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} ORDER BY notification_id DESC LIMIT 1"
+)
+
+
+_HASH_AT = text(
+    f"SELECT encode(chain_hash, 'hex') FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+    "WHERE notification_id = :id"
+)
+
+
+def check_chain(engine: Engine, anchor: tuple[int, str] | None = None) -> ChainCheck:
+    """Recompute every link of the events' hash chain (one pass over the log, in the
+    database) and report the first event that does not match; with ``anchor`` (an event id
+    and the chain hash written down for it earlier, hex), also what that event's hash is
+    now (None: the event is gone). Read-only; needs SELECT on the events. Raises
+    SQLAlchemy's OperationalError when the store cannot be reached."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        altered = conn.execute(_FIRST_ALTERED).first()
+        head = conn.execute(_HEAD).first()
+        anchored = (
+            None
+            if anchor is None
+            else Anchor(anchor[0], anchor[1], conn.execute(_HASH_AT, {"id": anchor[0]}).scalar())
+        )
+    return ChainCheck(
+        anchor=anchored,
+        events=int(head.events) if head is not None else 0,
+        head_id=int(head.notification_id) if head is not None else None,
+        head_hash=str(head.chain_hash) if head is not None else None,
+        first_altered=None
+        if altered is None
+        else AlteredEvent(
+            notification_id=int(altered.notification_id),
+            originator_id=altered.originator_id,
+            originator_version=int(altered.originator_version),
+            topic=altered.topic,
+        ),
     )

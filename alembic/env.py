@@ -7,9 +7,10 @@ import os
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from alembic import context
+from adapters.migrations import grant_app_role, refuse_planted_code
 from adapters.paper.tables import PAPER_SCHEMA
 from adapters.paper.tables import metadata as paper_metadata
+from alembic import context
 from projections.tables import READ_MODEL_SCHEMA, metadata
 
 config = context.config
@@ -33,7 +34,11 @@ def run(connection: Connection) -> None:
         transaction_per_migration=False,
     )
     with context.begin_transaction():
+        refuse_planted_code(connection)
         context.run_migrations()
+        # Every upgrade ends with the app role's rights as the code needs them, including
+        # on tables a migration just created.
+        grant_app_role(connection)
 
 
 connection = config.attributes.get("connection")

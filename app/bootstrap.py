@@ -10,14 +10,16 @@ from datetime import datetime
 from enum import Enum
 from uuid import UUID
 
+import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError as SAOperationalError
+from sqlalchemy.exc import ProgrammingError as SAProgrammingError
 
 from adapters import migrations
 from adapters.artifacts import ArtifactStore
 from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
-from adapters.errors import StoreUnavailable
+from adapters.errors import StoreBusy, StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
@@ -38,6 +40,7 @@ from app.signal_engine import SignalEngine
 from app.sizing import Sized, SizingService
 from app.sizing_learner import SizingLearner
 from app.venues import build_venue
+from domain.errors import RefusedBySafetyRule
 from domain.ids import ORDER_FLOW_LOCK
 from domain.regime import RegimeThresholds
 from domain.sizing_record import decision_id_for
@@ -64,11 +67,63 @@ class Schema(Enum):
 
 
 def resolve_address(settings: Settings) -> tuple[DatabaseAddress, EmbeddedPostgres | None]:
-    """The configured store, starting the embedded server when no URL is set."""
+    """Where the application connects (as the app role), starting the embedded server when
+    no URL is set."""
     if settings.database_url:
         return DatabaseAddress.parse(settings.database_url), None
     embedded = EmbeddedPostgres(settings.home)
-    return embedded.ensure_running(), embedded
+    embedded.ensure_running()
+    return embedded.address, embedded
+
+
+def owner_address(settings: Settings) -> tuple[DatabaseAddress, bool]:
+    """Where migrations run, and whether it is the embedded server: the owner URL, else the
+    embedded server's superuser, else the one configured URL (an installation that has not
+    split its roles yet; the application will refuse to run as that owner)."""
+    if settings.owner_database_url:
+        return DatabaseAddress.parse(settings.owner_database_url), False
+    if settings.database_url:
+        return DatabaseAddress.parse(settings.database_url), False
+    return EmbeddedPostgres(settings.home).ensure_running(), True
+
+
+def upgrade_schema(owner: DatabaseAddress, *, app_login: bool) -> migrations.MigrationStatus:
+    """Migrate to head as ``owner`` (idempotent); ``app_login``: also let the app role log
+    in (the embedded server, whose socket is private). Raises StoreUnavailable."""
+    owner.check()
+    engine = owner.engine(pool_size=1)
+    try:
+        result = migrations.upgrade(engine)
+        if app_login:
+            migrations.enable_app_login(engine)
+        return result
+    except SAOperationalError as e:
+        raise StoreUnavailable(first_line(e)) from None
+    except SAProgrammingError as e:
+        # Most often the app role's URL given where the owner's is needed.
+        raise StoreUnavailable(
+            f"cannot migrate as role {owner.user}: {first_line(e.orig or e)} (migrations run "
+            "as the schema's owner: TRADECORE_OWNER_DATABASE_URL)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _ensure_embedded_schema(embedded: EmbeddedPostgres) -> None:
+    """Connect as the app role once (the usual case: it can, at head, and that connection
+    is the store check); otherwise migrate as the owner. On a fresh server the app role
+    does not exist until the first migration. Raises StoreBusy, StoreUnavailable."""
+    head = migrations.head_revision()
+    try:
+        with embedded.address.connect() as conn:
+            found = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+        if found is not None and found[0] == head:
+            return
+    except StoreBusy:
+        raise  # no free slot: the owner would not get one either, and must not be told so
+    except (StoreUnavailable, psycopg.Error):
+        pass  # no app role yet, or no schema: the owner makes both
+    upgrade_schema(embedded.owner_address, app_login=True)
 
 
 @dataclass
@@ -270,17 +325,21 @@ def _load_signal_model(artifact: bytes) -> object:
     return SignalModel.load(artifact)
 
 
-def prepare_schema(engine: Engine, *, embedded: bool, mode: Schema) -> None:
+def prepare_schema(engine: Engine, *, mode: Schema) -> None:
+    """Check the schema is at head (unless ``mode`` is SKIP) and that the role we run as
+    cannot alter events. Raises StoreNotMigrated, StoreUnavailable, RefusedBySafetyRule."""
     try:
-        if mode is Schema.SKIP:
-            return
-        if mode is Schema.AUTO and embedded:
-            if not migrations.status(engine).up_to_date:
-                migrations.upgrade(engine)
-            return
-        migrations.require_head(engine)
+        if mode is not Schema.SKIP:
+            migrations.require_head(engine)
+        rewriter = migrations.history_rewriter(engine)
     except SAOperationalError as e:
         raise StoreUnavailable(f"cannot read the schema version: {first_line(e)}") from None
+    if rewriter is not None:
+        raise RefusedBySafetyRule(
+            f"{rewriter}, so it could rewrite recorded events: tradecore runs as the "
+            f"{migrations.APP_ROLE} role (TRADECORE_DATABASE_URL) and migrates as the owner "
+            "(TRADECORE_OWNER_DATABASE_URL); see README, 'Who may change history'"
+        )
 
 
 def bootstrap(
@@ -294,10 +353,13 @@ def bootstrap(
     live, a market clock in a replay). Raises StoreUnavailable."""
     clock = as_clock(clock)
     address, embedded = resolve_address(settings)
-    address.check()
+    if embedded is not None and schema is Schema.AUTO:
+        _ensure_embedded_schema(embedded)
+    else:
+        address.check()
     engine = address.engine(pool_size=pool_size)
     try:
-        prepare_schema(engine, embedded=embedded is not None, mode=schema)
+        prepare_schema(engine, mode=schema)
         store = open_event_store(address, pool_size=pool_size)
     except BaseException:
         engine.dispose()

@@ -16,7 +16,18 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="postgresql:// URL of the store; unset means the embedded server",
+        description=(
+            "postgresql:// URL the application runs as (the app role, which cannot alter "
+            "events); unset means the embedded server"
+        ),
+    )
+    owner_database_url: str | None = Field(
+        default=None,
+        description=(
+            "postgresql:// URL of the role that owns the schema, used only by "
+            "`tradecore db upgrade|status`; unset: the embedded server's superuser, "
+            "else database_url"
+        ),
     )
     home: Path = Field(default_factory=default_home, description="embedded server and artifacts")
     gate_max_lag_events: int = Field(

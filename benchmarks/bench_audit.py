@@ -38,6 +38,7 @@ from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from benchmarks.support import (
     Figure,
+    app,
     machine,
     print_figures,
     print_figures_markdown,
@@ -139,7 +140,7 @@ def audit_state(
         [
             str(TRADECORE),
             "--database-url",
-            address.url,
+            app(address).url,
             "audit",
             "state",
             "--at",
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)
-        with bootstrap(Settings(database_url=address.url)) as core:
+        with bootstrap(Settings(database_url=app(address).url)) as core:
             started = time.monotonic()
             first = generate(core, address, args.events, args.trades)
             generated = time.monotonic() - started

@@ -51,6 +51,7 @@ from benchmarks.support import (
     Poller,
     Row,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     print_markdown,
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)
-        settings = Settings(database_url=address.url, exchange="paper")
+        settings = Settings(database_url=app(address).url, exchange="paper")
         with bootstrap(settings, pool_size=8) as core:
             core.commands.ensure_initialised()
             crashes, baseline = measure(core, args.runs, args.baseline_per_run)

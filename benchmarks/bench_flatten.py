@@ -46,6 +46,7 @@ from benchmarks.support import (
     Row,
     Summary,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     print_markdown,
@@ -443,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)
-        settings = Settings(database_url=address.url, exchange="paper")
+        settings = Settings(database_url=app(address).url, exchange="paper")
         with bootstrap(settings, pool_size=4) as core:
             core.commands.ensure_initialised()
             results = measure(core, args.runs, args.baseline_samples)

@@ -51,6 +51,7 @@ from benchmarks.support import (
     Row,
     Summary,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     print_markdown,
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     measured: list[Results] = []
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)
-        settings = Settings(database_url=address.url, exchange="paper")
+        settings = Settings(database_url=app(address).url, exchange="paper")
         with bootstrap(settings, pool_size=4) as core:
             core.commands.ensure_initialised()
             for exchange_id in args.exchange or list(DIALECTS):

@@ -37,6 +37,7 @@ from benchmarks.support import (
     Poller,
     Row,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     print_markdown,
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     notional = itertools.count(20_001)  # every change differs from the last (and the default)
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)
-        settings = Settings(database_url=address.url, gate_max_lag_events=GATE_MAX_LAG_EVENTS)
+        settings = Settings(database_url=app(address).url, gate_max_lag_events=GATE_MAX_LAG_EVENTS)
         with bootstrap(settings, pool_size=4) as core:
             core.commands.ensure_initialised()
             rows = [

@@ -33,6 +33,7 @@ from benchmarks.support import (
     Poller,
     Row,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     print_markdown,
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as artifacts,
     ):
         pg_version = server_version(address)
-        settings = Settings(database_url=address.url, artifact_dir=Path(artifacts))
+        settings = Settings(database_url=app(address).url, artifact_dir=Path(artifacts))
         with bootstrap(settings, pool_size=4) as core:
             core.commands.ensure_initialised()
             for model in models:

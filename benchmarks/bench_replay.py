@@ -55,6 +55,7 @@ from benchmarks.support import (
     Server,
     Summary,
     add_database_url_option,
+    app,
     machine,
     now_ns,
     peak_rss_mb,
@@ -262,7 +263,7 @@ def child_worker(url: str) -> None:
 
 
 def child_env(address: DatabaseAddress) -> dict[str, str]:
-    return {**os.environ, CHILD_URL_ENV: address.url, CHILD_T0_ENV: repr(say.started)}
+    return {**os.environ, CHILD_URL_ENV: app(address).url, CHILD_T0_ENV: repr(say.started)}
 
 
 def run_child(kind: str, address: DatabaseAddress) -> dict[str, Any]:
@@ -288,7 +289,7 @@ class RebuildPart:
 def part_rebuild(srv: Server, events: int) -> RebuildPart:
     with scratch_database(srv) as address:
         say(f"part 1: generating a log of {events:,} policy changes (COPY) ...")
-        with bootstrap(Settings(database_url=address.url), pool_size=2) as core:
+        with bootstrap(Settings(database_url=app(address).url), pool_size=2) as core:
             generated = generate_log(core, address, events)
         say(
             f"  {generated.events:,} events in the log; generated in {generated.seconds:.1f} s "
@@ -367,7 +368,7 @@ class CatchUpPart:
 def part_catch_up(srv: Server, backlog: int) -> CatchUpPart:
     with scratch_database(srv) as address:
         say(f"part 2: generating a backlog of {backlog:,} events (COPY) ...")
-        with bootstrap(Settings(database_url=address.url), pool_size=2) as core:
+        with bootstrap(Settings(database_url=app(address).url), pool_size=2) as core:
             generated = generate_log(core, address, backlog)
             with address.connect() as conn:
                 conn.execute(f"VACUUM ANALYZE {EVENTS}")
@@ -524,7 +525,7 @@ def part_load(srv: Server, rate: float, seconds: float, writers: int, poll_ms: f
         with address.connect() as conn:
             conn.execute(f"CREATE SCHEMA {PROBE_SCHEMA}")
             conn.execute(f"CREATE TABLE {PROBE_SCHEMA}.commit_probe (id bigserial PRIMARY KEY)")
-        settings = Settings(database_url=address.url)
+        settings = Settings(database_url=app(address).url)
         with bootstrap(settings, pool_size=writers + 2) as core:
             core.commands.ensure_initialised()
             aggregates = [LoadTick(writer=w) for w in range(writers)]

@@ -38,6 +38,7 @@ from benchmarks.support import (
     Figure,
     Progress,
     add_database_url_option,
+    app,
     machine,
     peak_rss_mb,
     print_figures,
@@ -75,7 +76,7 @@ def main() -> None:
         for part in ("chain", "baseline"):
             with scratch_database(srv) as address:
                 progress(f"{part}: replaying {args.candles}")
-                results[part] = _child(args, part, address.url)
+                results[part] = _child(args, part, app(address).url)
                 progress(
                     f"{part}: {results[part]['candles']} candles in {results[part]['wall']:.1f} s"
                 )

@@ -35,7 +35,8 @@ def add_database_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         help="a server to run on; the benchmark creates and drops its own database there "
-        "(needs CREATEDB). Default: a throwaway embedded server in a temp folder",
+        "(needs CREATEDB and CREATEROLE; sets the tradecore_app role's password). "
+        "Default: a throwaway embedded server in a temp folder",
     )
 
 
@@ -63,9 +64,23 @@ def server(database_url: str | None) -> Iterator[Server]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The app role's password on a benchmark server (roles are per server). Over TCP the role
+# logs in with it; the embedded server's socket trusts it anyway.
+BENCH_APP_PASSWORD = "tradecore-bench-app"
+
+
+def app(owner: DatabaseAddress) -> DatabaseAddress:
+    """The database ``owner`` points at, as the application's role (tradecore refuses to run
+    as a role that could rewrite events)."""
+    return DatabaseAddress(
+        owner.host, owner.port, owner.dbname, migrations.APP_ROLE, BENCH_APP_PASSWORD
+    )
+
+
 @contextlib.contextmanager
 def scratch_database(srv: Server) -> Iterator[DatabaseAddress]:
-    """A new database on ``srv``, migrated to head, dropped at the end."""
+    """A new database on ``srv``, migrated to head, dropped at the end: its owner's address
+    (``app(address)`` is the application's)."""
     name = f"tradecore_bench_{uuid.uuid4().hex[:12]}"
     with srv.admin.connect(autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -74,6 +89,7 @@ def scratch_database(srv: Server) -> Iterator[DatabaseAddress]:
         engine = address.engine(pool_size=1)
         try:
             migrations.upgrade(engine)
+            migrations.enable_app_login(engine, BENCH_APP_PASSWORD)
         finally:
             engine.dispose()
         yield address

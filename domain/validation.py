@@ -279,3 +279,17 @@ def instant_text(value: object, name: str = "timestamp") -> datetime:
             f"{name}: not a time (ISO 8601 or epoch seconds/ms): {shown(value)}"
         ) from None
     return instant_value(moment, name)
+
+
+def chain_anchor(value: object, name: str = "--anchor") -> tuple[int, str]:
+    """A hash-chain anchor written down earlier, ``ID:HASH`` as `tradecore verify` prints
+    it: a positive notification id and 64 hex digits (sha256). Returns (id, lowercase
+    hash). Raises InvalidCommand naming ``name``."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise InvalidCommand(f"{name} must be EVENT_ID:HASH, got {shown(value)}")
+    event_id, digest = text.split(":")
+    number = integer_value(event_id, f"{name}'s event id", column=(1, BIGINT[1]))
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        raise InvalidCommand(f"{name}'s hash must be 64 hex digits, got {shown(digest)}")
+    return number, digest.lower()

@@ -11,7 +11,7 @@ from adapters.database import DatabaseAddress
 from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from tests.postgres import PgTestServer, embedded_server, find_server, migrate
+from tests.postgres import PgTestServer, app_address, embedded_server, find_server, migrate
 
 TEST_BREAKER_SIGHT = 600.0  # seconds
 
@@ -38,10 +38,18 @@ def migrated_template(pg_server: PgTestServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def database(pg_server: PgTestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
+def owner_database(pg_server: PgTestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
+    """A fresh migrated database, as the role that owns it (migrations, tampering)."""
     address = pg_server.create_database(template=migrated_template)
     yield address
     pg_server.drop_database(address)
+
+
+@pytest.fixture
+def database(owner_database: DatabaseAddress) -> DatabaseAddress:
+    """The same database as the application sees it: the app role, which cannot alter
+    events. Every test that runs tradecore runs it as this role."""
+    return app_address(owner_database)
 
 
 @pytest.fixture
@@ -72,5 +80,5 @@ def core(settings: Settings) -> Iterator[Core]:
 def own_server() -> Iterator[EmbeddedPostgres]:
     """A server this test owns and may stop and start (fault tests), already migrated."""
     with embedded_server("tradecore-fault-") as server:
-        migrate(server.address)
+        migrate(server.owner_address)  # its ``address`` is then the app role's
         yield server

@@ -86,12 +86,28 @@ def find_server() -> Iterator[PgTestServer]:
             )
         return
     with embedded_server() as server:
-        yield PgTestServer(server.address, "embedded pgserver")
+        yield PgTestServer(server.owner_address, "embedded pgserver")
 
 
-def migrate(address: DatabaseAddress) -> None:
-    engine = address.engine(pool_size=1)
+# The app role's password on a test server (roles are per server, not per database). Over
+# TCP a role logs in with a password; the embedded server's socket trusts it anyway.
+TEST_APP_PASSWORD = "tradecore-test-app"
+
+
+def migrate(owner: DatabaseAddress) -> DatabaseAddress:
+    """Migrate ``owner``'s database as the owner and return the address the application
+    uses there: the same database as the app role, which cannot alter events."""
+    engine = owner.engine(pool_size=1)
     try:
         migrations.upgrade(engine)
+        migrations.enable_app_login(engine, TEST_APP_PASSWORD)
     finally:
         engine.dispose()
+    return app_address(owner)
+
+
+def app_address(owner: DatabaseAddress) -> DatabaseAddress:
+    """The app role's address for the database ``owner`` points at."""
+    return DatabaseAddress(
+        owner.host, owner.port, owner.dbname, migrations.APP_ROLE, TEST_APP_PASSWORD
+    )

@@ -11,7 +11,7 @@ from adapters import migrations
 from adapters.database import first_line
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
-from app.bootstrap import resolve_address
+from app.bootstrap import owner_address, upgrade_schema
 from app.cli.context import state
 from app.cli.output import emit_json, out
 
@@ -19,22 +19,12 @@ app = typer.Typer(help="Database schema (alembic) and the embedded server.", no_
 Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
-def _engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    address, _ = resolve_address(state(ctx).settings())
-    address.check()
-    return address.engine(pool_size=1)
-
-
 @app.command("upgrade")
 def upgrade(ctx: typer.Context, as_json: Json = False) -> None:
-    """Migrate the database to this version's schema (idempotent)."""
-    engine = _engine(ctx)
-    try:
-        result = migrations.upgrade(engine)
-    except OperationalError as e:
-        raise StoreUnavailable(first_line(e)) from None
-    finally:
-        engine.dispose()
+    """Migrate the database to this version's schema (idempotent), as the schema's owner
+    (TRADECORE_OWNER_DATABASE_URL; the embedded server's superuser by default)."""
+    owner, embedded = owner_address(state(ctx).settings())
+    result = upgrade_schema(owner, app_login=embedded)
     if as_json:
         emit_json({"current": result.current, "head": result.head})
     else:
@@ -44,7 +34,9 @@ def upgrade(ctx: typer.Context, as_json: Json = False) -> None:
 @app.command("status")
 def status(ctx: typer.Context, as_json: Json = False) -> None:
     """The schema revision in the database and the one this version needs."""
-    engine = _engine(ctx)
+    owner, _ = owner_address(state(ctx).settings())
+    owner.check()
+    engine = owner.engine(pool_size=1)
     try:
         result = migrations.status(engine)
     except OperationalError as e:

@@ -10,11 +10,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError
 
+from adapters.database import first_line
+from adapters.errors import StoreUnavailable
+from adapters.eventstore import ChainCheck, check_chain
 from app.cli.context import default_actor, state
 from app.cli.output import confirmer, emit_json, err, out
 from app.queries import projections_dict
 from domain.errors import InvalidCommand
+from domain.validation import chain_anchor
 from projections.rebuild import VerifyReport, rebuild, verify
 from projections.runner import Skip
 
@@ -122,10 +127,28 @@ def _skip_line(skip: Skip) -> str:
     )
 
 
-def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
-    """Replay every read model into scratch tables and compare them with the live ones
-    (honouring the recorded skips, which it lists)."""
+def verify_command(
+    ctx: typer.Context,
+    as_json: Json = False,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="EVENT_ID:HASH from an earlier verify's head: that event must still have "
+            "that chain hash",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check the events' hash chain (naming the first event altered after it was
+    recorded), then replay every read model into scratch tables and compare them with the
+    live ones (honouring the recorded skips, which it lists). Exit 3 when either fails."""
+    anchored = chain_anchor(anchor) if anchor is not None else None
     core = state(ctx).core()
+    try:
+        chain = check_chain(core.engine, anchored)
+    except OperationalError as e:
+        raise StoreUnavailable(f"cannot check the hash chain: {first_line(e)}") from None
     report = VerifyReport()
     for projection in core.runner.projections:
         with progress_bar(f"verifying {projection.name}") as progress:
@@ -133,6 +156,7 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
     if as_json:
         emit_json(
             {
+                "history": _history_dict(chain),
                 "consistent": report.consistent,
                 "differences": report.differences,
                 "positions": report.positions,
@@ -141,6 +165,7 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
             }
         )
     else:
+        _print_history(chain)
         for skip in report.skips:
             out.print(
                 f"skipped: {skip['consumer']} passes over event {skip['event_id']} "
@@ -166,5 +191,72 @@ def verify_command(ctx: typer.Context, as_json: Json = False) -> None:
             )
             for difference in report.differences:
                 out.print(f"  {difference}", markup=False)
-    if not report.consistent:
+    if not report.consistent or not chain.intact:
         raise typer.Exit(EXIT_INCONSISTENT)
+
+
+def _history_dict(chain: ChainCheck) -> dict[str, object]:
+    altered = chain.first_altered
+    anchor = chain.anchor
+    return {
+        "intact": chain.intact,
+        "anchor": None
+        if anchor is None
+        else {
+            "notification_id": anchor.notification_id,
+            "expected": anchor.expected,
+            "found": anchor.found,
+            "holds": anchor.holds,
+        },
+        "events": chain.events,
+        "head": {"notification_id": chain.head_id, "chain_hash": chain.head_hash},
+        "first_altered": None
+        if altered is None
+        else {
+            "notification_id": altered.notification_id,
+            "originator_id": str(altered.originator_id),
+            "originator_version": altered.originator_version,
+            "topic": altered.topic,
+        },
+    }
+
+
+def _print_history(chain: ChainCheck) -> None:
+    anchor = chain.anchor
+    if anchor is not None and not anchor.holds:
+        now = "is gone" if anchor.found is None else f"now has hash {anchor.found}"
+        out.print(
+            "[bold red]HISTORY ALTERED[/]: "
+            + escape(
+                f"event {anchor.notification_id} {now}, not the {anchor.expected} written "
+                "down for it: the log up to it was rewritten (hashes recomputed) or cut"
+            ),
+            highlight=False,
+        )
+    elif anchor is not None:
+        out.print(
+            f"anchor holds: event {anchor.notification_id} still has hash {anchor.expected}",
+            markup=False,
+            highlight=False,
+        )
+    altered = chain.first_altered
+    if altered is None and not chain.intact:
+        return
+    if altered is None:
+        out.print(
+            f"history intact: {chain.events} events chained; head {chain.head_id}:"
+            f"{chain.head_hash} (keep it elsewhere: `verify --anchor` checks it later)",
+            markup=False,
+            highlight=False,
+        )
+        return
+    out.print(
+        "[bold red]HISTORY ALTERED[/]: "
+        + escape(
+            f"event {altered.notification_id} (originator {altered.originator_id}, version "
+            f"{altered.originator_version}, {altered.topic}) does not match the hash chain: "
+            "it was changed after it was recorded (or the event before it was changed or "
+            "removed)"
+        ),
+        highlight=False,
+    )

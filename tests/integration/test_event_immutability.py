@@ -1,7 +1,8 @@
 """Events are a permanent record: the database refuses to change or remove one (DESIGN.md 9).
 
 The refusal is the database's, not the application's, so these tests go around tradecore:
-raw psycopg, and the psql client an operator would reach for.
+raw psycopg, and the psql client an operator would reach for, as the owner of the tables
+(the application's own role may not even try: test_history_tamper_evidence.py).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ def event_rows(address: DatabaseAddress) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def recorded(database: DatabaseAddress) -> list[tuple[Any, ...]]:
+def recorded(database: DatabaseAddress, owner_database: DatabaseAddress) -> list[tuple[Any, ...]]:
     """The event rows after the real store has recorded the initial policy."""
     with bootstrap(Settings(database_url=database.url)) as core:
         core.commands.ensure_initialised()
-    rows = event_rows(database)
+    rows = event_rows(owner_database)
     assert rows, "the store recorded no event to tamper with"
     return rows
 
@@ -62,13 +63,16 @@ def psql_binary() -> Path:
     ],
 )
 def test_database_refuses_to_change_or_remove_a_recorded_event(
-    database: DatabaseAddress, recorded: list[tuple[Any, ...]], statement: str
+    owner_database: DatabaseAddress, recorded: list[tuple[Any, ...]], statement: str
 ) -> None:
-    with database.connect() as conn, pytest.raises(psycopg.Error, match="immutable") as refused:
+    with (
+        owner_database.connect() as conn,
+        pytest.raises(psycopg.Error, match="immutable") as refused,
+    ):
         conn.execute(statement)
 
     assert isinstance(refused.value, psycopg.errors.InsufficientPrivilege)
-    assert event_rows(database) == recorded
+    assert event_rows(owner_database) == recorded
 
 
 @pytest.mark.parametrize(
@@ -81,7 +85,7 @@ def test_database_refuses_to_change_or_remove_a_recorded_event(
     ids=["delete", "update", "truncate"],
 )
 def test_operator_cannot_delete_update_or_truncate_events_with_psql(
-    database: DatabaseAddress, recorded: list[tuple[Any, ...]], statement: str
+    owner_database: DatabaseAddress, recorded: list[tuple[Any, ...]], statement: str
 ) -> None:
     result = subprocess.run(
         [
@@ -91,7 +95,7 @@ def test_operator_cannot_delete_update_or_truncate_events_with_psql(
             "ON_ERROR_STOP=1",
             "-c",
             statement,
-            database.url,
+            owner_database.url,
         ],
         capture_output=True,
         text=True,
@@ -101,4 +105,4 @@ def test_operator_cannot_delete_update_or_truncate_events_with_psql(
 
     assert result.returncode != 0, result.stdout
     assert "immutable" in result.stderr
-    assert event_rows(database) == recorded
+    assert event_rows(owner_database) == recorded

@@ -22,7 +22,7 @@ from domain.trade import Trade
 from domain.venue import Order, OrderRequest
 from tests.conftest import TEST_BREAKER_SIGHT
 from tests.integration.paper_drill import breaker_reads, place
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
 MARKS = {BTC: Decimal(50_000), ETH: Decimal(3_000), SOL: Decimal(150)}
@@ -143,7 +143,7 @@ steps = st.lists(
 @contextmanager
 def fresh_core(pg_server: PgTestServer, template: str) -> Iterator[Core]:
     """A core on a database of its own: one per generated example."""
-    address = pg_server.create_database(template=template)
+    address = app_address(pg_server.create_database(template=template))
     try:
         with bootstrap(
             Settings(database_url=address.url, breaker_blind_after=TEST_BREAKER_SIGHT),

@@ -21,7 +21,7 @@ from app.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from tests.integration.paper_drill import doubled_orders, open_account
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 from tests.waiting import first_line
 
 CHILD = textwrap.dedent(
@@ -48,7 +48,7 @@ def test_a_flattener_killed_at_random_points_always_ends_flat_without_duplicates
     outcomes = []
     for trial in range(TRIALS):
         rng = random.Random(trial)
-        address = pg_server.create_database(template=migrated_template)
+        address = app_address(pg_server.create_database(template=migrated_template))
         try:
             settings = Settings(database_url=address.url)
             with bootstrap(settings) as core:

@@ -106,12 +106,19 @@ def create_library_tables(address: DatabaseAddress, schema: str) -> None:
     TradecoreEventStore(env=env).close()
 
 
-def test_migrated_event_store_matches_the_library_ddl(database: DatabaseAddress) -> None:
-    create_library_tables(database, LIBRARY_SCHEMA)
+# tradecore's one addition to the library's table (migration 0015), filled by a trigger.
+CHAIN_COLUMN = f"column {EVENTS_TABLE}.chain_hash #6: bytea NOT NULL default -"
 
-    with database.connect() as conn:
+
+def test_migrated_event_store_matches_the_library_ddl(owner_database: DatabaseAddress) -> None:
+    create_library_tables(owner_database, LIBRARY_SCHEMA)
+
+    with owner_database.connect() as conn:
         library = describe_schema(conn, LIBRARY_SCHEMA)
         migrated = describe_schema(conn, EVENTS_SCHEMA)
+
+    assert CHAIN_COLUMN in migrated
+    migrated.remove(CHAIN_COLUMN)
 
     # Guard against a vacuous comparison: the library did create both tables and the type.
     assert any(line.startswith(f"column {EVENTS_TABLE}.notification_id") for line in library)
@@ -124,7 +131,9 @@ def test_migrated_event_store_matches_the_library_ddl(database: DatabaseAddress)
     )
 
 
-def test_migrated_event_store_has_the_immutability_trigger(database: DatabaseAddress) -> None:
+def test_migrated_event_store_has_the_immutability_and_chain_triggers(
+    database: DatabaseAddress,
+) -> None:
     with database.connect() as conn:
         function = conn.execute(
             "SELECT to_regprocedure('eventstore.refuse_event_mutation()')"
@@ -137,9 +146,30 @@ def test_migrated_event_store_has_the_immutability_trigger(database: DatabaseAdd
 
     assert function is not None and function[0] is not None
     assert [name for (name,) in triggers] == [
+        "tradecore_events_chain",
         "tradecore_events_immutable_rows",
         "tradecore_events_immutable_truncate",
+        "tradecore_events_serialise_appends",
     ]
+
+
+def test_the_app_role_owns_every_read_side_table_and_nothing_in_the_event_store(
+    owner_database: DatabaseAddress,
+) -> None:
+    # Rebuilds drop and rename read-model tables, which only their owner may do; the
+    # hand-over runs after every upgrade, so a table a later migration adds is covered too.
+    with owner_database.connect() as conn:
+        owners = conn.execute(
+            "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname IN ('readmodel', 'paper', 'eventstore') AND c.relkind IN ('r', 'S')"
+        ).fetchall()
+
+    read_side = {(s, t): o for s, t, o in owners if s != EVENTS_SCHEMA}
+    event_store = {(s, t): o for s, t, o in owners if s == EVENTS_SCHEMA}
+    assert len(read_side) > 10, read_side
+    assert set(read_side.values()) == {migrations.APP_ROLE}, read_side
+    assert event_store and migrations.APP_ROLE not in event_store.values(), event_store
 
 
 def described_schemas_only(name: str | None, type_: str, parent_names: object) -> bool:

@@ -28,7 +28,7 @@ from projections.rebuild import VerifyReport, rebuild, verify
 from projections.tables import event_index, projection_tracking, worker_status
 from tests.integration.paper_drill import breaker_reads, funded, intent
 from tests.integration.signal_models import promote, register
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 from tests.waiting import first_line, wait_for
 
 
@@ -207,7 +207,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(
     mid_batch: list[bool] = []
     for trial in range(trials):
         rng = random.Random(trial)
-        address = pg_server.create_database(template=migrated_template)
+        address = app_address(pg_server.create_database(template=migrated_template))
         child: subprocess.Popen[str] | None = None
         writing = threading.Event()
         try:

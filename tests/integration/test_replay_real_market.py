@@ -22,7 +22,7 @@ from tests.integration.replay_support import (
     path_points,
     replayed,
 )
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 
 START = datetime(2022, 1, 20, 19, tzinfo=UTC)
 END = datetime(2022, 1, 20, 22, tzinfo=UTC)
@@ -68,7 +68,7 @@ def test_breaker_figures_equal_the_independent_computation_and_it_trips_at_the_f
 @pytest.fixture
 def second_database(pg_server: PgTestServer, migrated_template: str) -> Iterator[DatabaseAddress]:
     address = pg_server.create_database(template=migrated_template)
-    yield address
+    yield app_address(address)
     pg_server.drop_database(address)
 
 

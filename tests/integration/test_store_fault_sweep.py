@@ -40,7 +40,7 @@ from domain.venue import VenueError
 from projections.rebuild import VerifyReport, verify
 from tests.conftest import TEST_BREAKER_SIGHT
 from tests.integration.paper_drill import breaker_reads, open_account, place
-from tests.postgres import PgTestServer
+from tests.postgres import PgTestServer, app_address
 from tests.store_faults import FAULT_KINDS, FaultKind, StoreFaults
 
 BTC = "BTC/USDT:USDT"
@@ -309,7 +309,7 @@ CASES = [
 
 @pytest.fixture
 def fresh_core(pg_server: PgTestServer, migrated_template: str) -> Iterator[Core]:
-    address = pg_server.create_database(template=migrated_template)
+    address = app_address(pg_server.create_database(template=migrated_template))
     try:
         settings = Settings(
             database_url=address.url,
