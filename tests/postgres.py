@@ -140,7 +140,10 @@ def container_server(image: str) -> Iterator[PgTestServer]:
 
 def one_line(error: BaseException) -> str:
     """``TypeName: first line of the message``, cut to MAX_REASON characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # The Docker client's APIError says "500 Server Error for <url>: ..." before the daemon's
+    # own explanation, which is the part that names the cause.
+    message = getattr(error, "explanation", None) or str(error)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
