@@ -122,6 +122,14 @@ def core(settings: Settings) -> Iterator[Core]:
         yield built
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that owns its server runs on the embedded PostgreSQL whatever the session's
+    # source: `-m "not own_server"` leaves it out of a run meant for another server.
+    for item in items:
+        if "own_server" in getattr(item, "fixturenames", ()):
+            item.add_marker("own_server")
+
+
 @pytest.fixture
 def own_server() -> Iterator[EmbeddedPostgres]:
     """A server this test owns and may stop and start (fault tests), already migrated."""
