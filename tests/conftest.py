@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -11,7 +12,14 @@ from adapters.database import DatabaseAddress
 from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from tests.postgres import PgTestServer, app_address, embedded_server, find_server, migrate
+from tests.postgres import (
+    PgSourceUnavailable,
+    PgTestServer,
+    app_address,
+    embedded_server,
+    find_server,
+    migrate,
+)
 
 TEST_BREAKER_SIGHT = 600.0  # seconds
 
@@ -22,10 +30,57 @@ settings.register_profile("tradecore", deadline=None, suppress_health_check=[Hea
 settings.load_profile("tradecore")
 
 
+# The lines saying which PostgreSQL the session uses (and any fallback), printed once at the
+# end of the run. Under pytest-xdist each worker finds its own server: the workers send their
+# lines to the controller, which prints each distinct line once.
+DATABASE_LINES = pytest.StashKey[list[str]]()
+WORKER_OUTPUT_KEY = "tradecore_database_lines"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[DATABASE_LINES] = []
+
+
+def note_database(config: pytest.Config, line: str) -> None:
+    lines = config.stash[DATABASE_LINES]
+    if line not in lines:
+        lines.append(line)
+    worker_output = getattr(config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output[WORKER_OUTPUT_KEY] = list(lines)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker finished; keep its database lines."""
+    config = node.config
+    for line in getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY, []):
+        note_database(config, line)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(DATABASE_LINES, [])
+    if lines:
+        terminalreporter.write_sep("-", "test database")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgTestServer]:
-    with find_server() as server:
-        yield server
+def pg_server(request: pytest.FixtureRequest) -> Iterator[PgTestServer]:
+    config = request.config
+    try:
+        with find_server(say=lambda line: note_database(config, line)) as server:
+            note_database(config, f"tests: using {server.describe()}")
+            yield server
+    except PgSourceUnavailable as error:
+        note_database(config, f"tests: no database: {error}")
+        # Stop the session after this test's error instead of erroring every database test
+        # with the same reason (under xdist the worker stops and the controller follows).
+        request.session.shouldfail = f"no test database: {error}"
+        raise
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +129,14 @@ def core(settings: Settings) -> Iterator[Core]:
     with bootstrap(settings, pool_size=8) as built:
         built.commands.update_policy(actor="operator", reason="open", allow_new_trades=True)
         yield built
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that owns its server runs on the embedded PostgreSQL whatever the session's
+    # source: `-m "not own_server"` leaves it out of a run meant for another server.
+    for item in items:
+        if "own_server" in getattr(item, "fixturenames", ()):
+            item.add_marker("own_server")
 
 
 @pytest.fixture
