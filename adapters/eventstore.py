@@ -104,7 +104,7 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
 
     # One attempt per call, on purpose: the library wraps its reads and inserts in a retry
     # of 10 attempts, which with the 3 s pool timeout made a writer hang for minutes in an
-    # outage. Retrying is the caller's job, through the one policy (app.repository).
+    # outage. Retrying is the caller's job, through the one policy (adapters.repository).
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -176,7 +176,7 @@ class RiskLimitsAsDict(Transcoding):
 class TradecoreEventStore(Application[UUID]):
     """The application whose repository and notification log every service uses.
 
-    It has no business methods: commands live in ``app.services``.
+    It has no business methods: commands live in ``app.commands.safety``.
     """
 
     name = APPLICATION_NAME
@@ -230,7 +230,7 @@ class PatientPostgresFactory(PostgresFactory):
 
 class OneAttemptFactory(PatientPostgresFactory):
     """The patient factory (above) with the one-attempt snapshot recorder: the one retry
-    policy is the application's (app.repository), never nested inside the store's calls."""
+    policy is the application's (adapters.repository), never nested inside the store's calls."""
 
     aggregate_recorder_class = OneAttemptSnapshotRecorder
 

@@ -17,29 +17,29 @@ from sqlalchemy.exc import ProgrammingError as SAProgrammingError
 
 from adapters import migrations
 from adapters.artifacts import ArtifactStore
+from adapters.clock import WALL, Clock, as_clock
 from adapters.database import DatabaseAddress, first_line
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreBusy, StoreUnavailable
 from adapters.eventstore import PostgresLogReader, TradecoreEventStore, open_event_store
 from adapters.locks import advisory_lock, order_flow_lock
 from adapters.notify import NotificationWaiter
-from app.clock import WALL, Clock, as_clock
+from adapters.venues import build_venue
+from app.commands.executor import Executor, TradeIntent
+from app.commands.model_registry import ModelService
+from app.commands.pretrade_controls import PreTradeCheck
+from app.commands.projection_skips import ProjectionSkips
+from app.commands.safety import SafetyCommands
+from app.commands.sizing import Sized, SizingService
 from app.config import Settings
-from app.drawdown import BreakerSettings, BreakerSight, DrawdownBreaker
-from app.emergency_trades import EmergencyTradeCloser
-from app.executor import Executor, TradeIntent
-from app.flattener import Flattener
-from app.gate import PolicyGate
-from app.model_consumers import CONSUMERS, ConsumerRuntime, ModelScore
-from app.models import ModelService
-from app.pretrade import PreTradeCheck
-from app.projection_skips import ProjectionSkips
-from app.reconcile import Reconciler
-from app.services import SafetyCommands
-from app.signal_engine import SignalEngine
-from app.sizing import Sized, SizingService
-from app.sizing_learner import SizingLearner
-from app.venues import build_venue
+from app.processes.drawdown_breaker import BreakerSettings, BreakerSight, DrawdownBreaker
+from app.processes.emergency_trade_closer import EmergencyTradeCloser
+from app.processes.flattener import Flattener
+from app.processes.model_consumers import CONSUMERS, ConsumerRuntime, ModelScore
+from app.processes.reconciliation import Reconciler
+from app.processes.signal_engine import SignalEngine
+from app.processes.sizing_learner import SizingLearner
+from app.queries.gate import PolicyGate
 from domain.errors import RefusedBySafetyRule
 from domain.ids import ORDER_FLOW_LOCK
 from domain.regime import RegimeThresholds

@@ -4,8 +4,9 @@ Run from the repository root::
 
     python -m benchmarks.bench_drawdown [--database-url URL] [--runs 30] [--baseline-per-run 5]
 
-The worker (``app.worker.Worker``, as ``tradecore run`` runs it) runs in this process on the
-paper venue with 20 open long positions (1,000 USDT each on 20,000 of equity). Each run
+The worker (``app.entrypoints.worker.Worker``, as ``tradecore run`` runs it) runs in this
+process on the paper venue with 20 open long positions (1,000 USDT each on 20,000 of equity).
+Each run
 moves all 20 marks down 15 % in one transaction — a flash crash, a 15 % drawdown — and
 times, from that move's commit:
 
@@ -44,7 +45,7 @@ from eventsourcing.projection import ProjectionRunner
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.worker import Worker
+from app.entrypoints.worker import Worker
 from benchmarks import library_baseline as lib
 from benchmarks.bench_flatten import MARKS
 from benchmarks.support import (

@@ -41,7 +41,7 @@ from adapters.locks import advisory_lock
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.flattener import Flattener
+from app.processes.flattener import Flattener
 from benchmarks.support import (
     Row,
     Summary,
@@ -440,7 +440,7 @@ class _ExpectedActivation(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("app.services").addFilter(_ExpectedActivation())
+    logging.getLogger("app.commands.safety").addFilter(_ExpectedActivation())
     started = time.monotonic()
     with server(args.database_url) as srv, scratch_database(srv) as address:
         pg_version = server_version(address)

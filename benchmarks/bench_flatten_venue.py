@@ -406,7 +406,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("app.services").addFilter(_ExpectedActivation())
+    logging.getLogger("app.commands.safety").addFilter(_ExpectedActivation())
     started = time.monotonic()
     measured: list[Results] = []
     with server(args.database_url) as srv, scratch_database(srv) as address:

@@ -30,8 +30,8 @@ from sqlalchemy import text
 
 from adapters.database import DatabaseAddress
 from app.bootstrap import Core, bootstrap
+from app.commands.safety import PolicyChange
 from app.config import Settings
-from app.services import PolicyChange
 from benchmarks import library_baseline as lib
 from benchmarks.support import (
     Poller,

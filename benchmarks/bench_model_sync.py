@@ -28,7 +28,7 @@ from adapters.data import sample_path
 from adapters.signal_model import train
 from app.bootstrap import bootstrap
 from app.config import Settings
-from app.worker import Worker
+from app.entrypoints.worker import Worker
 from benchmarks.support import (
     Poller,
     Row,

@@ -253,7 +253,7 @@ def _rate_reporter(label: str, started: float) -> Callable[[int, int], None]:
 
 def child_worker(url: str) -> None:
     """``tradecore run``'s worker, until SIGTERM."""
-    from app.worker import Worker  # noqa: PLC0415 - only the child needs it
+    from app.entrypoints.worker import Worker  # noqa: PLC0415 - only the child needs it
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,8 +9,9 @@ Run from the repository root::
 one-minute candles of a BTC perpetual (January 2022: 45,031 candles). Two runs, each in a
 child process of its own (so each peak RSS is its own) on a scratch database of its own:
 
-1. chain: ``app.replay.run_replay`` as ``tradecore replay --max-speed`` runs it: four marks a
-   candle on the paper venue, a breaker reading after each, a worker round after each candle
+1. chain: ``app.entrypoints.replay.run_replay`` as ``tradecore replay --max-speed`` runs it:
+   four marks a candle on the paper venue, a breaker reading after each, a worker round after
+   each candle
    (read models, emergency supervision, model consumers and watch, reconciliation, the
    signal engine with sizing, executor and gate), with a fixed long of ``--hold`` times the
    deposit and ``--glitch-rate`` bad ticks an hour;
@@ -109,10 +110,10 @@ def _child(args: argparse.Namespace, part: str, url: str) -> dict[str, Any]:
 
 
 def _part(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.clock import MarketClock  # noqa: PLC0415
     from app.bootstrap import SERVICE_POOL_SIZE, bootstrap  # noqa: PLC0415
-    from app.clock import MarketClock  # noqa: PLC0415
     from app.config import Settings  # noqa: PLC0415
-    from app.replay import ReplayRequest, plan, replay_settings, run_replay  # noqa: PLC0415
+    from app.entrypoints.replay import ReplayRequest, plan, replay_settings, run_replay  # noqa: PLC0415
     from domain.market_data import parse_ohlcv, window  # noqa: PLC0415
 
     candles = parse_ohlcv(Path(args.candles).read_text(), source=Path(args.candles).name)

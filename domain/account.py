@@ -4,7 +4,7 @@ Every reading is recorded as it arrives — accepted, pending confirmation, or r
 its reason — and judged in the same call by the rule in ``domain.drawdown``, so the peak,
 the drawdown and the breaker's state are a fold over this aggregate's own events: a
 restarted worker resumes exactly where the log stops. What a breach does to the policy and
-the emergency latch is saved in the same transaction by ``app.drawdown``.
+the emergency latch is saved in the same transaction by ``app.processes.drawdown_breaker``.
 
 Cash transfers are recorded here too (``TransferRecorded``, once per venue id), before the
 reading that first shows them: they move the peak and the reference equity, so the drawdown

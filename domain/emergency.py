@@ -9,8 +9,8 @@ id, so client order ids derived from it are stable across replays yet never coll
 another installation's on the same venue account.
 
 Activation and reset are only ever saved together with the Policy's change of
-``emergency_mode``, in one transaction (``app.services``), so the two cannot disagree. The
-flattener (``app.flattener``) records its attempts and results here.
+``emergency_mode``, in one transaction (``app.commands.safety``), so the two cannot disagree. The
+flattener (``app.processes.flattener``) records its attempts and results here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ It alone holds ``emergency_mode``, ``allow_new_trades``, ``emergency_reason``,
 reads this aggregate (or its view, when provably current); nothing keeps a flag of its own.
 
 Emergency mode is only entered and left together with the Emergency latch, in one
-transaction (see ``app.services``); the methods here keep the policy's own invariants:
+transaction (see ``app.commands.safety``); the methods here keep the policy's own invariants:
 while in emergency mode no new trades are allowed, and leaving emergency mode does not
 re-allow them by itself.
 """

@@ -1,7 +1,7 @@
 """Public candle history of a ccxt venue (no API keys): one page of OHLCV at a time.
 
 ccxt's ``fetch_ohlcv`` answers at most the venue's page limit of candles from ``since``; the
-caller pages forward (``app/market_data_fetch.py``). ccxt's own rate limiter spaces the
+caller pages forward (``app/commands/candle_history_fetch.py``). ccxt's own rate limiter spaces the
 requests (``enableRateLimit``): pages are fetched one after another, so its sequential
 limiter is the right one here. Errors come out as the port's VenueError kinds
 (``RateLimited``, ``VenueUnavailable``: transient; anything else: not).

@@ -11,11 +11,11 @@ from decimal import Decimal
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
+from adapters.repository import WRITER_BOUND
 from app.bootstrap import bootstrap
 from app.config import Settings
-from app.flattener import positions_and_orders
-from app.repository import WRITER_BOUND
-from app.worker import Worker
+from app.entrypoints.worker import Worker
+from app.processes.flattener import positions_and_orders
 from tests.e2e.conftest import TRADECORE, Cli, base_env
 from tests.integration.paper_drill import open_account
 from tests.waiting import wait_for

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import TradeIntent
+from app.commands.executor import TradeIntent
 from domain.venue import OrderRequest, PositionSide, Side
 
 PRICES = {
@@ -115,7 +115,7 @@ def funded(core: Core, prices: dict[str, str]) -> PaperVenue:
 def worker_threads(core: Core) -> Iterator[Callable[[], None]]:
     """Yields ``start()``, which starts one more worker on ``core`` in a thread; on exit every
     worker is stopped and must end within 30 s."""
-    from app.worker import Worker  # noqa: PLC0415 - the worker wires every process manager
+    from app.entrypoints.worker import Worker  # noqa: PLC0415 - the worker wires every process manager
 
     stop = threading.Event()
     threads: list[threading.Thread] = []

@@ -15,10 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from adapters.clock import MarketClock
 from app.bootstrap import Core, bootstrap
-from app.clock import MarketClock
 from app.config import Settings
-from app.replay import ReplayRequest, plan, replay_settings, run_replay
+from app.entrypoints.replay import ReplayRequest, plan, replay_settings, run_replay
 from domain.market_data import parse_ohlcv
 
 HARD = Decimal("-0.10")

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from adapters.paper.venue import PaperVenue
-from app.audit import Audit
 from app.bootstrap import Core
-from app.cli.incident_html import render
-from app.drawdown import DrawdownBreaker
-from app.executor import Outcome, TradeIntent
-from app.flattener import positions_and_orders
+from app.commands.executor import Outcome, TradeIntent
+from app.entrypoints.cli.incident_html import render
+from app.processes.drawdown_breaker import DrawdownBreaker
+from app.processes.flattener import positions_and_orders
+from app.queries.audit import Audit
 from domain.drawdown import BreakerState
 from domain.errors import InvalidCommand
 from tests.waiting import wait_for

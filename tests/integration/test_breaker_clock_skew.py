@@ -12,11 +12,11 @@ from decimal import Decimal
 
 import pytest
 
+from adapters.clock import utc_now
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
-from app.clock import utc_now
 from app.config import Settings
-from app.worker import Worker
+from app.entrypoints.worker import Worker
 from domain.account import Account
 from tests.integration.paper_drill import place
 from tests.waiting import wait_for

@@ -14,12 +14,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, text
 
+from adapters.clock import utc_now
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
-from app.clock import utc_now
 from app.config import Settings
-from app.flattener import positions_and_orders
-from app.worker import Worker
+from app.entrypoints.worker import Worker
+from app.processes.flattener import positions_and_orders
 from domain.account import Account
 from domain.drawdown import BreakerState
 from domain.errors import RefusedBySafetyRule

@@ -22,7 +22,7 @@ import pytest
 from adapters.ccxt.venue import CcxtVenue
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
-from app.flattener import Flattener, client_order_id, positions_and_orders
+from app.processes.flattener import Flattener, client_order_id, positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.venue import Position

@@ -11,9 +11,9 @@ from itertools import count
 
 from adapters.paper.faults import Fault, FaultSettings, draw
 from adapters.paper.venue import PaperVenue
-from app.audit import Audit
 from app.bootstrap import Core
-from app.executor import Outcome, TradeIntent
+from app.commands.executor import Outcome, TradeIntent
+from app.queries.audit import Audit
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.trade import Trade

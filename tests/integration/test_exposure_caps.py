@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
+from app.commands.executor import Execution, Outcome, TradeIntent
 from app.config import Settings
-from app.executor import Execution, Outcome, TradeIntent
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest

@@ -12,7 +12,7 @@ import pytest
 from adapters.locks import order_flow_lock
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.flattener import positions_and_orders
+from app.processes.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID, ORDER_FLOW_LOCK
 from domain.venue import Order, OrderRequest, Position, VenueError

@@ -17,7 +17,7 @@ from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import bootstrap
 from app.config import Settings
-from app.flattener import positions_and_orders
+from app.processes.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from tests.integration.paper_drill import doubled_orders, open_account

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
+from adapters.clock import utc_now
 from adapters.database import DatabaseAddress
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
-from app.clock import utc_now
+from app.commands.executor import Outcome, TradeIntent
 from app.config import Settings
-from app.drawdown import DrawdownBreaker
-from app.executor import Outcome, TradeIntent
-from app.gate import GateCode
+from app.processes.drawdown_breaker import DrawdownBreaker
+from app.queries.gate import GateCode
 from domain.refusal import RefusedIntent
 from domain.venue import Balance
 

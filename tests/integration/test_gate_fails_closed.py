@@ -7,7 +7,7 @@ import threading
 from adapters.embedded_pg import EmbeddedPostgres
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.gate import GateCode, GateDecision
+from app.queries.gate import GateCode, GateDecision
 from tests.conftest import TEST_BREAKER_SIGHT
 from tests.integration.paper_drill import breaker_reads
 from tests.waiting import wait_for

@@ -10,8 +10,8 @@ import pytest
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import Outcome, TradeIntent
-from app.trades import TradeCommands
+from app.commands.executor import Outcome, TradeIntent
+from app.commands.trade_records import TradeCommands
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.trade import Trade

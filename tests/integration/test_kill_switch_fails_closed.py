@@ -10,7 +10,7 @@ import pytest
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.flattener import positions_and_orders
+from app.processes.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from tests.integration.paper_drill import open_account

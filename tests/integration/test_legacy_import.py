@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 
 from app.bootstrap import Core
-from app.legacy_import import LegacyImporter, legacy_trade_id
+from app.commands.legacy_import import LegacyImporter, legacy_trade_id
 from domain.errors import InvalidCommand
 from domain.trade import Trade
 from projections.trade_store import TradeStateStore

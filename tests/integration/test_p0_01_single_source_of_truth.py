@@ -8,8 +8,8 @@ import pytest
 
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.gate import GateCode
-from app.queries import current_snapshot
+from app.queries.cli_views import current_snapshot
+from app.queries.gate import GateCode
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.ids import POLICY_ID
 from tests.integration.paper_drill import breaker_reads

@@ -12,9 +12,9 @@ from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.flattener import positions_and_orders
-from app.gate import GateCode
-from app.worker import Worker
+from app.entrypoints.worker import Worker
+from app.processes.flattener import positions_and_orders
+from app.queries.gate import GateCode
 from domain.emergency import AccountNotFlat, Emergency
 from domain.ids import EMERGENCY_ID
 from tests.integration.paper_drill import (

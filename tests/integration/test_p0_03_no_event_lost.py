@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core, bootstrap
+from app.commands.executor import Outcome
 from app.config import Settings
-from app.executor import Outcome
-from app.worker import Worker
+from app.entrypoints.worker import Worker
 from domain.policy import Policy
 from projections.policy_view import PolicyProjection, read_policy_snapshot
 from projections.rebuild import VerifyReport, rebuild, verify
@@ -143,7 +143,7 @@ WORKER = textwrap.dedent(
     import sys, threading
     from app.bootstrap import bootstrap
     from app.config import Settings
-    from app.worker import Worker
+    from app.entrypoints.worker import Worker
 
     with bootstrap(Settings(database_url=sys.argv[1], poll_interval=0.05)) as core:
         core.runner.batch_size = 200

@@ -14,8 +14,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from app.bootstrap import Core, bootstrap
+from app.commands.trade_records import TradeCommands
 from app.config import Settings
-from app.trades import TradeCommands
 from domain.trade import Trade
 from projections.trade_store import TradeStateStore
 
@@ -105,7 +105,7 @@ WRITER = textwrap.dedent(
     from uuid import UUID
     from app.bootstrap import bootstrap
     from app.config import Settings
-    from app.trades import TradeCommands
+    from app.commands.trade_records import TradeCommands
 
     url, trade_id, order, count = sys.argv[1], UUID(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     with bootstrap(Settings(database_url=url)) as core:

@@ -12,8 +12,8 @@ import pytest
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
+from app.commands.executor import Outcome, TradeIntent
 from app.config import Settings
-from app.executor import Outcome, TradeIntent
 from domain.ids import SIZING_AGENT_ID
 from domain.market_regime import MarketRegime
 from domain.sizing import ALPHA
@@ -166,7 +166,7 @@ class _NoFillHistory:
 
 
 def test_the_agent_does_not_learn_from_a_close_booked_at_the_mark(core: Core) -> None:
-    from app.reconcile import Reconciler  # noqa: PLC0415 - this test wires its own venue
+    from app.processes.reconciliation import Reconciler  # noqa: PLC0415 - this test wires its own venue
 
     venue = feed(core, CALM)
     venue.admin().deposit(Decimal(100_000))

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from adapters.paper.venue import PaperVenue
 from adapters.signal_model import SignalModel
 from app.bootstrap import Core
-from app.executor import TradeIntent
-from app.model_consumers import CONSUMERS, ModelWatch, model_confidence
-from app.worker import Worker
+from app.commands.executor import TradeIntent
+from app.entrypoints.worker import Worker
+from app.processes.model_consumers import CONSUMERS, ModelWatch, model_confidence
 from domain.model_consumer import ModelConsumer, consumer_id
 from domain.model_registry import (
     ArtifactRefused,
@@ -172,7 +172,7 @@ def test_the_consumers_score_with_the_promoted_model(
     )
     core.runner.catch_up()
     watch = ModelWatch(monitor, insights, venue, core.trade_store().list_open_trades, [])
-    with caplog.at_level(logging.INFO, logger="app.model_consumers"):
+    with caplog.at_level(logging.INFO, logger="app.processes.model_consumers"):
         watch.run_once()
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("position_monitor: trade") and "signal v1" in m for m in messages)

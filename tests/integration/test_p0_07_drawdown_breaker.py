@@ -16,9 +16,9 @@ from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.drawdown import DrawdownBreaker
-from app.executor import Outcome, TradeIntent
-from app.flattener import positions_and_orders
+from app.commands.executor import Outcome, TradeIntent
+from app.processes.drawdown_breaker import DrawdownBreaker
+from app.processes.flattener import positions_and_orders
 from domain.account import Account
 from domain.drawdown import BreakerState
 from domain.emergency import Emergency

@@ -12,8 +12,8 @@ import pytest
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.flattener import positions_and_orders
-from app.queries import current_snapshot, policy_dict
+from app.processes.flattener import positions_and_orders
+from app.queries.cli_views import current_snapshot, policy_dict
 from domain.drawdown import BreakerState
 from domain.errors import InvalidCommand
 from projections.rebuild import VerifyReport, verify

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from adapters.clock import utc_now
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
-from app.clock import utc_now
+from app.commands.executor import Execution, Executor, Outcome
+from app.commands.pretrade_controls import PreTradeCheck
 from app.config import Settings
-from app.executor import Execution, Executor, Outcome
-from app.pretrade import PreTradeCheck
-from app.queries import current_snapshot, policy_dict, status_dict
+from app.queries.cli_views import current_snapshot, policy_dict, status_dict
 from domain.ids import POLICY_ID
 from domain.policy import Policy
 from domain.refusal import RefusedIntent

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from adapters.clock import utc_now
 from app.bootstrap import bootstrap
-from app.clock import utc_now
 from app.config import Settings
-from app.queries import projections_dict
+from app.queries.cli_views import projections_dict
 
 
 class ShiftedClock:

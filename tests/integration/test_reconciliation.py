@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import Outcome, TradeIntent
-from app.worker import Worker
+from app.commands.executor import Outcome, TradeIntent
+from app.entrypoints.worker import Worker
 from domain.trade import Trade
 from domain.venue import Order, OrderRequest, Side
 from tests.integration.paper_drill import breaker_reads

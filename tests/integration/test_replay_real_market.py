@@ -14,7 +14,7 @@ import pytest
 from adapters.data import excerpt_path
 from adapters.database import DatabaseAddress
 from app.config import Settings
-from app.replay import ReplayRequest
+from app.entrypoints.replay import ReplayRequest
 from domain.account import Account
 from tests.integration.replay_support import (
     first_crossing,

@@ -9,8 +9,8 @@ from uuid import uuid4
 import pytest
 
 from adapters.errors import StoreUnavailable
+from adapters.repository import Conflict, Repository
 from app.bootstrap import Core
-from app.repository import Conflict, Repository
 from domain.ids import POLICY_ID
 from domain.policy import Policy
 from tests.store_faults import StoreFaults, is_insert

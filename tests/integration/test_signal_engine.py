@@ -14,17 +14,17 @@ from uuid import UUID
 import pytest
 
 from adapters.paper.venue import PaperVenue
+from adapters.repository import Repository
 from adapters.signal_model import SignalModel
-from app.audit import Audit
 from app.bootstrap import Core, bootstrap
-from app.cli.audit import print_report
-from app.cli.incident_html import render
+from app.commands.executor import Outcome, TradeIntent
 from app.config import Settings
-from app.executor import Outcome, TradeIntent
-from app.model_consumers import CANDLES, promoted_score
-from app.repository import Repository
-from app.signal_engine import SignalEngine
-from app.worker import Worker
+from app.entrypoints.cli.audit import print_report
+from app.entrypoints.cli.incident_html import render
+from app.entrypoints.worker import Worker
+from app.processes.model_consumers import CANDLES, promoted_score
+from app.processes.signal_engine import SignalEngine
+from app.queries.audit import Audit
 from domain.refusal import RefusedIntent
 from domain.signals import MovingAverageCrossover, evaluate
 from domain.sizing_record import SizingRecord, decision_id_for

@@ -16,10 +16,10 @@ from starlette.routing import Route
 
 from adapters.errors import StoreUnavailable
 from adapters.paper.venue import PaperVenue
-from app.api import create_app
 from app.bootstrap import Core
-from app.executor import Outcome, TradeIntent
-from app.read_side import SAFEGUARDS
+from app.commands.executor import Outcome, TradeIntent
+from app.entrypoints.api import create_app
+from app.queries.status_views import SAFEGUARDS
 from tests.integration.test_p0_06_model_sync import NAME, register
 from tests.poison import poison_policy_view
 

@@ -9,7 +9,7 @@ call and asserts the outcome is safe:
 - never "allowed" when the state cannot be proved (the gate);
 - never a lost or doubled event (one activation, one trade per intent, every order at the
   venue recorded first; the read models' ``verify`` consistent after healing);
-- never a hang past the stated bound (app.repository.WRITER_BOUND, the flatten deadline).
+- never a hang past the stated bound (adapters.repository.WRITER_BOUND, the flatten deadline).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from adapters.errors import StoreUnavailable
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
+from adapters.repository import WRITER_BOUND
 from app.bootstrap import Core, bootstrap
+from app.commands.executor import Outcome, TradeIntent
 from app.config import Settings
-from app.executor import Outcome, TradeIntent
-from app.flattener import FlattenReport, positions_and_orders
-from app.repository import WRITER_BOUND
+from app.processes.flattener import FlattenReport, positions_and_orders
 from domain.account import Account
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID, account_id

@@ -1,5 +1,5 @@
 """Outages fail writers fast: with the store gone, every writer (and the reads it starts
-with) raises StoreUnavailable within the stated bound (app.repository.WRITER_BOUND), instead
+with) raises StoreUnavailable within the stated bound (adapters.repository.WRITER_BOUND), instead
 of waiting out nested retries for minutes."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
+from adapters.repository import WRITER_BOUND
 from app.bootstrap import bootstrap
+from app.commands.trade_records import TradeCommands
 from app.config import Settings
-from app.repository import WRITER_BOUND
-from app.trades import TradeCommands
 from domain.drawdown import Reading
 from domain.trade import Trade
 

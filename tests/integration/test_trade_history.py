@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from app.bootstrap import Core
-from app.trades import TradeCommands
+from app.commands.trade_records import TradeCommands
 from domain.trade import Trade
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"

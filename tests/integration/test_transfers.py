@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.drawdown import DrawdownBreaker
+from app.processes.drawdown_breaker import DrawdownBreaker
 from domain.account import Account
 from domain.drawdown import BreakerState, Transition
 from domain.errors import InvalidCommand

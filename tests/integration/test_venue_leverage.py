@@ -16,7 +16,7 @@ from adapters.ccxt.venue import CcxtVenue
 from adapters.paper import tables as t
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core
-from app.executor import Executor, Outcome
+from app.commands.executor import Executor, Outcome
 from domain.refusal import RefusedIntent
 from domain.trade import Trade
 from domain.venue import OrderRejected, VenueUnavailable

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from adapters.locks import lock_key
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
-from app.worker import run_exclusively
+from app.entrypoints.worker import run_exclusively
 from domain.ids import worker_lock_id
 from tests.waiting import wait_for
 

@@ -83,7 +83,7 @@ def test_only_app_clock_reads_the_wall_clock() -> None:
                     isinstance(node, ast.Attribute)
                     and isinstance(node.value, ast.Name)
                     and (node.value.id, node.attr) in WALL_CLOCK_READS
-                    and module != "app/clock.py"
+                    and module != "adapters/clock.py"
                 ):
                     readers.append(f"{module}:{node.lineno}")
     assert readers == []
@@ -134,3 +134,62 @@ def test_no_two_modules_import_each_other_even_through_others() -> None:
         if name not in state:
             cycle = visit(name)
             assert cycle is None, " -> ".join(cycle)
+
+
+ROOMS = ("commands", "processes", "queries", "entrypoints")
+
+
+def room_of(module: str) -> str:
+    """``app.<room>`` for a module inside a room of ``app``, else the module itself."""
+    parts = module.split(".")
+    if parts[0] == "app" and len(parts) > 1 and parts[1] in ROOMS:
+        return f"app.{parts[1]}"
+    return module
+
+
+def app_room_imports() -> list[tuple[str, str, str]]:
+    """(room of the importer, imported module, importer) for every import of an ``app``
+    module by a module in a room of ``app``."""
+    graph = module_imports(("domain", "projections", "adapters", "app"))
+    return [
+        (room_of(source), target, source)
+        for source, targets in graph.items()
+        for target in targets
+        if source.startswith("app.") and target.startswith("app")
+    ]
+
+
+def test_app_has_only_its_rooms_bootstrap_and_config_at_its_top() -> None:
+    top = {p.name for p in (ROOT / "app").iterdir() if p.name != "__pycache__"}
+    assert top <= {"__init__.py", "py.typed", "bootstrap.py", "config.py", *ROOMS}, top
+    for room in ROOMS:
+        doc = ast.get_docstring(ast.parse((ROOT / "app" / room / "__init__.py").read_text()))
+        assert doc and "May import" in doc, f"app/{room}/__init__.py must say what it may import"
+
+
+@pytest.mark.parametrize(
+    ("room", "forbidden"),
+    [
+        ("app.commands", ("app.entrypoints", "app.processes")),
+        ("app.processes", ("app.entrypoints",)),
+        ("app.queries", ("app.entrypoints", "app.processes", "app.commands")),
+    ],
+)
+def test_a_room_never_imports_the_rooms_above_it(room: str, forbidden: tuple[str, ...]) -> None:
+    # Commands and processes are driven by entrypoints, never the other way; the read side
+    # answers from read models and the log, never through the write side's internals.
+    wrong = [
+        f"{source} imports {target}"
+        for importer_room, target, source in app_room_imports()
+        if importer_room == room and room_of(target) in forbidden
+    ]
+    assert not wrong, wrong
+
+
+def test_nothing_outside_the_entrypoints_imports_them() -> None:
+    wrong = [
+        f"{source} imports {target}"
+        for importer_room, target, source in app_room_imports()
+        if room_of(target) == "app.entrypoints" and importer_room != "app.entrypoints"
+    ]
+    assert not wrong, wrong

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.ccxt.history import CcxtHistory
-from app.market_data_fetch import HEADER, FetchReport, fetch_to_file
+from app.commands.candle_history_fetch import HEADER, FetchReport, fetch_to_file
 from domain.market_data import CandleDataInvalid, parse_ohlcv_csv
 from domain.venue import VenueError
 from tests.ccxt_sim import SimulatedSession, simulated_exchange

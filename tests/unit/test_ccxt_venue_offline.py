@@ -33,7 +33,7 @@ from adapters.ccxt.dialect import Dialect
 from adapters.ccxt.errors import CcxtConfigurationError
 from adapters.ccxt.mapping import position_from_ccxt
 from adapters.ccxt.venue import CcxtVenue
-from app.executor import in_mode
+from app.commands.executor import in_mode
 from domain.venue import (
     DuplicateClientOrderId,
     Order,

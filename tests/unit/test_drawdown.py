@@ -81,7 +81,7 @@ class Feed:
             daily_reset=self.daily_reset,
         )
         self.log.extend(self.account.collect_events())
-        # What app.drawdown does to the policy and the latch, in miniature.
+        # What app.processes.drawdown_breaker does to the policy and the latch, in miniature.
         if evaluation.transition is Transition.HARD_BREACH:
             self.emergency_active, self.entries_allowed = True, False
         elif evaluation.transition is Transition.SOFT_BREACH and self.entries_allowed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.exposure import ENTRY_COST, Exposure, room
+from app.commands.exposure_caps import ENTRY_COST, Exposure, room
 
 MARK = Decimal(50_000)
 

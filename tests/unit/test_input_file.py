@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.input_file import read_input_file
+from app.entrypoints.cli.input_file import read_input_file
 from domain.errors import InvalidCommand
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.clock import MarketClock, WallClock, as_clock
-from app.worker import Duty
+from adapters.clock import MarketClock, WallClock, as_clock
+from app.entrypoints.worker import Duty
 from domain.market_data import candle_path
 
 T0 = datetime(2022, 1, 20, 19, tzinfo=UTC)

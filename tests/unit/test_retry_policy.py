@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.errors import StoreUnavailable
-from app.repository import WRITER, WRITER_BOUND, ConcurrencyExhausted, Conflict, RetryPolicy
+from adapters.repository import WRITER, WRITER_BOUND, ConcurrencyExhausted, Conflict, RetryPolicy
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from adapters.errors import StoreUnavailable
-from app.server_watch import ServerWatch
+from app.processes.server_watch import ServerWatch
 
 
 class Server:
@@ -64,7 +64,7 @@ def test_a_server_that_cannot_be_restarted_is_said_loudly_once_per_outage(
     server, events = Server(), []
     watch = watch_of(server, events)
     server.running, server.startable = False, False
-    with caplog.at_level(logging.ERROR, logger="app.server_watch"):
+    with caplog.at_level(logging.ERROR, logger="app.processes.server_watch"):
         assert [watch.check() for _ in range(5)] == [False] * 5
     critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(critical) == 1
@@ -78,7 +78,7 @@ def test_a_server_that_cannot_be_restarted_is_said_loudly_once_per_outage(
     # A later outage is a new one: said again.
     server.running, server.startable = False, False
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="app.server_watch"):
+    with caplog.at_level(logging.ERROR, logger="app.processes.server_watch"):
         watch.check()
     assert [r.levelno for r in caplog.records].count(logging.CRITICAL) == 1
     assert events == ["down", "back True", "down"]

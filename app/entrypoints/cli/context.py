@@ -1,0 +1,91 @@
+"""Per-invocation state: global options and the lazily built core."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from adapters.clock import WALL, Clock
+from app.bootstrap import COMMAND_POOL_SIZE, Core, Schema, bootstrap
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CliState:
+    database_url: str | None = None
+    home: Path | None = None
+    exchange: str | None = None
+    # False for read commands: they leave every projection and process manager alone.
+    catch_up_on_close: bool = True
+    _core: Core | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        overrides: dict[str, object] = {}
+        if self.database_url is not None:
+            overrides["database_url"] = self.database_url
+        if self.home is not None:
+            overrides["home"] = self.home
+        if self.exchange is not None:
+            overrides["exchange"] = self.exchange
+        return Settings(**overrides)  # type: ignore[arg-type]
+
+    def core(
+        self,
+        schema: Schema = Schema.AUTO,
+        *,
+        pool_size: int = COMMAND_POOL_SIZE,
+        clock: Clock = WALL,
+        settings: Settings | None = None,
+    ) -> Core:
+        """The core, built on first use (``pool_size``: see app.bootstrap) on ``clock`` and
+        ``settings`` (default: the environment's, with the global options)."""
+        if self._core is None:
+            core = bootstrap(
+                settings or self.settings(), schema=schema, pool_size=pool_size, clock=clock
+            )
+            try:
+                core.commands.ensure_initialised()
+            except BaseException:
+                core.close()
+                raise
+            self._core = core
+        return self._core
+
+    def reading(self) -> Core:
+        """The core for a read command: it reads views (or aggregates) and runs no
+        projection or process manager, not even on close, so one that cannot apply an
+        event never breaks a read."""
+        self.catch_up_on_close = False
+        return self.core()
+
+    def close(self) -> None:
+        if self._core is not None:
+            # Leave the read models at the head after every command that wrote, so they are
+            # current even when no worker runs. Best effort: the command already succeeded,
+            # and a read model failing on an event is isolated and recorded by the runner.
+            if self.catch_up_on_close:
+                try:
+                    self._core.runner.catch_up()
+                except Exception:  # reported by `projections status`; never fatal here
+                    log.warning("read models not caught up after the command", exc_info=True)
+            self._core.close()
+            self._core = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
