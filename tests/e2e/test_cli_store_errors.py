@@ -11,6 +11,7 @@ import pytest
 
 from adapters.database import DatabaseAddress
 from tests.e2e.conftest import Cli
+from tests.postgres import app_address
 
 
 def assert_one_line_exit_4(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +60,9 @@ def test_db_upgrade_then_status_reports_the_head(
         assert upgraded.code == 0, upgraded.stderr
     after = bare_cli(*url, "db", "status", "--json").json()
     assert after["current"] == after["head"] == before.json()["head"]
-    assert bare_cli(*url, "policy", "show", "--json").json()["emergency_mode"] is False
+    # The schema's owner migrates; the application runs as the app role.
+    as_app = ("--database-url", app_address(empty_database).url)
+    assert bare_cli(*as_app, "policy", "show", "--json").json()["emergency_mode"] is False
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the refusal protects private folders from root")
