@@ -111,6 +111,36 @@ def funded(core: Core, prices: dict[str, str]) -> PaperVenue:
     return venue
 
 
+def long_book(venue: PaperVenue) -> None:
+    """8,000 of longs on 10,000 of equity: a 15 % fall is a 12 % drawdown (BTC at 50,000 and
+    ETH at 3,000, as ``funded`` sets them)."""
+    place(venue, "BTC/USDT:USDT", "buy", "0.1")
+    place(venue, "ETH/USDT:USDT", "buy", "1")
+
+
+def move(venue: PaperVenue, factor: str) -> None:
+    """BTC and ETH marks at ``factor`` times 50,000 and 3,000."""
+    admin = venue.admin()
+    for symbol, price in (("BTC/USDT:USDT", 50_000), ("ETH/USDT:USDT", 3_000)):
+        admin.set_price(symbol, Decimal(price) * Decimal(factor))
+
+
+@contextmanager
+def running(worker: Any, wake: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """``worker`` (an ``app.entrypoints.worker.Worker``) in a thread; on exit it is stopped
+    (``wake`` then nudges its breaker out of a long wait) and must end within 30 s."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        wake()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not stop within 30 s"
+
+
 @contextmanager
 def worker_threads(core: Core) -> Iterator[Callable[[], None]]:
     """Yields ``start()``, which starts one more worker on ``core`` in a thread; on exit every

@@ -5,9 +5,7 @@ the stop again; the daily reset starts a new high-water mark on a new UTC day.""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +13,6 @@ import pytest
 from sqlalchemy import select, text
 
 from adapters.clock import utc_now
-from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.entrypoints.worker import Worker
@@ -26,23 +23,11 @@ from domain.errors import RefusedBySafetyRule
 from domain.ids import account_id
 from projections.policy_view import PolicyProjection
 from projections.tables import projection_tracking
-from tests.integration.paper_drill import funded, place
+from tests.integration.paper_drill import funded, long_book, move, running
 from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 MARKS = {BTC: "50000", ETH: "3000"}
-
-
-def long_book(venue: PaperVenue) -> None:
-    """8,000 of longs on 10,000 of equity: a 15 % fall is a 12 % drawdown."""
-    place(venue, BTC, "buy", "0.1")
-    place(venue, ETH, "buy", "1")
-
-
-def move(venue: PaperVenue, factor: str) -> None:
-    admin = venue.admin()
-    for symbol, price in ((BTC, 50_000), (ETH, 3_000)):
-        admin.set_price(symbol, Decimal(price) * Decimal(factor))
 
 
 def readings(core: Core) -> list[Account.EquityRecorded]:
@@ -67,22 +52,6 @@ def tripped_and_flat(core: Core) -> Callable[[], bool]:
         )
 
     return check
-
-
-@contextmanager
-def running(worker: Worker, wake: Callable[[], None] = lambda: None) -> Iterator[None]:
-    """``worker`` in a thread; on exit it is stopped (``wake`` then nudges its breaker out of
-    a long wait) and must end within a bound."""
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        wake()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the worker did not stop within 30 s"
 
 
 # -- the feed ----------------------------------------------------------------------------------

@@ -24,7 +24,14 @@ from domain.drawdown import BreakerState
 from domain.emergency import Emergency
 from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
-from tests.integration.paper_drill import breaker_reads, funded, place, worker_threads
+from tests.integration.paper_drill import (
+    breaker_reads,
+    funded,
+    long_book,
+    move,
+    place,
+    worker_threads,
+)
 from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
@@ -35,18 +42,6 @@ ACTIVATED = "domain.emergency:Emergency.Activated"
 @pytest.fixture
 def venue(core: Core) -> PaperVenue:
     return funded(core, {BTC: "50000", ETH: "3000"})
-
-
-def long_book(venue: PaperVenue) -> None:
-    """8,000 of longs on 10,000 of equity: a 15 % fall is a 12 % drawdown."""
-    place(venue, BTC, "buy", "0.1")
-    place(venue, ETH, "buy", "1")
-
-
-def move(venue: PaperVenue, factor: str) -> None:
-    admin = venue.admin()
-    for symbol, price in ((BTC, 50_000), (ETH, 3_000)):
-        admin.set_price(symbol, Decimal(price) * Decimal(factor))
 
 
 def account(breaker: DrawdownBreaker) -> Account:

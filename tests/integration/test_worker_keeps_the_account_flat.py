@@ -4,9 +4,7 @@ that appears after the account was flat, and it retries a flatten that ended in
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 
 from adapters.paper.faults import FaultSettings
@@ -17,24 +15,10 @@ from app.entrypoints.worker import Worker
 from app.processes.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
-from tests.integration.paper_drill import open_account, place
+from tests.integration.paper_drill import open_account, place, running
 from tests.waiting import wait_for
 
 BTC = "BTC/USDT:USDT"
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[None]:
-    """``worker`` running in a thread; stopped on exit, within a bound."""
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), name="worker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the worker did not stop within 30 s"
 
 
 def emergency_events(core: Core) -> list[object]:
