@@ -2,7 +2,7 @@
 
 Why not ``pgserver.get_server``: as root it runs the server as another user and chmods every
 parent of the data directory (and of its own binaries) to o+rx, which opened private home
-folders to all users on this machine (DESIGN.md decision 3). We use its PostgreSQL build
+folders to all users on this machine (docs/ARCHITECTURE.md, decision 3). We use its PostgreSQL build
 and drive ``initdb``/``pg_ctl`` ourselves, so nothing outside the tradecore home changes.
 
 The server is started once and left running between commands (each command should answer

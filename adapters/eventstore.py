@@ -1,7 +1,7 @@
 """The one event log: an eventsourcing ``Application`` on Postgres (psycopg 3).
 
-The whole core is one application, so every event has one total order (DESIGN.md decision
-1). The tables are owned by alembic (``CREATE_TABLE`` off); their names follow from the
+The whole core is one application, so every event has one total order (docs/ARCHITECTURE.md,
+decision 1). The tables are owned by alembic (``CREATE_TABLE`` off); their names follow from the
 application name and schema below, and the migration creates exactly what the library
 expects (a test compares the two).
 """
@@ -68,7 +68,7 @@ def store_env(
         "POSTGRES_PASSWORD": address.password,
         "POSTGRES_SCHEMA": EVENTS_SCHEMA,
         # Off on purpose: in 9.5.6 the DB functions route several applications' inserts to
-        # one table and skip tracking (DESIGN.md decision 2).
+        # one table and skip tracking (docs/ARCHITECTURE.md, decision 2).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "POSTGRES_CONNECT_TIMEOUT": "3",
         "POSTGRES_POOL_SIZE": str(pool_size),

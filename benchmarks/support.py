@@ -53,7 +53,7 @@ def server(database_url: str | None) -> Iterator[Server]:
         yield Server(DatabaseAddress.parse(database_url), "external (--database-url)")
         return
     # As root the embedded server runs as another user, which must enter this folder: a
-    # fresh 0755 folder under /tmp opens nothing private (DESIGN.md decision 3).
+    # fresh 0755 folder under /tmp opens nothing private (docs/ARCHITECTURE.md, decision 3).
     folder = Path(tempfile.mkdtemp(prefix="tradecore-bench-"))
     folder.chmod(0o755)
     embedded = EmbeddedPostgres(folder / "home")

@@ -2,7 +2,7 @@
 
 Each event records who acted (``actor``), why (``reason``) and the ``correlation_id`` /
 ``causation_id`` pair, so an incident can be traced end to end through the one log
-(DESIGN.md decision 8). Event classes are a permanent schema: their topics are stable
+(docs/ARCHITECTURE.md, decision 8). Event classes are a permanent schema: their topics are stable
 (``domain.<module>:<Aggregate>.<Event>``) and they carry ``class_version`` for upcasting.
 """
 

@@ -366,7 +366,7 @@ class ProjectionRunner:
         """Catch up, then wait for a notification (or the poll interval) and repeat.
 
         The poll matters: the library's LISTEN/NOTIFY can miss a notification, and a
-        projection that waited only for NOTIFY could then stall (DESIGN.md decision 2).
+        projection that waited only for NOTIFY could then stall (docs/ARCHITECTURE.md, decision 2).
         A failing projection is retried with a backoff of its own while the others go on;
         its event is never skipped unless an operator recorded a skip of it.
         """

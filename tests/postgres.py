@@ -1,4 +1,4 @@
-"""Finding a real Postgres for the tests (DESIGN.md decision 4), in this order:
+"""Finding a real Postgres for the tests (docs/ARCHITECTURE.md, decision 4), in this order:
 
 1. ``TRADECORE_TEST_DATABASE_URL`` (a server someone runs for us);
 2. a testcontainers ``PostgresContainer`` when a Docker daemon answers a ping, from the image

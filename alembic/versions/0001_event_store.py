@@ -55,7 +55,7 @@ def upgrade() -> None:
         "state bytea, "
         "PRIMARY KEY (originator_id, originator_version)) " + AUTOVACUUM
     )
-    # Events are a permanent record (DESIGN.md decision 9): the database itself refuses to
+    # Events are a permanent record (docs/ARCHITECTURE.md, decision 9): the database itself refuses to
     # change or remove one, whoever asks.
     op.execute(
         """

@@ -2,8 +2,8 @@
 
 Each command loads the aggregates, calls one domain method per aggregate and saves them in
 one ``Application.save`` call, which is one transaction: the policy's ``emergency_mode`` and
-the latch can never disagree (DESIGN.md decision 5). Concurrent writers are serialised by
-optimistic concurrency on the aggregate version; a conflict reloads and retries, so no
+the latch can never disagree (docs/ARCHITECTURE.md, decision 5). Concurrent writers are
+serialised by optimistic concurrency on the aggregate version; a conflict reloads and retries, so no
 update is lost (P0-04's rule, applied to the policy too). Loading, saving and retrying go
 through ``adapters.repository`` (one helper, one retry policy).
 """

@@ -3,9 +3,9 @@
 Fresh: a decision reflects every change committed before the call. The gate reads the log's
 head, the policy view and the view's tracked position in one REPEATABLE READ snapshot; when
 the view has processed up to the head it answers from the view, otherwise it reads the
-Policy aggregate itself. Fail-closed (DESIGN.md decision 6): store unreachable, view behind
-past the bound, or any error -> not allowed, with the reason. An entry also needs a drawdown
-breaker that sees the account (a fresh accepted equity reading, none rejected since):
+Policy aggregate itself. Fail-closed (docs/ARCHITECTURE.md, decision 6): store unreachable,
+view behind past the bound, or any error -> not allowed, with the reason. An entry also needs a
+drawdown breaker that sees the account (a fresh accepted equity reading, none rejected since):
 otherwise ``BREAKER_BLIND``. Reduce-only orders are always allowed.
 """
 
@@ -80,8 +80,8 @@ class PolicyGate:
 
     def check_order(self, *, reduce_only: bool) -> GateDecision:
         """May this order go to the venue? A reduce-only order can only shrink exposure, so no
-        halt blocks it (DESIGN.md decision 6); anything else needs new trades allowed and a
-        breaker that sees the account."""
+        halt blocks it (docs/ARCHITECTURE.md, decision 6); anything else needs new trades allowed
+        and a breaker that sees the account."""
         if not reduce_only:
             return self._decide_entry()
         decision = self._decide()

@@ -1,4 +1,5 @@
-"""Events are a permanent record: the database refuses to change or remove one (DESIGN.md 9).
+"""Events are a permanent record: the database refuses to change or remove one
+(docs/ARCHITECTURE.md, decision 9).
 
 The refusal is the database's, not the application's, so these tests go around tradecore:
 raw psycopg, and the psql client an operator would reach for, as the owner of the tables

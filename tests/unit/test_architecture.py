@@ -1,4 +1,5 @@
-"""The dependency rule of DESIGN.md 'Shape': the domain is pure and nothing imports app."""
+"""The dependency rule of docs/ARCHITECTURE.md, 'The layers': the domain is pure, nothing
+imports app, and the rooms of app import only what their docstrings allow."""
 
 from __future__ import annotations
 

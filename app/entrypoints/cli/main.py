@@ -1,6 +1,6 @@
 """Entry point: global options, sub-commands and the exit-code contract.
 
-Exit codes (DESIGN.md): 0 success, 1 unexpected failure, 2 invalid input, 3 refused by a
+Exit codes (docs/OPERATIONS.md): 0 success, 1 unexpected failure, 2 invalid input, 3 refused by a
 safety rule, 4 store unavailable.
 """
 
