@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from app.bootstrap import Core
-from app.processes.reconciliation import Reconciler
+from app.processes.reconciliation import ReconcileReport
 from domain.venue import VenueError
 
 log = logging.getLogger(__name__)
+
+
+class Reconciles(Protocol):
+    """What the duty needs of the reconciler (app.processes.reconciliation.Reconciler)."""
+
+    def run(self) -> ReconcileReport: ...
 
 
 class Reconciliation:
     """On start, then every ``reconcile_interval`` seconds of the core's clock. A venue that
     cannot be read is a missed round (logged), not a failure of the duty."""
 
-    def __init__(self, core: Core, reconciler: Reconciler) -> None:
+    def __init__(self, core: Core, reconciler: Reconciles) -> None:
         self.core = core
         self.reconciler = reconciler
         self._last = float("-inf")

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from app.processes.signal_engine import SignalEngine
+from app.commands.executor import Execution
 from domain.errors import InvalidCommand
 from domain.venue import VenueError
 
 log = logging.getLogger(__name__)
 
 
+class Steps(Protocol):
+    """What the duty needs of the signal engine (app.processes.signal_engine)."""
+
+    def step(self) -> list[Execution]: ...
+
+
 class SignalTrading:
     """One step of ``engine``. A venue that cannot be read, or a rule that refuses its
     input, skips a bar (logged), not the duty."""
 
-    def __init__(self, engine: SignalEngine) -> None:
+    def __init__(self, engine: Steps) -> None:
         self.engine = engine
 
     def run_once(self) -> None:

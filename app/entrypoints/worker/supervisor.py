@@ -121,7 +121,10 @@ class Worker:
             # model or process manager does.
             duty("emergency supervision", supervision.run_once, cap=self.retry_interval),
             duty("model consumers", ConsumerSync(self.consumers).run_once),
-            duty("model watch", WatchModels(self.core, watch, self.watch_interval).run_once),
+            duty(
+                "model watch",
+                WatchModels(watch, self.core.clock.monotonic, self.watch_interval).run_once,
+            ),
             duty("reconciliation", Reconciliation(self.core, reconciler).run_once),
             *(
                 [duty("signal trading", SignalTrading(signals).run_once)]
