@@ -1,0 +1,50 @@
+"""The failure boundary around one of the worker's duties: its own backoff, on the one clock."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Duty:
+    """One of the worker's jobs, failing on its own: a failure is logged and the duty waits
+    out a backoff of its own (``backoff`` seconds, doubling up to ``cap``) while the other
+    duties go on. An outage of the store is the worker's to handle, not a duty's."""
+
+    def __init__(
+        self,
+        name: str,
+        action: Callable[[], None],
+        *,
+        backoff: float,
+        cap: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.monotonic = monotonic
+        self.action = action
+        self.base = backoff
+        self.cap = cap
+        self._delay = backoff
+        self._next = float("-inf")
+
+    def due(self) -> bool:
+        return self.monotonic() >= self._next
+
+    def failed(self, error: Exception) -> None:
+        log.error(
+            "worker duty %r failed (%s: %s); the others go on, retrying it in %.1fs",
+            self.name,
+            type(error).__name__,
+            error,
+            self._delay,
+            exc_info=error,
+        )
+        self._next = self.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self.cap)
+
+    def succeeded(self) -> None:
+        self._delay = self.base

@@ -1,0 +1,118 @@
+"""The worker's duties that need no store, each driven alone: a venue that cannot be read
+skips a bar or a watch, never the duty; a failure that is not theirs reaches the duty's
+backoff; the model watch falls due by the core's (here a market) clock."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.clock import MarketClock
+from app.commands.executor import Execution
+from app.entrypoints.worker.duty import Duty
+from app.entrypoints.worker.models import ConsumerSync, WatchModels
+from app.entrypoints.worker.signals import SignalTrading
+from domain.errors import InvalidCommand
+from domain.venue import VenueError
+
+T0 = datetime(2022, 1, 20, 19, tzinfo=UTC)
+
+
+class Engine:
+    """Steps through ``outcomes``: an exception is raised, a list returned."""
+
+    def __init__(self, *outcomes: Exception | list[Execution]) -> None:
+        self.outcomes = list(outcomes)
+        self.steps = 0
+
+    def step(self) -> list[Execution]:
+        self.steps += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@pytest.mark.parametrize("error", [VenueError("venue away"), InvalidCommand("bad bar")])
+def test_a_signal_bar_the_venue_or_a_rule_refuses_is_skipped_and_the_next_bar_steps(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(error, [])
+    duty = SignalTrading(engine)
+    with caplog.at_level(logging.WARNING):
+        duty.run_once()
+    assert "signal bar skipped" in caplog.text
+    duty.run_once()
+    assert engine.steps == 2
+
+
+def test_a_signal_engine_failure_of_another_kind_reaches_the_duty_backoff() -> None:
+    clock = MarketClock(T0)
+    duty = Duty(
+        "signal trading",
+        SignalTrading(Engine(RuntimeError("bug"))).run_once,
+        backoff=1.0,
+        monotonic=clock.monotonic,
+    )
+    with pytest.raises(RuntimeError, match="bug"):
+        duty.action()
+
+
+class Watch:
+    def __init__(self, fail: bool = False) -> None:
+        self.runs = 0
+        self.fail = fail
+
+    def run_once(self) -> None:
+        self.runs += 1
+        if self.fail:
+            raise VenueError("venue away")
+
+
+def test_the_model_watch_runs_at_once_then_every_interval_of_the_market_clock() -> None:
+    clock = MarketClock(T0)
+    watch = Watch()
+    duty = WatchModels(watch, clock.monotonic, interval=30.0)
+    duty.run_once()
+    duty.run_once()
+    assert watch.runs == 1
+    clock.advance_to(T0 + timedelta(seconds=29))
+    duty.run_once()
+    assert watch.runs == 1
+    clock.advance_to(T0 + timedelta(seconds=30))
+    duty.run_once()
+    assert watch.runs == 2
+
+
+def test_a_failed_model_watch_is_logged_and_waits_for_its_next_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = MarketClock(T0)
+    watch = Watch(fail=True)
+    duty = WatchModels(watch, clock.monotonic, interval=30.0)
+    with caplog.at_level(logging.WARNING):
+        duty.run_once()
+    assert "model watch failed" in caplog.text
+    duty.run_once()
+    assert watch.runs == 1
+
+
+class Consumer:
+    def __init__(self, fail: bool = False) -> None:
+        self.syncs = 0
+        self.fail = fail
+
+    def sync(self) -> None:
+        self.syncs += 1
+        if self.fail:
+            raise VenueError("artifact unreadable")
+
+
+def test_model_consumer_sync_syncs_each_consumer_and_a_failure_reaches_the_duty() -> None:
+    consumers = [Consumer(), Consumer()]
+    ConsumerSync(consumers).run_once()
+    assert [c.syncs for c in consumers] == [1, 1]
+    with pytest.raises(VenueError):
+        ConsumerSync([Consumer(fail=True)]).run_once()
