@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,11 +117,17 @@ def empty_database(pg_server: PgTestServer) -> Iterator[DatabaseAddress]:
 
 
 @pytest.fixture
-def settings(database: DatabaseAddress) -> Settings:
+def settings(database: DatabaseAddress, tmp_path: Path) -> Settings:
     # No worker reads equity every second in most tests: a test that opens trades takes one
     # reading first (paper_drill.breaker_reads), fresh for a test's length. The default
     # bound is tested where it matters (test_gate_breaker_blind.py) and by the e2e tests.
-    return Settings(database_url=database.url, breaker_blind_after=TEST_BREAKER_SIGHT)
+    # Each test keeps its model files apart: a test that tampers with an artifact (P0-06)
+    # must not corrupt the same model (same seed, same hash) another test is loading.
+    return Settings(
+        database_url=database.url,
+        breaker_blind_after=TEST_BREAKER_SIGHT,
+        artifact_dir=tmp_path / "artifacts",
+    )
 
 
 @pytest.fixture
