@@ -18,12 +18,13 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import InvalidCommand
 from domain.validation import instant_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 FEATURE_NAMES = ("ret_1", "ret_3", "ret_12", "vol_12", "range", "volume_z")
@@ -57,6 +58,8 @@ class Candles:
 
 def candles_from_rows(rows: list[tuple[datetime, float, float, float, float, float]]) -> Candles:
     """Candles from (time, open, high, low, close, volume) rows, oldest first."""
+    import numpy as np  # noqa: PLC0415 - numpy is loaded by the commands that use candles
+
     data = np.array([r[1:] for r in rows], dtype=np.float64).reshape(len(rows), 5)
     return Candles(
         tuple(r[0] for r in rows), data[:, 0], data[:, 1], data[:, 2], data[:, 3], data[:, 4]
@@ -162,6 +165,8 @@ def _check(when: datetime, values: tuple[float, ...], where: str, times: list[da
 
 
 def _candles(times: list[datetime], rows: list[tuple[float, ...]], source: str) -> Candles:
+    import numpy as np  # noqa: PLC0415 - numpy is loaded by the commands that use candles
+
     if len(rows) < MIN_CANDLES:
         raise CandleDataInvalid(f"{source}: too few candles ({len(rows)}; {MIN_CANDLES} needed)")
     data = np.array(rows, dtype=np.float64)
@@ -225,6 +230,8 @@ def window(c: Candles, start: int, stop: int) -> Candles:
 
 def features(c: Candles) -> np.ndarray:
     """The feature matrix, shape (len(c), len(FEATURE_NAMES)), rows aligned with candles."""
+    import numpy as np  # noqa: PLC0415 - numpy is loaded by the commands that use candles
+
     log_close = np.log(c.close)
     n = len(c)
     out = np.full((n, len(FEATURE_NAMES)), np.nan)
@@ -243,6 +250,8 @@ def features(c: Candles) -> np.ndarray:
 
 def labels(c: Candles) -> np.ndarray:
     """1.0 when the next close is higher, else 0.0; NaN on the last candle."""
+    import numpy as np  # noqa: PLC0415 - numpy is loaded by the commands that use candles
+
     out = np.full(len(c), np.nan)
     out[:-1] = (c.close[1:] > c.close[:-1]).astype(np.float64)
     return out
@@ -250,6 +259,8 @@ def labels(c: Candles) -> np.ndarray:
 
 def training_rows(c: Candles) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of the candles that have full history and a next bar."""
+    import numpy as np  # noqa: PLC0415 - numpy is loaded by the commands that use candles
+
     x, y = features(c), labels(c)
     keep = ~np.isnan(x[:, :5]).any(axis=1) & ~np.isnan(y)
     return x[keep], y[keep]

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-import numpy as np
-
 from domain.errors import InvalidCommand
 
 
@@ -68,6 +66,8 @@ def realized_volatility(prices: Sequence[Decimal | float], thresholds: RegimeThr
         raise RegimeInputInvalid(
             f"too few points: {len(recent)} price(s), at least {thresholds.min_points} needed"
         )
+    import numpy as np  # noqa: PLC0415 - loaded when volatility is computed, not by every command
+
     values = np.array([float(p) for p in recent], dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise RegimeInputInvalid("prices must be finite and positive")

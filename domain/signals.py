@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from domain.errors import InvalidCommand
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class SignalInputInvalid(InvalidCommand):
@@ -70,6 +72,8 @@ def evaluate(
         raise SignalInputInvalid("bar_time must carry a timezone")
     if len(closes) < rule.slow + 1:
         raise SignalInputInvalid(f"{symbol}: need {rule.slow + 1} closes, got {len(closes)}")
+    import numpy as np  # noqa: PLC0415 - loaded when a signal is evaluated, not by every command
+
     prices = np.array([float(c) for c in closes], dtype=np.float64)
     if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
         raise SignalInputInvalid(f"{symbol}: prices must be finite and positive")
@@ -96,6 +100,6 @@ def evaluate(
     )
 
 
-def _mean(prices: np.ndarray, window: int, bars_ago: int) -> float:
+def _mean(prices: NDArray[np.float64], window: int, bars_ago: int) -> float:
     end = len(prices) - bars_ago
     return float(prices[end - window : end].mean())

@@ -29,8 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import numpy as np
-
 from domain.errors import InvalidCommand
 
 REGIMES = ("LOW", "NORMAL", "HIGH")
@@ -86,13 +84,17 @@ class SizingDecision:
     caps_applied: tuple[str, ...] = field(default=())
 
 
-def q_row(table: Mapping[str, Sequence[float]], state: SizingState) -> np.ndarray:
-    """The state's Q-values (zeros when never visited). Raises SizingInputInvalid for a row
-    of the wrong length or with NaN/inf values: a corrupt table is refused, never used."""
-    row = np.asarray(table.get(state.key, [0.0] * len(ACTIONS)), dtype=np.float64)
-    if row.shape != (len(ACTIONS),):
+def q_row(table: Mapping[str, Sequence[float]], state: SizingState) -> list[float]:
+    """The state's Q-values, one float per action (zeros when never visited). Raises
+    SizingInputInvalid for a row that is not ``len(ACTIONS)`` numbers or holds NaN/inf: a
+    corrupt table is refused, never used."""
+    try:
+        row = [float(v) for v in table.get(state.key, [0.0] * len(ACTIONS))]
+    except (TypeError, ValueError):
+        row = []
+    if len(row) != len(ACTIONS):
         raise SizingInputInvalid(f"Q-values of {state.key} must be {len(ACTIONS)} numbers")
-    if not np.all(np.isfinite(row)):
+    if not all(math.isfinite(v) for v in row):
         raise SizingInputInvalid(f"Q-values of {state.key} contain NaN or infinity")
     return row
 
@@ -109,7 +111,7 @@ def decide(
     if not (base_notional > 0 and max_leverage > 0 and max_notional > 0):
         raise SizingInputInvalid("notional and the policy's caps must be positive")
     row = q_row(table, state)
-    trained = bool(np.any(np.abs(row) > EPSILON))
+    trained = any(abs(q) > EPSILON for q in row)
     index: int | None
     if not trained and state.regime == "HIGH":
         (size, leverage), index = FALLBACK, None
@@ -117,7 +119,7 @@ def decide(
         index = ACTIONS.index(NEUTRAL)
         size, leverage = NEUTRAL
     else:
-        best = row.max()
+        best = max(row)
         ties = [i for i, q in enumerate(row) if q >= best - EPSILON]
         index = min(ties, key=lambda i: ACTIONS[i][0] * ACTIONS[i][1])
         size, leverage = ACTIONS[index]

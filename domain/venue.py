@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
-from domain.market_data import Candles
+if TYPE_CHECKING:  # numpy: not loaded by every command that reads a venue's types
+    from domain.market_data import Candles
 
 T = TypeVar("T")
 

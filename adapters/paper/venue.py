@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -25,7 +25,6 @@ from adapters.paper import tables as t
 from adapters.paper.faults import Draw, Fault, FaultSettings, draw
 from adapters.paper.matching import ACCOUNT, Matching, check_symbol, order_from_row
 from domain.errors import InvalidCommand
-from domain.market_data import Candles, candles_from_rows
 from domain.venue import (
     AccountFill,
     Balance,
@@ -41,6 +40,9 @@ from domain.venue import (
     VenueUnavailable,
     outcome_of,
 )
+
+if TYPE_CHECKING:
+    from domain.market_data import Candles
 
 T = TypeVar("T")
 # A request: what it does in the transaction, and the order to log in the access log if any.
@@ -144,6 +146,9 @@ class PaperVenue:
         return self._request(closes, kind="read")
 
     def fetch_candles(self, symbol: str, limit: int) -> Candles:
+        # Imported here: numpy is loaded only by the commands that read candles.
+        from domain.market_data import candles_from_rows  # noqa: PLC0415
+
         def candles(conn: Connection, _: Draw) -> Candles:
             h = t.mark_history
             found = conn.execute(
