@@ -19,7 +19,7 @@ from eventsourcing.domain import event
 from domain.base import TradecoreAggregate, require_aware, require_text, to_decimal, trace_ids
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.validation import evidence_text, symbol_value
-from domain.venue import Side
+from domain.venue import Order, Side
 
 TradeSide = Literal["long", "short"]
 CLOSE_REASONS = (
@@ -429,6 +429,43 @@ class Trade(TradecoreAggregate):
             detail=f"venue status {status}, filled {filled}",
             timestamp=timestamp,
         )
+
+    def settle_order(
+        self,
+        *,
+        client_order_id: str,
+        order: Order | None,
+        actor: str,
+        timestamp: datetime,
+        missing: tuple[str, str] = ("not_found", "the venue has no such order"),
+    ) -> bool:
+        """Apply the venue's answer about one of this trade's orders -- its account of the
+        order (see :meth:`apply_venue_order`), or ``None`` when the venue has none, which
+        resolves the order with ``missing`` = (outcome, detail) -- and then, once no order is
+        left unresolved, close the trade as ``unfilled`` if its entry never filled. The one
+        way the executor and reconciliation settle an order. Returns True if it closed the
+        trade. Raises TradeError (no such order, a bad outcome, a fill without a price)."""
+        if order is None:
+            outcome, detail = missing
+            self.resolve_order(
+                client_order_id=client_order_id,
+                outcome=outcome,
+                detail=detail,
+                timestamp=timestamp,
+            )
+        else:
+            self.apply_venue_order(
+                client_order_id=client_order_id,
+                filled=order.filled,
+                average_price=order.average_price,
+                fee=order.fee,
+                status=order.status,
+                timestamp=timestamp,
+            )
+        if self.unresolved_orders or self.entry_quantity > 0:
+            return False
+        self.close(reason="unfilled", actor=actor, timestamp=timestamp)
+        return True
 
     @property
     def unresolved_orders(self) -> list[str]:

@@ -354,25 +354,22 @@ class Executor:
         now = self.clock()
 
         def settle(trade: Trade) -> None:
-            if isinstance(answer, str):
+            if isinstance(answer, str):  # the venue refused it, or never saw it
                 outcome = "not_found" if answer.startswith("not found") else "rejected"
-                trade.resolve_order(
-                    client_order_id=cid, outcome=outcome, detail=answer, timestamp=now
-                )
-            else:
-                trade.apply_venue_order(
+                closed = trade.settle_order(
                     client_order_id=cid,
-                    filled=answer.filled,
-                    average_price=answer.average_price,
-                    fee=answer.fee,
-                    status=answer.status,
+                    order=None,
+                    missing=(outcome, answer),
+                    actor="executor",
                     timestamp=now,
                 )
-            if not trade.orders[cid]["resolved"] or trade.unresolved_orders:
+            else:
+                closed = trade.settle_order(
+                    client_order_id=cid, order=answer, actor="executor", timestamp=now
+                )
+            if closed or trade.unresolved_orders:
                 return
-            if trade.entry_quantity <= 0:
-                trade.close(reason="unfilled", actor="executor", timestamp=now)
-            elif exit_reason is not None and trade.quantity <= 0:
+            if exit_reason is not None and trade.quantity <= 0:
                 trade.close(reason=exit_reason, actor="executor", timestamp=now)
 
         self.trades.update(trade_id, settle)

@@ -104,24 +104,13 @@ class Reconciler:
             ) -> None:
                 if not t.is_open or cid not in t.unresolved_orders:
                     return
-                if order is None:
-                    t.resolve_order(
-                        client_order_id=cid,
-                        outcome="not_found",
-                        detail="reconciliation: the venue has no such order",
-                        timestamp=now,
-                    )
-                else:
-                    t.apply_venue_order(
-                        client_order_id=cid,
-                        filled=order.filled,
-                        average_price=order.average_price,
-                        fee=order.fee,
-                        status=order.status,
-                        timestamp=now,
-                    )
-                if not t.unresolved_orders and t.entry_quantity <= 0:
-                    t.close(reason="unfilled", actor="reconciliation", timestamp=now)
+                t.settle_order(
+                    client_order_id=cid,
+                    order=order,
+                    missing=("not_found", "reconciliation: the venue has no such order"),
+                    actor="reconciliation",
+                    timestamp=now,
+                )
 
             self.trades.update(trade.id, apply)
             report.orders_resolved += 1

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidCommand
 from domain.trade import Trade, TradeClosed, TradeError, trade_id_for
+from domain.venue import Order
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -173,3 +174,59 @@ def test_an_exit_priced_at_the_mark_makes_the_record_inexact() -> None:
         quantity="1", price="101", price_source="mark", detail="vanished", timestamp=T0
     )
     assert not trade.exact
+
+
+def venue_order(cid: str, *, filled: str, status: str, average: str | None = "100") -> Order:
+    return Order(
+        id="v1",
+        client_order_id=cid,
+        symbol="BTC/USDT:USDT",
+        side="buy",
+        type="market",
+        quantity=Decimal(1),
+        filled=Decimal(filled),
+        price=None,
+        average_price=Decimal(average) if average else None,
+        status=status,  # type: ignore[arg-type]
+        reduce_only=False,
+    )
+
+
+def test_an_entry_the_venue_never_saw_is_settled_not_found_and_closes_the_trade_unfilled() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    closed = trade.settle_order(client_order_id=entry, order=None, actor="recon", timestamp=T0)
+    assert closed and not trade.is_open and trade.close_reason == "unfilled"
+    assert trade.orders[entry]["resolved"] == "not_found"
+
+
+def test_an_entry_still_open_at_the_venue_leaves_the_trade_open_and_the_order_unresolved() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    order = venue_order(entry, filled="0", status="open", average=None)
+    assert not trade.settle_order(client_order_id=entry, order=order, actor="x", timestamp=T0)
+    assert trade.is_open and trade.unresolved_orders == [entry]
+
+
+def test_an_entry_that_filled_in_part_is_settled_and_the_trade_stays_open() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    order = venue_order(entry, filled="0.4", status="canceled")
+    assert not trade.settle_order(client_order_id=entry, order=order, actor="x", timestamp=T0)
+    assert trade.is_open and trade.quantity == Decimal("0.4")
+    assert trade.orders[entry]["resolved"] == "partially_filled"
+
+
+def test_a_refused_entry_is_settled_with_the_refusal_as_its_outcome() -> None:
+    trade = new_trade()
+    entry = trade.submit_order(order_side="buy", quantity="1", reduce_only=False, timestamp=T0)
+    closed = trade.settle_order(
+        client_order_id=entry,
+        order=None,
+        missing=("rejected", "insufficient margin"),
+        actor="executor",
+        timestamp=T0,
+    )
+    assert closed and trade.orders[entry]["resolved"] == "rejected"
+    resolved = [e for e in trade.collect_events() if isinstance(e, Trade.OrderResolved)]
+    assert [e.detail for e in resolved] == ["insufficient margin"]
