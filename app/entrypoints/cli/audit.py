@@ -11,6 +11,7 @@ from uuid import UUID
 import typer
 
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out
 from app.queries.audit import Audit
 from domain.errors import InvalidCommand
@@ -20,8 +21,6 @@ app = typer.Typer(
     help="Replay and explain the past from the log: timeline, state at an instant, incidents.",
     no_args_is_help=True,
 )
-
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def instant(text: str, option: str) -> datetime:

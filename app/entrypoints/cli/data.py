@@ -12,6 +12,7 @@ from rich.progress import Progress
 from adapters.clock import utc_now
 from app.commands.candle_history_fetch import PAGE_SIZE, FetchReport, fetch_to_file
 from app.entrypoints.cli.audit import instant
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out
 from domain.errors import InvalidCommand
 from domain.validation import integer_value, symbol_value
@@ -32,7 +33,7 @@ def fetch(
         typer.Option("--until", help="end, exclusive (default: now)", show_default=False),
     ] = None,
     page_size: Annotated[int, typer.Option("--page-size", help="candles a request")] = PAGE_SIZE,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
+    as_json: Json = False,
 ) -> None:
     """Fetch ``--symbol``'s candles from ``--since`` to ``--until`` page by page (ccxt's
     fetch_ohlcv, under the venue's rate limit) into ``--out``. An existing file of this

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 from sqlalchemy.exc import OperationalError
 
@@ -13,10 +11,10 @@ from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
 from app.bootstrap import owner_address, upgrade_schema
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, out
 
 app = typer.Typer(help="Database schema (alembic) and the embedded server.", no_args_is_help=True)
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 @app.command("upgrade")

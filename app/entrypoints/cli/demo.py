@@ -3,14 +3,13 @@ incident report."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from adapters.clock import MarketClock
 from app.bootstrap import SERVICE_POOL_SIZE
 from app.entrypoints.cli.audit import print_report
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out
 from app.entrypoints.demo import demo_plan, demo_settings, run_demo
 from app.entrypoints.replay import require_fresh
@@ -18,7 +17,7 @@ from app.entrypoints.replay import require_fresh
 
 def demo(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
+    as_json: Json = False,
 ) -> None:
     """On a fresh store: train and promote a model on the shipped real candles before
     2022-01-20 21:00, hold a 3x long and replay the evening's real fall through the worker,

@@ -8,6 +8,7 @@ import typer
 
 from adapters.database import lost_store
 from app.entrypoints.cli.context import default_actor, state
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, err, out
 from app.processes.flattener import positions_and_orders
 from app.queries.cli_views import current_snapshot, emergency_dict
@@ -15,13 +16,6 @@ from app.queries.cli_views import current_snapshot, emergency_dict
 app = typer.Typer(
     help="The emergency stop (P0-02): latched until an operator resets it.", no_args_is_help=True
 )
-
-Reason = Annotated[str, typer.Option("--reason", help="why (recorded)")]
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="who acts (default: login name)", show_default=False)
-]
 
 
 @app.command("activate")

@@ -36,6 +36,7 @@ from app.entrypoints.cli import (
     worker,
 )
 from app.entrypoints.cli.context import CliState, state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out, plain
 from app.queries.cli_views import status_dict
 from app.queries.status_views import Bounds, ReadSide
@@ -97,7 +98,7 @@ def root(
 @cli.command("status")
 def status_command(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
+    as_json: Json = False,
 ) -> None:
     """Policy, emergency, gate, each projection's position and lag, and the seven safeguards
     (ACTIVE or DEGRADED, with the evidence; the same table as GET /api/patches/status).

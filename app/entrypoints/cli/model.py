@@ -10,18 +10,13 @@ from sqlalchemy import select
 
 from app.entrypoints.cli.context import default_actor, state
 from app.entrypoints.cli.input_file import read_input_file
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, out
 from domain.market_data import parse_ohlcv
 from domain.validation import INTEGER, integer_value, text_value
 from projections.tables import model_consumers
 
 app = typer.Typer(help="Signal models (P0-06): train, register, promote, roll back.")
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
-Reason = Annotated[str, typer.Option("--reason", help="why (recorded)")]
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="who acts (default: login name)", show_default=False)
-]
 
 
 @app.command("train")

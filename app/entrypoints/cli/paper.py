@@ -16,13 +16,13 @@ import typer
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, out
 from domain.errors import InvalidCommand
 from domain.validation import decimal_value
 from domain.venue import Balance, OrderRequest
 
 app = typer.Typer(help="The paper venue's back office (drills and tests).", no_args_is_help=True)
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def _venue(ctx: typer.Context) -> PaperVenue:

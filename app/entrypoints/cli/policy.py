@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from app.entrypoints.cli.context import default_actor, state
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, out
 from app.queries.cli_views import current_snapshot, policy_dict
 from domain.errors import InvalidCommand
@@ -16,12 +17,6 @@ from domain.errors import InvalidCommand
 app = typer.Typer(
     help="The trading policy: the single source of truth (P0-01).", no_args_is_help=True
 )
-
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")]
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="who acts (default: login name)", show_default=False)
-]
 
 
 @app.command("show")
@@ -83,7 +78,7 @@ def _option_names() -> Iterator[None]:
 @app.command("set")
 def set_policy(
     ctx: typer.Context,
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    reason: Reason,
     allow_new_trades: Annotated[
         str | None, typer.Option("--allow-new-trades", metavar="true|false", show_default=False)
     ] = None,
@@ -174,7 +169,7 @@ def set_policy(
 @app.command("reallow-entries")
 def reallow_entries(
     ctx: typer.Context,
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
+    reason: Reason,
     actor: Actor = None,
     yes: Yes = False,
 ) -> None:

@@ -16,6 +16,7 @@ from adapters.database import first_line
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import ChainCheck, check_chain
 from app.entrypoints.cli.context import default_actor, state
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, err, out
 from app.queries.cli_views import projections_dict
 from domain.errors import InvalidCommand
@@ -24,7 +25,6 @@ from projections.rebuild import VerifyReport, rebuild, verify
 from projections.runner import Skip
 
 app = typer.Typer(help="Read models: lag, rebuilds without downtime.", no_args_is_help=True)
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 EXIT_INCONSISTENT = 3
 
 
@@ -72,7 +72,7 @@ def rebuild_command(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="the read model to rebuild")] = None,
     all_: Annotated[bool, typer.Option("--all", help="rebuild every read model")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    yes: Yes = False,
 ) -> None:
     """Replay the log into shadow tables and swap them in atomically (no downtime)."""
     core = state(ctx).core()
@@ -97,12 +97,9 @@ def skip_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="the read model or process manager")],
     event: Annotated[int, typer.Option("--event", help="the notification id it cannot apply")],
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
-    actor: Annotated[
-        str | None,
-        typer.Option("--actor", help="who acts (default: login name)", show_default=False),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    reason: Reason,
+    actor: Actor = None,
+    yes: Yes = False,
 ) -> None:
     """Record that NAME passes over one event it cannot apply (a poison event): the skip is
     itself an event in the log, honoured on the next pass, by rebuilds, and listed by

@@ -14,6 +14,7 @@ from app.bootstrap import SERVICE_POOL_SIZE
 from app.entrypoints.cli.audit import instant
 from app.entrypoints.cli.context import state
 from app.entrypoints.cli.input_file import read_input_file
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out
 from app.entrypoints.cli.replay_html import write_html
 from app.entrypoints.replay import (
@@ -69,7 +70,7 @@ def replay(
         float, typer.Option("--glitch-rate", help="bad ticks per market hour")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="seed of the glitches and the model")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
+    as_json: Json = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="also write an HTML report", show_default=False)
     ] = None,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from app.entrypoints.cli.context import default_actor, state
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, out
 from app.queries.cli_views import risk_dict
 
@@ -15,7 +14,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 STATE_STYLE = {"normal": "green", "soft_breach": "bold yellow", "hard_breach": "bold red"}
 
 
@@ -48,12 +46,9 @@ def status(ctx: typer.Context, as_json: Json = False) -> None:
 @app.command("reset-peak")
 def reset_peak(
     ctx: typer.Context,
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")],
-    actor: Annotated[
-        str | None,
-        typer.Option("--actor", help="who acts (default: login name)", show_default=False),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    reason: Reason,
+    actor: Actor = None,
+    yes: Yes = False,
 ) -> None:
     """Start a new high-water mark at the last accepted equity; the breaker returns to normal.
     The only way out of a hard breach. It does not reset the emergency stop or allow trades."""

@@ -10,6 +10,7 @@ from eventsourcing.utils import get_topic
 
 from app.bootstrap import Core
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, out
 from domain.market_regime import MarketRegime
 from domain.sizing import ACTIONS, EPSILON, SizingDecision
@@ -17,7 +18,6 @@ from domain.sizing_record import SizingRecord
 from domain.validation import decimal_value, symbol_value
 
 app = typer.Typer(help="Position sizing (P0-05): Q-table agent, regimes, fallback, caps.")
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 @app.command("show")

@@ -14,6 +14,7 @@ from app.commands.legacy_import import LegacyImporter, describe
 from app.commands.trade_records import TradeNotFound
 from app.entrypoints.cli.context import default_actor, state
 from app.entrypoints.cli.input_file import read_input_file
+from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, err, out
 from domain.errors import InvalidCommand, RefusedBySafetyRule
 from domain.validation import decimal_value, text_value
@@ -21,11 +22,6 @@ from projections.trade_store import TradeRow
 
 trade_app = typer.Typer(help="Act on one trade (through the executor and the gate).")
 app = typer.Typer(help="The trade store (P0-04): trades as recorded in the log.")
-
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="who acts (default: login name)", show_default=False)
-]
 
 
 class IntentRefused(RefusedBySafetyRule):
@@ -42,7 +38,7 @@ def open_trade(
         str | None,
         typer.Option("--leverage", help="the most leverage to use (default: as sized)"),
     ] = None,
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded)")] = "manual",
+    reason: Reason = "manual",
     actor: Actor = None,
     as_json: Json = False,
 ) -> None:
@@ -132,7 +128,7 @@ def import_trades(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="the old system's trade_state.json")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show, write nothing")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    yes: Yes = False,
     actor: Actor = None,
     as_json: Json = False,
 ) -> None:

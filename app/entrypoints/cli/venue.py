@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
 
 import typer
 
 from adapters.venues import retry_transient
 from app.entrypoints.cli.context import state
+from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, out
-
-Json = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 
 def positions(ctx: typer.Context, as_json: Json = False) -> None:
