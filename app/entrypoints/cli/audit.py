@@ -13,6 +13,7 @@ import typer
 from app.entrypoints.cli.context import state
 from app.entrypoints.cli.options import Json
 from app.entrypoints.cli.output import emit_json, err, out
+from app.entrypoints.cli.report_page import write_page
 from app.queries.audit import Audit
 from domain.errors import InvalidCommand
 from domain.validation import instant_text
@@ -155,14 +156,7 @@ def incident(
     if html_file is not None:
         from app.entrypoints.cli.incident_html import render  # noqa: PLC0415 - matplotlib is slow to load
 
-        page = render(report)
-        tmp = html_file.with_name(html_file.name + ".tmp")
-        try:
-            tmp.write_text(page, encoding="utf-8")
-            tmp.replace(html_file)  # whole or not at all
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise InvalidCommand(f"--html {html_file}: cannot write it ({e.strerror})") from None
+        write_page(html_file, render(report))
         err.print(f"wrote {html_file}")
     if as_json:
         emit_json(report)

@@ -6,31 +6,23 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from datetime import datetime
 from typing import Any
 
 from app.entrypoints.cli.output import plain
+from app.entrypoints.cli.report_page import equity_chart_png
 
 
 def chart_png(report: dict[str, Any]) -> bytes:
-    import matplotlib  # noqa: PLC0415 - slow to import; only this command needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    path = report["equity_path"]
-    times = [p["at"] for p in path]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    top.plot(times, [float(p["equity"]) for p in path], color="#1f5fa8", label="equity")
-    top.plot(times, [float(p["peak"]) for p in path], color="#888888", ls="--", label="peak")
-    top.set_ylabel("equity")
-    bottom.plot(times, [float(p["drawdown"]) * 100 for p in path], color="#b22222")
     policy = report.get("policy_at_activation") or {}
-    for key, colour in (("drawdown_soft_threshold", "#d4a017"), ("drawdown_hard_threshold", "r")):
-        if policy.get(key) is not None:
-            bottom.axhline(float(policy[key]) * 100, color=colour, ls=":", lw=1)
-    bottom.set_ylabel("drawdown %")
+    thresholds = [
+        (float(policy[key]), colour)
+        for key, colour in (
+            ("drawdown_soft_threshold", "#d4a017"),
+            ("drawdown_hard_threshold", "r"),
+        )
+        if policy.get(key) is not None
+    ]
     marks: list[tuple[datetime, str, str]] = [
         (b["at"], b["type"].rsplit(".", 1)[-1], "#d4a017" if "soft" in b["type"] else "r")
         for b in report["breaches"]
@@ -38,26 +30,12 @@ def chart_png(report: dict[str, Any]) -> bytes:
     ]
     if report.get("flat_at"):
         marks.append((report["flat_at"], "flat", "green"))
-    for at, label, colour in marks:
-        for axis in (top, bottom):
-            axis.axvline(at, color=colour, lw=1)
-        top.annotate(
-            label,
-            (at, 1),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            ha="right",
-            fontsize=8,
-            color=colour,
-        )
-    top.legend(loc="lower left")
-    top.set_title(f"incident {report['activation_number']}: {report['trigger']['source']}")
-    fig.autofmt_xdate()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+    return equity_chart_png(
+        report["equity_path"],
+        marks,
+        title=f"incident {report['activation_number']}: {report['trigger']['source']}",
+        thresholds=thresholds,
+    )
 
 
 def render(report: dict[str, Any]) -> str:
