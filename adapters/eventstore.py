@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 from uuid import UUID
@@ -258,6 +259,10 @@ class PostgresLogReader:
     _read_topics = text(_select + "AND topic = ANY(:topics) ORDER BY notification_id LIMIT :limit")
     _latest = text(_rows + "WHERE topic = ANY(:topics) ORDER BY notification_id DESC LIMIT :limit")
     _by_ids = text(_rows + "WHERE notification_id = ANY(:ids) ORDER BY notification_id")
+    _stored_at = text(
+        f"SELECT notification_id, stored_at FROM {EVENTS_SCHEMA}.{EVENTS_TABLE} "
+        "WHERE notification_id = ANY(:ids)"
+    )
     _versions = text(
         "SELECT originator_id, max(originator_version) AS version, "
         "(array_agg(topic ORDER BY originator_version DESC))[1] AS topic "
@@ -269,6 +274,12 @@ class PostgresLogReader:
         """The stored events with these notification ids, in log order."""
         rows = conn.execute(self._by_ids, {"ids": list(ids)}).all()
         return [(r.notification_id, _stored(r)) for r in rows]
+
+    def stored_at(self, conn: Connection, ids: Sequence[int]) -> dict[int, datetime | None]:
+        """When the store recorded each of these events (migration 0016: the appending
+        transaction's server time; None for rows recorded before it), by notification id."""
+        rows = conn.execute(self._stored_at, {"ids": list(ids)}).all()
+        return {int(r.notification_id): r.stored_at for r in rows}
 
     def latest_versions(self, conn: Connection, upto: int) -> list[tuple[UUID, int, str]]:
         """Each aggregate's last (version, topic) at or before log position ``upto``."""

@@ -170,7 +170,10 @@ class Audit:
         query = query.order_by(ix.notification_id).limit(limit)
         with self.core.engine.connect() as conn:
             ids = list(conn.execute(query).scalars())
-        return [describe(p, e) for p, e in self.events(ids)]
+            stored = self.core.reader.stored_at(conn, ids)
+        # ``at`` is the time an event refers to (market time in a replay); ``stored_at`` when
+        # the store recorded it (the server's time, None before migration 0016).
+        return [describe(p, e) | {"stored_at": stored.get(p)} for p, e in self.events(ids)]
 
     def events(self, ids: Iterable[int]) -> list[tuple[int, DomainEventProtocol[UUID]]]:
         with self.core.engine.connect() as conn:

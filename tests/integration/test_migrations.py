@@ -106,8 +106,12 @@ def create_library_tables(address: DatabaseAddress, schema: str) -> None:
     TradecoreEventStore(env=env).close()
 
 
-# tradecore's one addition to the library's table (migration 0015), filled by a trigger.
+# tradecore's additions to the library's table: the hash chain (migration 0015), filled by a
+# trigger, and when the store recorded each row (migration 0016).
 CHAIN_COLUMN = f"column {EVENTS_TABLE}.chain_hash #6: bytea NOT NULL default -"
+STORED_AT_COLUMN = (
+    f"column {EVENTS_TABLE}.stored_at #7: timestamp with time zone NULL default now()"
+)
 
 
 def test_migrated_event_store_matches_the_library_ddl(owner_database: DatabaseAddress) -> None:
@@ -117,8 +121,9 @@ def test_migrated_event_store_matches_the_library_ddl(owner_database: DatabaseAd
         library = describe_schema(conn, LIBRARY_SCHEMA)
         migrated = describe_schema(conn, EVENTS_SCHEMA)
 
-    assert CHAIN_COLUMN in migrated
-    migrated.remove(CHAIN_COLUMN)
+    for added in (CHAIN_COLUMN, STORED_AT_COLUMN):
+        assert added in migrated
+        migrated.remove(added)
 
     # Guard against a vacuous comparison: the library did create both tables and the type.
     assert any(line.startswith(f"column {EVENTS_TABLE}.notification_id") for line in library)
