@@ -28,6 +28,7 @@ from domain.drawdown import Transition
 from domain.ids import worker_lock_id
 from projections.tables import worker_status
 from tests.integration.paper_drill import funded, open_account, place
+from tests.waiting import wait_for
 
 BTC, ETH = "BTC/USDT:USDT", "ETH/USDT:USDT"
 
@@ -211,3 +212,19 @@ def test_the_lock_watchdog_stops_the_worker_when_asked_to_stop(core: Core) -> No
         assert not thread.is_alive() and active.is_set()
     finally:
         lock.release()
+
+
+def test_the_breaker_loop_stops_promptly_whatever_its_equity_interval(settings: Settings) -> None:
+    slow = settings.model_copy(update={"equity_interval": 120.0})
+    with bootstrap(slow) as core:
+        loop = BreakerLoop(core)
+        stop = threading.Event()
+        thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            # Its first reading taken, it waits for the next mark or the interval's end.
+            wait_for(lambda: loop.readings >= 1, 30, what="the loop's first reading")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not thread.is_alive(), "the loop went on waiting out its 120 s interval"

@@ -14,11 +14,16 @@ from domain.venue import ExchangePort
 
 log = logging.getLogger(__name__)
 
+# The longest the loop waits for a mark before it looks at its stop event again: a stop is
+# noticed within this, whatever the equity interval (60 s intervals made stops wait 60 s).
+STOP_CHECK = 0.25  # seconds
+
 
 class BreakerLoop:
     """The equity feed and the drawdown breaker, on a venue client and a listener of their
-    own: a reading every ``equity_interval`` and at once on each paper mark move; after a
-    hard breach it flattens at once (the main loop would too: the flattener's lock per
+    own: a reading every ``equity_interval`` and at once on each paper mark move (a stop is
+    noticed within ``STOP_CHECK`` seconds, whatever the interval); after a hard breach it
+    flattens at once (the main loop would too: the flattener's lock per
     activation lets one act and the other find the account flat)."""
 
     def __init__(self, core: Core, venue: ExchangePort | None = None) -> None:
@@ -30,6 +35,7 @@ class BreakerLoop:
             progress=lambda line: log.warning("flattener: %s", line), venue=venue
         )
         self._last = float("-inf")
+        self.readings = 0  # polls taken (each a reading, and its re-read if held)
 
     def run(self, stop: threading.Event) -> None:
         interval = self.core.settings.equity_interval
@@ -50,13 +56,15 @@ class BreakerLoop:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
-                pushed = bool(waiter(max(0.0, self._last + interval - clock.monotonic())))
+                remaining = max(0.0, self._last + interval - clock.monotonic())
+                pushed = bool(waiter(min(remaining, STOP_CHECK)))
         finally:
             waiter.close()
 
     def read(self, trigger: str) -> Poll:
         """One reading (and its re-read, if held); a hard breach is flattened at once."""
         poll = self.breaker.poll(trigger)
+        self.readings += 1
         last = poll.last
         if last is not None and last.transition is Transition.HARD_BREACH:
             self.flattener.run()
