@@ -136,6 +136,7 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
             "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        # The library's connections are in autocommit: one statement, one round trip.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, [list(originator_ids)], prepare=True)
             return {row["originator_id"]: int(row["version"]) for row in curs.fetchall()}

@@ -14,6 +14,7 @@ calls used by drills (``admin()``) are never faulted.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -405,15 +406,19 @@ class PaperVenue:
         return [outcome_of(partial(_answer, kind, *o)) for o in self._execute(ops, kind=kind)]
 
     def _execute(self, ops: Sequence[Op[T]], *, kind: str, locked: bool = True) -> list[Outcome[T]]:
-        """Run requests in one transaction: lock the account (unless not ``locked``: a read
-        of one statement), draw each one's fault, run its ``op`` (or not) in a savepoint (a
-        read writes nothing to roll back: none), log the orders, commit. The draws (and the
-        access log) are committed even when an ``op`` is refused. A request lost to a
-        network error never reached the venue, so it is not in the access log."""
+        """Run requests in one transaction: lock the account, draw each one's fault, run its
+        ``op`` (or not) in a savepoint, log the orders, commit. The draws (and the access
+        log) are committed even when an ``op`` is refused. A request lost to a network error
+        never reached the venue, so it is not in the access log.
+
+        Not ``locked`` (a read answered by one statement): no transaction at all, so no
+        round trips to begin and commit one; the draws' one UPDATE is atomic by itself and
+        the read's one statement is one consistent snapshot; no savepoint (nothing written
+        to roll back)."""
         outcomes: list[Outcome[T]] = []
         access_log: list[dict[str, Any]] = []
         locked = locked or not self._opened
-        with self.engine.begin() as conn:
+        with self._connection(locked) as conn:
             if locked:
                 self.book.account(conn)
             draws = self._draws(conn, len(ops), new_order=kind == "order")
@@ -422,7 +427,7 @@ class PaperVenue:
                 result: T | None = None
                 if fault.fault in (Fault.NONE, Fault.TIMEOUT_EXECUTED):
                     try:
-                        if kind == "read":
+                        if not locked:
                             result = op(conn, fault)
                         else:
                             with conn.begin_nested():
@@ -436,6 +441,11 @@ class PaperVenue:
                 conn.execute(t.requests.insert(), access_log)
         self._opened = True
         return outcomes
+
+    def _connection(self, transaction: bool) -> AbstractContextManager[Connection]:
+        if transaction:
+            return self.engine.begin()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _access(
         self,
