@@ -19,7 +19,9 @@ child process of its own (so each peak RSS is its own) on a scratch database of 
    and the store alone).
 
 Printed: candles per second and wall time of each, peak RSS, where the chain's time went
-(moving the marks, the breaker's readings, the worker's rounds), activations and glitches.
+(moving the marks, the breaker's readings, the worker's rounds), activations and glitches,
+and the SQL statements a candle (psycopg's ``Cursor.execute``/``executemany`` calls during
+the replay; transaction control not counted).
 The target (the month in 3 minutes, >= 250 candles/s) is printed as met or not met; figures
 from a shared machine are indicative.
 """
