@@ -468,17 +468,21 @@ class ProjectionRunner:
             wait_for_events(poll_interval)
 
     def lock_position(self, conn: Connection, name: str) -> int:
-        """The tracked position of ``name``, its row locked until the transaction ends."""
-        conn.execute(
-            insert(projection_tracking)
-            .values(name=name, position=0, updated_at=self.clock())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        position = conn.execute(
+        """The tracked position of ``name``, its row locked until the transaction ends (the
+        row created at 0 the first time)."""
+        locked = (
             select(projection_tracking.c.position)
             .where(projection_tracking.c.name == name)
             .with_for_update()
-        ).scalar_one()
+        )
+        position = conn.execute(locked).scalar()
+        if position is None:
+            conn.execute(
+                insert(projection_tracking)
+                .values(name=name, position=0, updated_at=self.clock())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            position = conn.execute(locked).scalar_one()
         return int(position)
 
     def recorded_skips(self) -> list[Skip]:

@@ -93,8 +93,9 @@ class Matching:
         return self.holdings(conn)[1]
 
     def holdings(self, conn: Connection, *, lock: bool = True) -> tuple[Row[Any], list[Position]]:
-        """The account row and its positions at the current marks, in one statement (so one
-        consistent snapshot even without the lock). ``lock``: the account row is locked for
+        """The account row (with ``venue_now``, the database server's time as it answered)
+        and its positions at the current marks, in one statement (so one consistent
+        snapshot even without the lock). ``lock``: the account row is locked for
         the rest of the transaction (a read alone does not need it: one statement is
         consistent by itself). The account is created on first use."""
         query = (
@@ -106,6 +107,8 @@ class Matching:
                 t.positions.c.entry_price.label("p_entry_price"),
                 t.marks.c.price.label("p_mark"),
                 func.coalesce(t.leverage.c.leverage, t.account.c.leverage).label("p_leverage"),
+                # The server's time as it answers: what the venue dates a balance by.
+                func.clock_timestamp().label("venue_now"),
             )
             .select_from(t.account)
             .join(t.positions, text("true"), isouter=True)

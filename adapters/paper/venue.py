@@ -21,7 +21,7 @@ from functools import partial
 from itertools import pairwise
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, func, select, text, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -102,11 +102,7 @@ class PaperVenue:
             # Dated by the paper venue's own clock (the database server's), as an exchange
             # dates its figures by its clock, not by the client's; in a replay the venue is
             # the replayed market, whose time is the market clock's.
-            at = (
-                self.clock()
-                if getattr(self.clock, "simulated", False)
-                else conn.execute(select(func.clock_timestamp())).scalar_one()
-            )
+            at = self.clock() if getattr(self.clock, "simulated", False) else acct.venue_now
             return Balance(acct.currency, acct.wallet, upnl, at=at)
 
         return self._request(balance, kind="read")
