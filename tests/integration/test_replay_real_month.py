@@ -1,5 +1,6 @@
 """The whole real month (January 2022) through the whole chain: no false positive under bad
-ticks, and the 3x long's hard breach at the crossing an independent computation finds.
+ticks (no activation; no bad tick enters the breaker's figures), and the 3x long's hard
+breach at the crossing an independent computation finds.
 
 Not in the default run (about 45,000 candles: minutes): the ``real_candles`` marker is
 deselected (pyproject addopts, and tests/conftest.py when another ``-m`` is given). Run it
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +74,30 @@ def test_a_real_month_with_a_bad_tick_an_hour_and_a_long_short_of_the_hard_thres
         quantity=Decimal(hold["quantity"]),
         entry=Decimal(hold["price"]),
     )
-    deepest = min(e.drawdown for e in expected)
-    # The premise, computed from the file: the true drawdown never reaches the threshold.
-    assert HARD < deepest < Decimal("-0.05"), deepest
-    glitches = result["glitches"]
-    by_outcome = glitches["by_outcome"]
-    assert glitches["injected"] >= 600, glitches["injected"]
-    assert set(by_outcome) <= {"unconfirmed", "rejected"}, by_outcome
+    # The premise, computed from the file: held all month, the long never reaches the hard
+    # threshold (its true drawdown is about -8 % at the month's low).
+    assert HARD < min(e.drawdown for e in expected) < Decimal("-0.05")
+    assert result["replay"]["candles"] == 45_031
     assert result["activations"] == []
     assert not [e for e in events if isinstance(e, Account.HardBreach)]
-    assert result["replay"]["candles"] == 45_031
+    glitches = result["glitches"]
+    assert glitches["injected"] >= 600, glitches["injected"]
+    # The whole chain trades: the signal engine closes the adopted long at its first short
+    # signal (2022-01-01 evening), so most bad ticks meet a flat account, where they move no
+    # figure and are rightly accepted. So: each bad tick is held and contradicted
+    # (unconfirmed) or rejected, or it is a reading whose equity equals the accepted
+    # reading before it (the bad mark moved nothing the breaker records).
+    accepted = [
+        e for e in events if isinstance(e, Account.EquityRecorded) and e.status == "accepted"
+    ]
+    at = {e.venue_at: e.equity for e in accepted}
+    before = {b.venue_at: a.equity for a, b in pairwise(accepted)}
+    for g in glitches["each"]:
+        if g["recorded"] == "accepted":
+            assert at[g["at"]] == before[g["at"]], g
+        else:
+            assert g["recorded"] in ("unconfirmed", "rejected"), g
+    assert glitches["by_outcome"].get("unconfirmed", 0) >= 10, glitches["by_outcome"]
 
 
 def test_a_3x_long_from_january_17_breaches_at_the_crossing_the_independent_computation_finds(
