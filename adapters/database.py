@@ -18,6 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import ConnectArgsType, Dialect
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from adapters.errors import StoreBusy, StoreUnavailable
@@ -28,6 +29,12 @@ CONNECT_TIMEOUT_SECONDS = 3
 # connections for well under a second) queues instead of failing, and the kill switch gets
 # through. A refusal that lasts longer is reported as StoreBusy.
 BUSY_RETRY_SECONDS = 10.0
+# A pooled connection is pinged before use (one round trip) only when it has been idle at
+# least this long. One returned more recently just worked and is very likely still there, as
+# HikariCP's alive-bypass window (500 ms) assumes; pinging it doubled the round trips of a
+# short transaction (a breaker reading is a few). If it did die meanwhile, its statement
+# fails as a lost store does, and SQLAlchemy then discards every pooled connection.
+PING_AFTER_IDLE_SECONDS = 0.5
 # libpq reports SQLSTATE 53300 at connect time only in the message text.
 T = TypeVar("T")
 _BUSY_MESSAGES = (
@@ -120,7 +127,7 @@ class DatabaseAddress:
         """A SQLAlchemy engine (psycopg 3 driver) for the read models. It keeps at most
         ``pool_size`` idle connections; a connection opened beyond them (a nested use) is
         closed when it is returned, so a command's footprint is its peak nesting."""
-        engine = create_engine("postgresql+psycopg://", pool_size=pool_size, pool_pre_ping=True)
+        engine = create_engine("postgresql+psycopg://", pool_size=pool_size)
 
         @event.listens_for(engine, "do_connect")
         def connect(
@@ -128,7 +135,50 @@ class DatabaseAddress:
         ) -> psycopg.Connection[Any]:
             return self._connect()
 
+        @event.listens_for(engine, "connect")
+        def opened(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            record.info[_IDLE_SINCE] = time.monotonic()  # new: nothing to ping
+
+        @event.listens_for(engine, "checkin")
+        def returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+            # The pool's pre-ping, after PING_AFTER_IDLE_SECONDS of idleness only.
+            idle_since = record.info.get(_IDLE_SINCE)
+            if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+                return
+            dialect = engine.dialect
+            try:
+                dialect.do_ping(dbapi_connection)
+            except dialect.loaded_dbapi.Error as e:
+                if dialect.is_disconnect(e, dbapi_connection, None):
+                    # As pool_pre_ping does: every pooled connection is suspect; get a new one.
+                    raise InvalidatePoolError() from e
+                raise
+
         return engine
+
+
+_IDLE_SINCE = "tradecore_idle_since"  # a pooled connection's info key: when it went idle
+
+
+def idle_check(ping: Callable[[psycopg.Connection[Any]], None]) -> Callable[[Any], None]:
+    """A psycopg pool's ``check`` that runs ``ping`` only on a connection idle at least
+    ``PING_AFTER_IDLE_SECONDS`` (see there), as told by ``mark_idle`` at its return."""
+
+    def check(conn: psycopg.Connection[Any]) -> None:
+        idle_since = getattr(conn, "tradecore_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
+            ping(conn)
+
+    return check
+
+
+def mark_idle(conn: psycopg.Connection[Any]) -> None:
+    """A psycopg pool's ``reset``: note when the connection went back to the pool."""
+    conn.tradecore_idle_since = time.monotonic()  # type: ignore[attr-defined]
 
 
 def redact(url: str) -> str:

@@ -31,13 +31,15 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from eventsourcing.utils import Environment, EnvType
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 from sqlalchemy import Connection, Engine, text
 
 from adapters.database import (
     BUSY_RETRY_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
     DatabaseAddress,
+    idle_check,
+    mark_idle,
     wait_for_slot,
 )
 from adapters.errors import StoreUnavailable
@@ -126,6 +128,19 @@ class LargeBatchSafeRecorder(PostgresApplicationRecorder):
             self, originator_id, **kwargs
         )
         return events
+
+    def current_versions(self, originator_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Each aggregate's last recorded version, in one statement (an aggregate never
+        recorded is absent): how a holder of copies tells, in one round trip, whether they
+        are still current. One attempt; raises the library's OperationalError/InterfaceError."""
+        statement = SQL(
+            "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        # The library's connections are in autocommit: one statement, one round trip.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, [list(originator_ids)], prepare=True)
+            return {row["originator_id"]: int(row["version"]) for row in curs.fetchall()}
 
     def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
         found: Sequence[Notification] = _once(PostgresApplicationRecorder.select_notifications)(
@@ -222,6 +237,11 @@ class PatientPostgresFactory(PostgresFactory):
         super().__init__(env)
         pool = self.datastore.pool
         pool.connection_class = _PatientConnection
+        # The library's pre-ping (POSTGRES_PRE_PING) only after idleness, as the read
+        # models' pool does (adapters.database.PING_AFTER_IDLE_SECONDS). The library builds
+        # the pool itself, so its check and reset are set here.
+        pool._check = idle_check(psycopg_pool.ConnectionPool.check_connection)
+        pool._reset = mark_idle
         try:
             pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
         except psycopg_pool.PoolTimeout as e:

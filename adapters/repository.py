@@ -25,14 +25,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from adapters.errors import StoreUnavailable
-from adapters.eventstore import TradecoreEventStore
+from adapters.eventstore import LargeBatchSafeRecorder, TradecoreEventStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,6 +128,14 @@ class Repository:
         if not isinstance(found, cls):
             raise TypeError(f"aggregate {aggregate_id} is a {type(found).__name__}, not {cls}")
         return found
+
+    def unchanged(self, *aggregates: Any) -> bool:
+        """True when the store holds no version of any of these aggregates newer than the
+        copy given (one statement for all): a holder of copies keeps using them only then.
+        Raises StoreUnavailable."""
+        recorder = cast(LargeBatchSafeRecorder, self.store.recorder)
+        versions = guard(lambda: recorder.current_versions([a.id for a in aggregates]))
+        return all(versions.get(a.id) == a.version for a in aggregates)
 
     def save(self, *aggregates: Any) -> None:
         """Record the aggregates' pending events in one transaction.

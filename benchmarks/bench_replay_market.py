@@ -19,7 +19,9 @@ child process of its own (so each peak RSS is its own) on a scratch database of 
    and the store alone).
 
 Printed: candles per second and wall time of each, peak RSS, where the chain's time went
-(moving the marks, the breaker's readings, the worker's rounds), activations and glitches.
+(moving the marks, the breaker's readings, the worker's rounds), activations and glitches,
+and the SQL statements a candle (psycopg's ``Cursor.execute``/``executemany`` calls during
+the replay; transaction control not counted).
 The target (the month in 3 minutes, >= 250 candles/s) is printed as met or not met; figures
 from a shared machine are indicative.
 """
@@ -27,10 +29,12 @@ from a shared machine are indicative.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,7 +130,8 @@ def _part(args: argparse.Namespace) -> dict[str, Any]:
         settings, clock=MarketClock(the_plan.start), pool_size=SERVICE_POOL_SIZE
     ) as core:
         core.commands.ensure_initialised()
-        report = run_replay(core, the_plan, request, consumers=args.part == "chain")
+        with _counting_statements() as statements:
+            report = run_replay(core, the_plan, request, consumers=args.part == "chain")
     replay = report["replay"]
     return {
         "candles": replay["candles"],
@@ -138,7 +143,34 @@ def _part(args: argparse.Namespace) -> dict[str, Any]:
         "glitches": report["glitches"]["by_outcome"],
         "deepest_drawdown": str(report["equity"]["deepest_drawdown"]),
         "trades": report["trades"]["opened"],
+        "statements": statements[0],
     }
+
+
+@contextlib.contextmanager
+def _counting_statements() -> Iterator[list[int]]:
+    """Count the SQL statements this process sends through psycopg (the read models', the
+    venue's and the event store's alike; transaction control not included) while inside."""
+    import psycopg  # noqa: PLC0415
+
+    counted = [0]
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return execute(self, *args, **kwargs)
+
+    def counting_executemany(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counted[0] += 1
+        return executemany(self, *args, **kwargs)
+
+    psycopg.Cursor.execute = counting_execute  # type: ignore[method-assign]
+    psycopg.Cursor.executemany = counting_executemany  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
 
 
 def _print(results: dict[str, dict[str, Any]], context: str, *, markdown: bool) -> None:
@@ -156,6 +188,8 @@ def _print(results: dict[str, dict[str, Any]], context: str, *, markdown: bool) 
                 + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(chain["seconds_in"].items())),
                 f"{chain['activations']} activation(s), glitches {chain['glitches']}, deepest "
                 f"drawdown {chain['deepest_drawdown']}, {chain['trades']} trade(s) opened",
+                f"SQL statements a candle: {chain['statements'] / chain['candles']:.0f} "
+                f"(venue + breaker only: {base['statements'] / base['candles']:.0f})",
             ],
         ),
         Figure(

@@ -2,8 +2,8 @@
 
 Like the paper venue's seeded faults (adapters/paper/faults.py), but for the store. It wraps
 the calls a core makes to its store — the event recorder's and the snapshot recorder's
-reads and inserts, and every statement the read-model engine runs — counts them, and fails
-the ones a test picks:
+reads and inserts, the recorder's version check, and every statement the read-model engine
+runs — counts them, and fails the ones a test picks:
 
 - ``error``: the call fails before it reaches the store (a broken connection);
 - ``timeout``: the call waits ``timeout_delay`` seconds, then fails as a timeout;
@@ -51,7 +51,7 @@ class StoreFaults:
         """Wrap ``core``'s event store; with ``engine``, the read models' engine too (which
         the paper venue shares: its calls then count as store calls)."""
         store = core.store
-        for name in ("insert_events", "select_events", "select_notifications"):
+        for name in ("insert_events", "select_events", "select_notifications", "current_versions"):
             self._wrap(store.recorder, name, f"events.{name}")
         snapshots = store.snapshots
         assert snapshots is not None

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -90,35 +90,60 @@ class Matching:
         return Decimal(price)
 
     def positions(self, conn: Connection, _: Draw | None) -> list[Position]:
-        acct = self.account(conn)
-        rows = conn.execute(
+        return self.holdings(conn)[1]
+
+    def holdings(self, conn: Connection, *, lock: bool = True) -> tuple[Row[Any], list[Position]]:
+        """The account row (with ``venue_now``, the database server's time as it answered)
+        and its positions at the current marks, in one statement (so one consistent
+        snapshot even without the lock). ``lock``: the account row is locked for
+        the rest of the transaction (a read alone does not need it: one statement is
+        consistent by itself). The account is created on first use."""
+        query = (
             select(
-                t.positions,
-                t.marks.c.price.label("mark"),
-                func.coalesce(t.leverage.c.leverage, acct.leverage).label("leverage"),
+                t.account,
+                t.positions.c.symbol.label("p_symbol"),
+                t.positions.c.side.label("p_side"),
+                t.positions.c.quantity.label("p_quantity"),
+                t.positions.c.entry_price.label("p_entry_price"),
+                t.marks.c.price.label("p_mark"),
+                func.coalesce(t.leverage.c.leverage, t.account.c.leverage).label("p_leverage"),
+                # The server's time as it answers: what the venue dates a balance by.
+                func.clock_timestamp().label("venue_now"),
             )
+            .select_from(t.account)
+            .join(t.positions, text("true"), isouter=True)
             .join(t.marks, t.marks.c.symbol == t.positions.c.symbol, isouter=True)
             .join(t.leverage, t.leverage.c.symbol == t.positions.c.symbol, isouter=True)
+            .where(t.account.c.id == ACCOUNT)
             .order_by(t.positions.c.symbol, t.positions.c.side)
-        ).all()
+        )
+        if lock:
+            query = query.with_for_update(of=t.account)
+        rows = conn.execute(query).all()
+        if not rows:
+            self.account(conn)  # the first use: create it, then read it as above
+            rows = conn.execute(query).all()
+        acct = rows[0]
         result = []
         for r in rows:
-            mark = Decimal(r.mark) if r.mark is not None else None
-            direction = 1 if r.side == "long" else -1
-            upnl = (mark - r.entry_price) * r.quantity * direction if mark else Decimal(0)
+            if r.p_symbol is None:
+                continue  # the account's row alone: no position
+            mark = Decimal(r.p_mark) if r.p_mark is not None else None
+            direction = 1 if r.p_side == "long" else -1
+            upnl = (mark - r.p_entry_price) * r.p_quantity * direction if mark else Decimal(0)
             result.append(
                 Position(
-                    r.symbol,
-                    r.side,
-                    r.quantity,
-                    r.entry_price,
+                    r.p_symbol,
+                    r.p_side,
+                    r.p_quantity,
+                    r.p_entry_price,
                     mark,
                     upnl,
                     acct.position_mode,
-                    Decimal(r.leverage),
+                    Decimal(r.p_leverage),
                 )
             )
-        return result
+        return acct, result
 
     def leverage(self, conn: Connection, symbol: str) -> Decimal:
         """The symbol's leverage: as set, else the account's default."""
@@ -387,8 +412,7 @@ class Matching:
     def margin(self, conn: Connection) -> tuple[Decimal, Decimal]:
         """(equity, initial margin in use) of the account, at the current marks: each
         position's notional at its symbol's leverage."""
-        acct = self.account(conn)
-        positions = self.positions(conn, None)
+        acct, positions = self.holdings(conn)
         equity = acct.wallet + sum((p.unrealized_pnl for p in positions), Decimal(0))
         used = sum(
             (p.notional / (p.leverage or acct.leverage) for p in positions),
@@ -400,7 +424,7 @@ class Matching:
         """What can leave the wallet: the equity not held as margin, and never more than the
         wallet itself (unrealized profit cannot be withdrawn)."""
         equity, used = self.margin(conn)
-        wallet = Decimal(self.account(conn).wallet)
+        wallet = Decimal(self.account(conn).wallet)  # one more read: rare (a withdrawal)
         return max(min(wallet, equity - used), Decimal(0))
 
     def check_margin(self, conn: Connection) -> None:
@@ -412,8 +436,11 @@ class Matching:
                 f"needed {used:.2f} at the symbols' leverage)"
             )
 
-    def trigger_resting(self, conn: Connection, symbol: str, mark: Decimal) -> list[Order]:
-        acct = self.account(conn)
+    def trigger_resting(
+        self, conn: Connection, symbol: str, mark: Decimal, acct: Row[Any]
+    ) -> list[Order]:
+        """Execute the resting orders on ``symbol`` the move to ``mark`` crosses (``acct``:
+        the account row, locked by the caller). Returns them."""
         resting = conn.execute(
             select(t.orders)
             .where(t.orders.c.symbol == symbol, t.orders.c.status == "open")

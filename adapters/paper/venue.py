@@ -5,20 +5,23 @@ with slippage and a taker fee, limit and stop orders rest until the mark crosses
 reduce-only orders can only shrink a position (capped to it, rejected when there is none),
 a duplicate client order id is rejected, one-way and hedge position modes behave as on
 Binance. Every request runs in one transaction with the account row locked, so several
-processes see one consistent account. Seeded faults (``faults.py``) apply to requests made
-through the port; the back-office calls used by drills (``admin()``) are never faulted.
+processes see one consistent account; a read answered by one statement (a balance, the
+positions, the ledger, a mark) needs no lock: one statement sees one consistent state.
+Seeded faults (``faults.py``) apply to requests made through the port; the back-office
+calls used by drills (``admin()``) are never faulted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, func, select, text, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from adapters.paper import tables as t
@@ -66,6 +69,9 @@ class PaperVenue:
         self.clock = clock
         self.faulted = faulted
         self.book = Matching(clock)
+        # Set once this client has seen the account exist (it is never deleted): until then
+        # every request takes the locked path, which creates it with its opening marks.
+        self._opened = False
 
     def check_delay(self) -> float:
         """No wait: an answered order is in the next read (one database)."""
@@ -78,7 +84,7 @@ class PaperVenue:
     # -- the port: reads ---------------------------------------------------------------------
 
     def fetch_positions(self) -> list[Position]:
-        return self._request(self.book.positions, kind="read")
+        return self._request(lambda conn, _: self.book.holdings(conn, lock=False)[1], kind="read")
 
     def fetch_open_orders(self) -> list[Order]:
         return self._request(
@@ -93,16 +99,12 @@ class PaperVenue:
 
     def fetch_balance(self) -> Balance:
         def balance(conn: Connection, _: Draw) -> Balance:
-            acct = self.book.account(conn)
-            upnl = sum((p.unrealized_pnl for p in self.book.positions(conn, None)), Decimal(0))
+            acct, positions = self.book.holdings(conn, lock=False)
+            upnl = sum((p.unrealized_pnl for p in positions), Decimal(0))
             # Dated by the paper venue's own clock (the database server's), as an exchange
             # dates its figures by its clock, not by the client's; in a replay the venue is
             # the replayed market, whose time is the market clock's.
-            at = (
-                self.clock()
-                if getattr(self.clock, "simulated", False)
-                else conn.execute(select(func.clock_timestamp())).scalar_one()
-            )
+            at = self.clock() if getattr(self.clock, "simulated", False) else acct.venue_now
             return Balance(acct.currency, acct.wallet, upnl, at=at)
 
         return self._request(balance, kind="read")
@@ -127,7 +129,7 @@ class PaperVenue:
 
     def fetch_position_mode(self, symbol: str) -> PositionMode:
         def mode(conn: Connection, _: Draw) -> PositionMode:
-            held: PositionMode = self.book.account(conn).position_mode
+            held: PositionMode = self.book.holdings(conn, lock=False)[0].position_mode
             return held  # account-wide here; the port asks per symbol (Bybit's is)
 
         return self._request(mode, kind="read")
@@ -177,7 +179,8 @@ class PaperVenue:
             ).scalar()
             return self.book.order(conn, order_id) if order_id is not None else None
 
-        return self._request(find, kind="read")
+        # Three statements: the order and its fees as of one fill, so under the lock.
+        return self._request(find, kind="read", locked=True)
 
     def fetch_fills(self, requests: Sequence[OrderRequest]) -> dict[str, Order]:
         """Each order looked up by its client order id (this venue answers every order with
@@ -333,23 +336,14 @@ class PaperVenue:
             check_symbol(symbol)
         executed: list[Order] = []
         with self.engine.begin() as conn:
-            self.book.account(conn)
+            acct = self.book.account(conn)
             now = self.clock()
             for symbol, price in prices.items():
-                conn.execute(
-                    insert(t.marks)
-                    .values(symbol=symbol, price=price, updated_at=now)
-                    .on_conflict_do_update(
-                        index_elements=["symbol"], set_={"price": price, "updated_at": now}
-                    )
-                )
-                conn.execute(t.mark_history.insert().values(symbol=symbol, price=price, at=now))
-                # Delivered on commit, with the move: a listener never reads the old mark.
-                conn.execute(
-                    text("SELECT pg_notify(:channel, :symbol)"),
-                    {"channel": t.MARKS_CHANNEL, "symbol": symbol},
-                )
-                executed += self.book.trigger_resting(conn, symbol, price)
+                moved = conn.execute(
+                    _MOVE, {"symbol": symbol, "price": price, "at": now, "channel": t.MARKS_CHANNEL}
+                ).one()
+                if moved.resting:
+                    executed += self.book.trigger_resting(conn, symbol, price, acct)
         return executed
 
     def set_position_mode(self, mode: str) -> None:
@@ -397,9 +391,13 @@ class PaperVenue:
         *,
         kind: str,
         logged: OrderRequest | None = None,
+        locked: bool | None = None,
     ) -> T:
-        """One request, answered as its fault says."""
-        (outcome,) = self._execute([(op, logged)], kind=kind)
+        """One request, answered as its fault says. ``locked``: under the account lock
+        (default: all but reads, whose ops are one statement unless they say so)."""
+        (outcome,) = self._execute(
+            [(op, logged)], kind=kind, locked=kind != "read" if locked is None else locked
+        )
         return _answer(kind, *outcome)
 
     def _batch(self, ops: Sequence[Op[T]], *, kind: str) -> list[T | VenueError]:
@@ -408,23 +406,33 @@ class PaperVenue:
             return []
         return [outcome_of(partial(_answer, kind, *o)) for o in self._execute(ops, kind=kind)]
 
-    def _execute(self, ops: Sequence[Op[T]], *, kind: str) -> list[Outcome[T]]:
+    def _execute(self, ops: Sequence[Op[T]], *, kind: str, locked: bool = True) -> list[Outcome[T]]:
         """Run requests in one transaction: lock the account, draw each one's fault, run its
         ``op`` (or not) in a savepoint, log the orders, commit. The draws (and the access
         log) are committed even when an ``op`` is refused. A request lost to a network error
-        never reached the venue, so it is not in the access log."""
+        never reached the venue, so it is not in the access log.
+
+        Not ``locked`` (a read answered by one statement): no transaction at all, so no
+        round trips to begin and commit one; the draws' one UPDATE is atomic by itself and
+        the read's one statement is one consistent snapshot; no savepoint (nothing written
+        to roll back)."""
         outcomes: list[Outcome[T]] = []
         access_log: list[dict[str, Any]] = []
-        with self.engine.begin() as conn:
-            self.book.account(conn)
+        locked = locked or not self._opened
+        with self._connection(locked) as conn:
+            if locked:
+                self.book.account(conn)
             draws = self._draws(conn, len(ops), new_order=kind == "order")
             for (op, logged), fault in zip(ops, draws, strict=True):
                 refusal: OrderRejected | None = None
                 result: T | None = None
                 if fault.fault in (Fault.NONE, Fault.TIMEOUT_EXECUTED):
                     try:
-                        with conn.begin_nested():
+                        if not locked:
                             result = op(conn, fault)
+                        else:
+                            with conn.begin_nested():
+                                result = op(conn, fault)
                     except OrderRejected as e:
                         refusal = e
                 if logged is not None and fault.fault is not Fault.NETWORK_ERROR:
@@ -432,7 +440,13 @@ class PaperVenue:
                 outcomes.append((fault.fault, refusal, result))
             if access_log:
                 conn.execute(t.requests.insert(), access_log)
+        self._opened = True
         return outcomes
+
+    def _connection(self, transaction: bool) -> AbstractContextManager[Connection]:
+        if transaction:
+            return self.engine.begin()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def _access(
         self,
@@ -459,19 +473,43 @@ class PaperVenue:
         }
 
     def _draws(self, conn: Connection, count: int, *, new_order: bool) -> list[Draw]:
-        """The next ``count`` draws of the fault sequence (one read and one write of it)."""
+        """The next ``count`` draws of the fault sequence: one read of the settings and,
+        when faults are on, one write that takes the draws (the row locked by it, so two
+        processes never take the same draws)."""
         calm = [Draw(Fault.NONE, None)] * count
         if not self.faulted:
             return calm
-        row = conn.execute(
-            select(t.faults).where(t.faults.c.id == ACCOUNT).with_for_update()
-        ).first()
-        settings = _fault_settings(row)
-        if row is None or not settings.active:
+        row = conn.execute(select(t.faults).where(t.faults.c.id == ACCOUNT)).first()
+        if row is None or not _fault_settings(row).active:
+            return calm  # no fault set: nothing locked, nothing written
+        taken = conn.execute(
+            update(t.faults)
+            .where(t.faults.c.id == ACCOUNT)
+            .values(draws=t.faults.c.draws + count)
+            .returning(*t.faults.c)
+        ).one()
+        # The settings as of the update (they may have changed since the first read).
+        settings = _fault_settings(taken)
+        if not settings.active:
             return calm
-        first = int(row.draws)
-        conn.execute(update(t.faults).where(t.faults.c.id == ACCOUNT).values(draws=first + count))
+        first = int(taken.draws) - count
         return [draw(settings, first + i, new_order=new_order) for i in range(count)]
+
+
+# A mark move in one round trip: the mark, its history row, the NOTIFY (delivered on commit,
+# with the move: a listener never reads the old mark) and whether any order rests on the
+# symbol (only then are resting orders fetched and checked against the new mark).
+_MOVE = text(
+    f"WITH moved AS (INSERT INTO {t.PAPER_SCHEMA}.marks (symbol, price, updated_at) "
+    "VALUES (:symbol, :price, :at) ON CONFLICT (symbol) DO UPDATE "
+    "SET price = excluded.price, updated_at = excluded.updated_at RETURNING symbol), "
+    f"logged AS (INSERT INTO {t.PAPER_SCHEMA}.mark_history (symbol, price, at) "
+    "VALUES (:symbol, :price, :at) RETURNING id) "
+    "SELECT pg_notify(:channel, moved.symbol) AS notified, EXISTS ("
+    f"SELECT 1 FROM {t.PAPER_SCHEMA}.orders "
+    "WHERE orders.symbol = :symbol AND orders.status = 'open') AS resting "
+    "FROM moved, logged"
+)
 
 
 def _answer(kind: str, fault: Fault, refusal: OrderRejected | None, result: T | None) -> T:

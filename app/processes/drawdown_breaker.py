@@ -104,6 +104,9 @@ class DrawdownBreaker:
         self.retry = retry
         self.account_id = account_id(settings.account)
         self._account: Account | None = None  # cached; reloaded on a concurrency conflict
+        # The policy and the latch as this breaker last loaded or saved them: used while the
+        # store holds no newer version of either (asked at every reading), dropped on failure.
+        self._held: tuple[Policy, Emergency] | None = None
         self._ledger_read_at: datetime | None = None  # when the transfer ledger was last read
         # This breaker's feed: its readings are ordered by this counter, not by the clock.
         self.feed = f"{venue.name}/{uuid4().hex[:12]}"
@@ -230,7 +233,7 @@ class DrawdownBreaker:
         def attempt() -> Evaluation:
             nonlocal positions_open
             account = self._load()
-            policy, emergency = self.commands.policy_and_latch()
+            policy, emergency = self._policy_and_latch()
             if positions_open is None:
                 positions_open = reading.equity == 0 and self._positions_open()
             now = self.clock()
@@ -245,13 +248,16 @@ class DrawdownBreaker:
                 correlation_id=correlation_id,
                 daily_reset=self.settings.daily_reset,
             )
-            self._apply(evaluation, account, policy, emergency, correlation_id, now)
             try:
+                self._apply(evaluation, account, policy, emergency, correlation_id, now)
                 self._save(account, policy, emergency)
-            except (Conflict, StoreUnavailable):
-                self._account = None  # someone else wrote, or unknown: reload, judge again
+            except BaseException as e:
+                self._held = None  # changed and not saved, or unknown: loaded afresh
+                if isinstance(e, Conflict | StoreUnavailable):
+                    self._account = None  # someone else wrote, or unknown: reload, judge again
                 raise
             self._account = account
+            self._held = policy, emergency
             self._log(evaluation, account)
             return evaluation
 
@@ -355,6 +361,17 @@ class DrawdownBreaker:
         if account is None:
             account = Account.open(account=self.settings.account, timestamp=self.clock())
         return account
+
+    def _policy_and_latch(self) -> tuple[Policy, Emergency]:
+        """The policy and the latch as last committed: this breaker's copies when the store
+        holds no newer version of either (one statement asks, so a change made by any other
+        process is seen by the next reading), else loaded afresh. The caller may change them
+        and must save them (or drop them on failure)."""
+        held = self._held
+        if held is not None and self.repository.unchanged(*held):
+            return held
+        self._held = None
+        return self.commands.policy_and_latch()
 
     def _positions_open(self) -> bool:
         """Asked only when equity reads 0; a venue that cannot say counts as open."""

@@ -21,6 +21,7 @@ from adapters.eventstore import TradecoreEventStore
 from adapters.repository import WRITER, ConcurrencyExhausted, Repository
 from app.commands.model_registry import ModelService
 from domain.model_consumer import ModelConsumer, consumer_id
+from domain.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,15 @@ class ConsumerRuntime:
 
     def sync(self) -> bool:
         """Follow the registry; True when the model in use changed."""
-        registry = self.models.registry(self.model)
+        return self.follow(self.registry())
+
+    def registry(self) -> ModelRegistry | None:
+        """The registry of the model it follows, as committed (None: never registered)."""
+        return self.models.registry(self.model)
+
+    def follow(self, registry: ModelRegistry | None) -> bool:
+        """Follow ``registry`` (this consumer's model's, as just loaded: consumers of one
+        model in one process share one load); True when the model in use changed."""
         target = registry.promoted if registry else None
         if registry is None or target is None or target in (self.version, self._failed):
             return False

@@ -88,6 +88,8 @@ class Reconciler:
     # -- unknown order outcomes ------------------------------------------------------------------
 
     def _resolve_orders(self, trade: Trade, report: ReconcileReport) -> Trade:
+        if not trade.unresolved_orders:
+            return trade  # nothing to resolve: as just loaded, no second load
         for cid in trade.unresolved_orders:
             try:
                 order = retry_transient(

@@ -15,12 +15,13 @@ from sqlalchemy import text
 from adapters.eventstore import EVENTS_SCHEMA, EVENTS_TABLE
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
-from app.bootstrap import Core
+from app.bootstrap import Core, bootstrap
 from app.commands.executor import Outcome, TradeIntent
+from app.config import Settings
 from app.processes.drawdown_breaker import DrawdownBreaker
 from app.processes.flattener import positions_and_orders
 from domain.account import Account
-from domain.drawdown import BreakerState
+from domain.drawdown import BreakerState, Transition
 from domain.emergency import Emergency
 from domain.errors import RefusedBySafetyRule
 from domain.venue import Balance, VenueUnavailable
@@ -305,3 +306,30 @@ def test_an_operator_reset_of_the_peak_ends_a_hard_breach(core: Core, venue: Pap
     core.commands.reset_emergency(reason="reviewed", actor="alice", venue_exposure=flat_venue)
     emergency = core.commands.load_emergency()
     assert emergency is not None and not emergency.active
+
+
+def test_a_policy_change_made_by_another_process_is_judged_by_the_breakers_next_reading(
+    core: Core, venue: PaperVenue, settings: Settings
+) -> None:
+    # The breaker keeps the policy it last loaded between readings; each reading asks the
+    # store whether a newer version exists, so a change recorded by any other process is
+    # what the very next reading is judged by.
+    long_book(venue)
+    breaker = core.drawdown_breaker()
+    assert breaker.poll().last is not None
+    move(venue, "0.98")  # about -1.6 %: nothing under the default thresholds (-5 %, -10 %)
+    second = breaker.poll().last
+    assert (
+        second is not None and second.status == "accepted" and second.transition is Transition.NONE
+    )
+    with bootstrap(settings, pool_size=2) as other:  # another process: its own store client
+        other.commands.update_policy(
+            actor="operator",
+            reason="tighter",
+            drawdown_soft_threshold="-0.02",
+            drawdown_hard_threshold="-0.03",
+        )
+    move(venue, "0.96")  # about -3.2 %: a hard breach under the new thresholds only
+    third = breaker.poll().last
+    assert third is not None and third.transition is Transition.HARD_BREACH
+    assert emergency_active(core)

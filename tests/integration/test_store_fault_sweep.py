@@ -290,12 +290,15 @@ CALLS: dict[str, int] = {
     # lost are looked up, and every position a close hit is counted).
     "activation": 13,
     "flatten": 8,
-    "breaker": 14,
+    # The re-read's judgement asks whether the policy and the latch it holds are still
+    # current (one version check) instead of loading both again.
+    "breaker": 11,
     "gate": 4,
     # + the paper venue's reads of the position mode, of the exposure (positions, orders,
     # balance) and of the leverage it sets, and the pre-trade controls (the loss streak
-    # read, the rate/duplicate transaction)
-    "intent": 87,
+    # read, the rate/duplicate transaction); a venue read of one statement takes no lock
+    # and no savepoint, a balance (with the venue's time) is one statement.
+    "intent": 61,
     "reset": 7,
 }
 

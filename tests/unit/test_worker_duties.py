@@ -100,19 +100,28 @@ def test_a_failed_model_watch_is_logged_and_waits_for_its_next_turn(
 
 
 class Consumer:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, model: str = "signal") -> None:
         self.syncs = 0
+        self.loads = 0
         self.fail = fail
+        self.model = model
 
-    def sync(self) -> None:
+    def registry(self) -> str:
+        self.loads += 1
+        return f"{self.model} registry"
+
+    def follow(self, registry: str) -> None:
+        assert registry == f"{self.model} registry"
         self.syncs += 1
         if self.fail:
             raise VenueError("artifact unreadable")
 
 
 def test_model_consumer_sync_syncs_each_consumer_and_a_failure_reaches_the_duty() -> None:
-    consumers = [Consumer(), Consumer()]
+    consumers = [Consumer(), Consumer(), Consumer(model="other")]
     ConsumerSync(consumers).run_once()
-    assert [c.syncs for c in consumers] == [1, 1]
+    assert [c.syncs for c in consumers] == [1, 1, 1]
+    # One load of each model's registry a round, shared by the consumers that follow it.
+    assert sum(c.loads for c in consumers) == 2
     with pytest.raises(VenueError):
         ConsumerSync([Consumer(fail=True)]).run_once()

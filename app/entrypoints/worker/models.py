@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -12,18 +12,26 @@ log = logging.getLogger(__name__)
 class Syncs(Protocol):
     """What the duty needs of a model consumer (app.processes.model_consumers)."""
 
-    def sync(self) -> object: ...
+    model: str
+
+    def registry(self) -> Any: ...
+
+    def follow(self, registry: Any) -> object: ...
 
 
 class ConsumerSync:
-    """Each consumer loads the promoted model it does not run yet (or drops a retired one)."""
+    """Each consumer loads the promoted model it does not run yet (or drops a retired one).
+    The registry of a model is loaded once a round for all the consumers that follow it."""
 
     def __init__(self, consumers: Sequence[Syncs]) -> None:
         self.consumers = consumers
 
     def run_once(self) -> None:
+        loaded: dict[str, Any] = {}
         for consumer in self.consumers:
-            consumer.sync()
+            if consumer.model not in loaded:
+                loaded[consumer.model] = consumer.registry()
+            consumer.follow(loaded[consumer.model])
 
 
 class Watch(Protocol):

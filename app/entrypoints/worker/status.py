@@ -47,7 +47,8 @@ class Heartbeat:
         if self.core.clock.monotonic() - self._last < self.interval:
             return
         self._last = self.core.clock.monotonic()
-        with self.core.engine.begin() as conn:
+        # One statement: no transaction to begin and commit around it.
+        with self.core.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(
                 update(worker_status)
                 .where(worker_status.c.name == WORKER_NAME)
