@@ -31,7 +31,9 @@ from domain.market_data import parse_ohlcv
 TRAIN_UNTIL = datetime(2022, 1, 20, 21, tzinfo=UTC)
 HOLD = Decimal(3)
 AFTER_FLAT = 5  # candles replayed after the account is flat
-REQUEST = ReplayRequest(train_until=TRAIN_UNTIL, hold=HOLD)
+# The signal engine off: the demo's exposure is the held long alone, so where the breaker
+# fires can be checked against the candles.
+REQUEST = ReplayRequest(train_until=TRAIN_UNTIL, hold=HOLD, signals=False)
 
 
 def demo_plan() -> Plan:
@@ -41,11 +43,8 @@ def demo_plan() -> Plan:
 
 
 def demo_settings(settings: Settings, the_plan: Plan) -> Settings:
-    """The replay's settings, with the signal engine off: the demo's exposure is the held
-    long alone, so where the breaker fires can be checked against the candles."""
-    return replay_settings(settings, REQUEST, the_plan.step).model_copy(
-        update={"signal_symbols": ""}
-    )
+    """The replay's settings for the demo's request."""
+    return replay_settings(settings, REQUEST, the_plan.step)
 
 
 def run_demo(core: Core, the_plan: Plan, progress: Any) -> dict[str, Any]:

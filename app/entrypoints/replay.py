@@ -73,7 +73,9 @@ class StoreNotFresh(RefusedBySafetyRule):
 class ReplayRequest:
     """What to replay and how. Times are aware UTC; ``speed`` is market seconds per wall
     second (None: as fast as the chain goes); ``hold`` a multiple of the deposit;
-    ``glitch_rate`` bad ticks per market hour."""
+    ``glitch_rate`` bad ticks per market hour; ``signals`` False keeps the signal engine from
+    trading, so the exposure is the held long alone (what the demo and the no-false-positive
+    month need: the engine would otherwise close the adopted long at its first short signal)."""
 
     symbol: str = DEFAULT_SYMBOL
     start: datetime | None = None
@@ -84,6 +86,7 @@ class ReplayRequest:
     glitch_rate: float = 0.0
     seed: int = 7
     deposit: Decimal = DEPOSIT
+    signals: bool = True
 
     def __post_init__(self) -> None:
         if self.speed is not None and not self.speed > 0:
@@ -137,14 +140,15 @@ def plan(candles: Candles, request: ReplayRequest) -> Plan:
 
 
 def replay_settings(settings: Settings, request: ReplayRequest, step: timedelta) -> Settings:
-    """The configuration a replay runs on: the signal engine on the replayed symbol, its bar
-    ``SIGNAL_BAR_CANDLES`` candles, the equity interval one mark (so the gate's bound on the
-    breaker's last reading is three marks of market time)."""
+    """The configuration a replay runs on: the signal engine on the replayed symbol (on none
+    when ``request.signals`` is False), its bar ``SIGNAL_BAR_CANDLES`` candles, the equity
+    interval one mark (so the gate's bound on the breaker's last reading is three marks of
+    market time)."""
     seconds = step.total_seconds()
     return settings.model_copy(
         update={
             "exchange": "paper",
-            "signal_symbols": request.symbol,
+            "signal_symbols": request.symbol if request.signals else "",
             "signal_bar_seconds": seconds * SIGNAL_BAR_CANDLES,
             "equity_interval": seconds / POINTS,
         }

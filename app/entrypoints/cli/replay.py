@@ -69,6 +69,13 @@ def replay(
     glitch_rate: Annotated[
         float, typer.Option("--glitch-rate", help="bad ticks per market hour")
     ] = 0.0,
+    signals: Annotated[
+        bool,
+        typer.Option(
+            "--signals/--no-signals",
+            help="let the signal engine trade (--no-signals: the exposure is the --hold alone)",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option("--seed", help="seed of the glitches and the model")] = 7,
     as_json: Json = False,
     html: Annotated[
@@ -89,6 +96,7 @@ def replay(
         hold=_multiple(hold) if hold is not None else None,
         glitch_rate=glitch_rate,
         seed=seed,
+        signals=signals,
     )
     if html is not None and not html.parent.is_dir():
         raise InvalidCommand(f"--html: folder {html.parent} does not exist")
