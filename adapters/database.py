@@ -164,23 +164,6 @@ class DatabaseAddress:
 _IDLE_SINCE = "tradecore_idle_since"  # a pooled connection's info key: when it went idle
 
 
-def idle_check(ping: Callable[[psycopg.Connection[Any]], None]) -> Callable[[Any], None]:
-    """A psycopg pool's ``check`` that runs ``ping`` only on a connection idle at least
-    ``PING_AFTER_IDLE_SECONDS`` (see there), as told by ``mark_idle`` at its return."""
-
-    def check(conn: psycopg.Connection[Any]) -> None:
-        idle_since = getattr(conn, "tradecore_idle_since", None)
-        if idle_since is None or time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS:
-            ping(conn)
-
-    return check
-
-
-def mark_idle(conn: psycopg.Connection[Any]) -> None:
-    """A psycopg pool's ``reset``: note when the connection went back to the pool."""
-    conn.tradecore_idle_since = time.monotonic()  # type: ignore[attr-defined]
-
-
 def redact(url: str) -> str:
     """The URL with any password replaced, for error messages."""
     scheme, sep, rest = url.partition("://")

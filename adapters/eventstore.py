@@ -38,8 +38,6 @@ from adapters.database import (
     BUSY_RETRY_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
     DatabaseAddress,
-    idle_check,
-    mark_idle,
     wait_for_slot,
 )
 from adapters.errors import StoreUnavailable
@@ -237,11 +235,9 @@ class PatientPostgresFactory(PostgresFactory):
         super().__init__(env)
         pool = self.datastore.pool
         pool.connection_class = _PatientConnection
-        # The library's pre-ping (POSTGRES_PRE_PING) only after idleness, as the read
-        # models' pool does (adapters.database.PING_AFTER_IDLE_SECONDS). The library builds
-        # the pool itself, so its check and reset are set here.
-        pool._check = idle_check(psycopg_pool.ConnectionPool.check_connection)
-        pool._reset = mark_idle
+        # The library's pre-ping stays at every checkout: making it idle-only through the
+        # pool's private check/reset hooks made commands hold a third connection (seen in
+        # test_a_command_holds_at_most_two_server_connections), so that saving was undone.
         try:
             pool.open(wait=True, timeout=BUSY_RETRY_SECONDS + CONNECT_TIMEOUT_SECONDS)
         except psycopg_pool.PoolTimeout as e:
