@@ -289,16 +289,7 @@ class ProjectionRunner:
                 conn.execute(
                     update(t)
                     .where(t.c.name == bindparam("b_name"))
-                    .values(
-                        position=head,
-                        updated_at=self.clock(),
-                        last_error=None,
-                        failing_event_id=None,
-                        failing_topic=None,
-                        failing_since=None,
-                        failures=0,
-                        replayed_since_start=t.c.replayed_since_start + bindparam("b_count"),
-                    ),
+                    .values(**self._advanced(head, bindparam("b_count"))),
                     moves,
                 )
         except Exception:
@@ -380,16 +371,7 @@ class ProjectionRunner:
         conn.execute(
             update(projection_tracking)
             .where(projection_tracking.c.name == projection.name)
-            .values(
-                position=new_position,
-                updated_at=self.clock(),
-                last_error=None,
-                failing_event_id=None,
-                failing_topic=None,
-                failing_since=None,
-                failures=0,
-                replayed_since_start=projection_tracking.c.replayed_since_start + len(batch),
-            )
+            .values(**self._advanced(new_position, len(batch)))
         )
         return len(batch), new_position, target
 
@@ -466,6 +448,21 @@ class ProjectionRunner:
                 backoff = min(backoff * 2, 30.0)
                 continue
             wait_for_events(poll_interval)
+
+    def _advanced(self, position: int, applied: Any) -> dict[str, Any]:
+        """A tracking row's new values once a batch is applied up to ``position``: its
+        failure record cleared, ``applied`` (a count, or a bound parameter holding one) added
+        to the events replayed since the start."""
+        return {
+            "position": position,
+            "updated_at": self.clock(),
+            "last_error": None,
+            "failing_event_id": None,
+            "failing_topic": None,
+            "failing_since": None,
+            "failures": 0,
+            "replayed_since_start": projection_tracking.c.replayed_since_start + applied,
+        }
 
     def lock_position(self, conn: Connection, name: str) -> int:
         """The tracked position of ``name``, its row locked until the transaction ends (the
