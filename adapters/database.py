@@ -29,14 +29,15 @@ CONNECT_TIMEOUT_SECONDS = 3
 # connections for well under a second) queues instead of failing, and the kill switch gets
 # through. A refusal that lasts longer is reported as StoreBusy.
 BUSY_RETRY_SECONDS = 10.0
-# A pooled connection is pinged before use (one round trip) only when it has been idle at
-# least this long. One returned more recently just worked and is very likely still there, as
-# HikariCP's alive-bypass window (500 ms) assumes; pinging it doubled the round trips of a
-# short transaction (a breaker reading is a few). If it did die meanwhile, its statement
-# fails as a lost store does, and SQLAlchemy then discards every pooled connection.
+# A read-model engine's pooled connection is pinged before use (one round trip) only when it
+# has been idle at least this long (the event store's pool pings at every checkout). One
+# returned more recently just worked and is very likely still there, as HikariCP's
+# alive-bypass window (500 ms) assumes; pinging it doubled the round trips of a short
+# transaction. If it did die meanwhile, its statement fails as a lost store does, and
+# SQLAlchemy then discards every pooled connection.
 PING_AFTER_IDLE_SECONDS = 0.5
-# libpq reports SQLSTATE 53300 at connect time only in the message text.
 T = TypeVar("T")
+# libpq reports SQLSTATE 53300 at connect time only in the message text.
 _BUSY_MESSAGES = (
     "too many clients already",
     "too many connections",  # for a role or a database with a connection limit
