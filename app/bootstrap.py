@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ from projections.trade_store import TradeProjection, TradeStateStore
 # keep more to avoid reconnecting.
 COMMAND_POOL_SIZE = 1
 SERVICE_POOL_SIZE = 4
+
+# After a flatten, the longest the flattener waits (seconds) for the trade store's rows to
+# close the trades: another transaction may hold them, for ever if its process is stopped.
+# The breaker's readings wait that long at most; the closes are retried at the next check.
+TRADE_STORE_LOCK_WAIT = 1.0
 
 
 class Schema(Enum):
@@ -176,7 +182,12 @@ class Core:
             deadline=self.settings.flatten_deadline,
             progress=progress,
             barrier=barrier,
-            on_flat=EmergencyTradeCloser(self.store, venue, self.clock, self.open_trade_ids),
+            on_flat=EmergencyTradeCloser(
+                self.store,
+                venue,
+                self.clock,
+                functools.partial(self.open_trade_ids, lock_wait=TRADE_STORE_LOCK_WAIT),
+            ),
         )
 
     def drawdown_breaker(self, venue: ExchangePort | None = None) -> DrawdownBreaker:
@@ -294,9 +305,13 @@ class Core:
     def trade_store(self) -> TradeStateStore:
         return TradeStateStore(self.engine)
 
-    def open_trade_ids(self) -> list[UUID]:
-        """Open trades as of the log's head (the trade store caught up first)."""
-        self.runner.catch_up_projection(self.runner.projection(TradeProjection.default_name))
+    def open_trade_ids(self, lock_wait: float | None = None) -> list[UUID]:
+        """Open trades as of the log's head (the trade store caught up first, waiting at
+        most ``lock_wait`` seconds for a lock another transaction holds; None: as long as it
+        holds). Raises ProjectionBusy when ``lock_wait`` runs out."""
+        self.runner.catch_up_projection(
+            self.runner.projection(TradeProjection.default_name), lock_wait=lock_wait
+        )
         return [t.trade_id for t in self.trade_store().list_open_trades()]
 
     def waiter(self) -> NotificationWaiter:

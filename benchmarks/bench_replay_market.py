@@ -39,6 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from adapters.database import DatabaseAddress
 from benchmarks.support import (
     Figure,
     Progress,
@@ -85,7 +86,10 @@ def main() -> None:
                 progress(
                     f"{part}: {results[part]['candles']} candles in {results[part]['wall']:.1f} s"
                 )
-    _print(results, context, markdown=args.markdown)
+        with scratch_database(srv) as address:
+            progress("the server's floor: a round trip, a committed one-row insert")
+            floor = _server_floor(address)
+    _print(results, floor, context, markdown=args.markdown)
 
 
 def _child(args: argparse.Namespace, part: str, url: str) -> dict[str, Any]:
@@ -147,6 +151,42 @@ def _part(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# Each candle commits at least this many transactions: each of its four marks moves the
+# paper venue's prices in one, and each of its four readings is recorded in one.
+COMMITS_A_CANDLE = 8
+FLOOR_SAMPLES = 2000
+
+
+def _server_floor(owner: DatabaseAddress) -> dict[str, float]:
+    """This server's cost of the two things the chain cannot do without, in ms (medians of
+    ``FLOOR_SAMPLES``, one connection, no ORM): a round trip (``SELECT 1``), and a one-row
+    INSERT committed in its own transaction (the WAL flush included, as in every commit of
+    the chain)."""
+    import statistics  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    def median_ms(call: Any) -> float:
+        samples = []
+        for _ in range(FLOOR_SAMPLES):
+            began = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - began) * 1000)
+        return statistics.median(samples)
+
+    with owner.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE floor_probe (id bigserial PRIMARY KEY, body text)")
+        body = "x" * 300  # about an equity reading's stored size
+
+        def committed_insert() -> None:
+            with conn.transaction():
+                conn.execute("INSERT INTO floor_probe (body) VALUES (%s)", (body,))
+
+        return {
+            "round_trip_ms": median_ms(lambda: conn.execute("SELECT 1").fetchone()),
+            "commit_ms": median_ms(committed_insert),
+        }
+
+
 @contextlib.contextmanager
 def _counting_statements() -> Iterator[list[int]]:
     """Count the SQL statements this process sends through psycopg (the read models', the
@@ -173,8 +213,15 @@ def _counting_statements() -> Iterator[list[int]]:
         psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
 
 
-def _print(results: dict[str, dict[str, Any]], context: str, *, markdown: bool) -> None:
+def _print(
+    results: dict[str, dict[str, Any]], floor: dict[str, float], context: str, *, markdown: bool
+) -> None:
     chain, base = results["chain"], results["baseline"]
+    statements = chain["statements"] / chain["candles"]
+    # The chain's statements at this server's floor, as if Python took no time at all.
+    floor_ms = (statements - COMMITS_A_CANDLE) * floor["round_trip_ms"] + (
+        COMMITS_A_CANDLE * floor["commit_ms"]
+    )
     figures = [
         Figure(
             "candles/s through the whole chain",
@@ -188,8 +235,12 @@ def _print(results: dict[str, dict[str, Any]], context: str, *, markdown: bool) 
                 + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(chain["seconds_in"].items())),
                 f"{chain['activations']} activation(s), glitches {chain['glitches']}, deepest "
                 f"drawdown {chain['deepest_drawdown']}, {chain['trades']} trade(s) opened",
-                f"SQL statements a candle: {chain['statements'] / chain['candles']:.0f} "
+                f"SQL statements a candle: {statements:.0f} "
                 f"(venue + breaker only: {base['statements'] / base['candles']:.0f})",
+                f"this server's floor: a round trip {floor['round_trip_ms']:.3f} ms, a committed "
+                f"one-row insert {floor['commit_ms']:.3f} ms; the chain's statements at that "
+                f"floor with no Python time: {floor_ms:.1f} ms a candle, at most "
+                f"{1000 / floor_ms:.0f} candles/s",
             ],
         ),
         Figure(

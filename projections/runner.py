@@ -32,7 +32,17 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Engine, MetaData, Table, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.elements import quoted_name
 
@@ -149,6 +159,21 @@ class ProjectionFailed(Exception):
         at = f"event {failure.event_id} ({failure.topic})" if failure.event_id else "its batch"
         super().__init__(f"{failure.name} cannot apply {at}: {failure.error}")
         self.failure = failure
+
+
+class ProjectionBusy(Exception):
+    """Another transaction held a read model's rows longer than the caller would wait (a
+    bounded catch-up, see ``ProjectionRunner.catch_up_projection``). Nothing of the waiting
+    transaction stays and nothing is recorded against the read model: it is not failing."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(f"{name} is being written by another transaction (waited {seconds:g} s)")
+        self.name = name
+
+
+def _lock_wait_ended(error: BaseException) -> bool:
+    """A lock wait ended by the transaction's lock_timeout (SQLSTATE 55P03)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "55P03"
 
 
 @dataclass(frozen=True)
@@ -310,18 +335,33 @@ class ProjectionRunner:
         *,
         upto: int | None = None,
         progress: Callable[[int, int], None] = lambda position, head: None,
+        lock_wait: float | None = None,
     ) -> int:
         """Apply ``projection``'s pending events up to ``upto`` (default: the head), one
         transaction per batch. Returns how many events it applied.
 
+        ``lock_wait``: the longest, in seconds, each batch's transaction waits for a lock
+        (its tracking row, its rows) that another transaction holds; None waits as long as
+        the holder holds (a stopped holder: for ever).
+
         Raises ProjectionFailed (recorded in its tracking row) when it cannot apply an
-        event, having applied the ones before it; a store error as it is."""
+        event, having applied the ones before it; ProjectionBusy when ``lock_wait`` ran
+        out (nothing recorded); a store error as it is."""
         applied = 0
         while True:
             try:
                 with self.engine.begin() as conn:
+                    if lock_wait is not None:
+                        # For this transaction only (adapters.locks bounds the order-flow
+                        # lock the same way; the projections may not import the adapters).
+                        conn.execute(
+                            text("SELECT set_config('lock_timeout', :ms, true)"),
+                            {"ms": f"{max(1, int(lock_wait * 1000))}ms"},
+                        )
                     count, position, target = self.step(conn, projection, upto=upto)
             except Exception as error:
+                if lock_wait is not None and _lock_wait_ended(error):
+                    raise ProjectionBusy(projection.name, lock_wait) from None
                 if self._store_down():
                     self._record_error(projection.name, error)
                     raise

@@ -23,6 +23,7 @@ from domain.errors import RefusedBySafetyRule
 from domain.ids import account_id
 from projections.policy_view import PolicyProjection
 from projections.tables import projection_tracking
+from projections.trade_store import TradeProjection
 from tests.integration.paper_drill import funded, long_book, move, running
 from tests.waiting import wait_for
 
@@ -130,6 +131,48 @@ def test_the_breaker_thread_trips_and_flattens_while_the_worker_main_loop_is_stu
             assert policy_view_position(core) == stuck_at  # nothing got past the lock
             blocker.rollback()
     assert account(core).breaker_state is BreakerState.HARD_BREACH
+
+
+def test_a_held_trade_store_does_not_stop_the_breaker_after_its_flatten(core: Core) -> None:
+    # After its flatten the breaker's thread closes the trades, which needs the trade store
+    # caught up. A transaction holding the trade store's rows (here the test's; in life a
+    # stopped process's) once held the thread there, and no reading was taken until it
+    # ended. Now it waits TRADE_STORE_LOCK_WAIT at most, reads on, and the trades are
+    # closed by a later check once the rows are free.
+    venue = funded(core, MARKS)
+    long_book(venue)
+    core.runner.catch_up()  # every read model's tracking row exists
+    with running(Worker(core)):
+        wait_for(
+            lambda: len(core.open_trade_ids()) == 2,
+            30,
+            what="the two positions adopted as trades by reconciliation",
+        )
+        trade_ids = core.open_trade_ids()
+
+        def open_trades() -> int:  # as the log has them: the trade store is the one held
+            return sum(core.store.repository.get(t).is_open for t in trade_ids)
+
+        with core.engine.connect() as blocker, blocker.begin():
+            blocker.execute(
+                select(projection_tracking)
+                .where(projection_tracking.c.name == TradeProjection.default_name)
+                .with_for_update()
+            )
+            move(venue, "0.85")  # a 12 % drawdown
+            wait_for(tripped_and_flat(core), 20, what="the breaker's own trip and flatten")
+            at_flat = len(readings(core))
+            wait_for(
+                lambda: len(readings(core)) >= at_flat + 3,
+                20,
+                what="readings after the flatten while the trade store is held",
+            )
+            assert positions_and_orders(venue) == (0, 0)
+            assert open_trades() == 2, "the closes wait for the trade store"
+            blocker.rollback()
+        wait_for(lambda: open_trades() == 0, 30, what="the trades closed at a later check")
+    [store] = [p for p in core.runner.positions() if p.name == TradeProjection.default_name]
+    assert store.last_error is None and store.failures == 0, "a busy store is not failing"
 
 
 def policy_view_position(core: Core) -> int:

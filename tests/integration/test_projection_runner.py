@@ -12,6 +12,7 @@ from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
+from projections.runner import ProjectionBusy
 from projections.tables import policy_view, projection_tracking
 from tests.waiting import wait_for
 
@@ -178,3 +179,27 @@ def test_a_store_outage_is_raised_not_recorded_as_a_read_model_failure(core: Cor
     with pytest.raises(RuntimeError, match="connection lost"):
         core.runner.catch_up()
     assert core.runner.failing() == []
+
+
+def test_a_bounded_catch_up_gives_up_on_a_held_tracking_row_and_records_nothing(
+    core: Core,
+) -> None:
+    core.runner.catch_up()
+    core.commands.update_policy(actor="a", reason="r", max_leverage="4")
+    view = core.runner.projection(PolicyProjection.default_name)
+    before = tracked(core)
+    with core.engine.connect() as blocker, blocker.begin():
+        blocker.execute(
+            select(projection_tracking)
+            .where(projection_tracking.c.name == view.name)
+            .with_for_update()
+        )
+        with pytest.raises(ProjectionBusy, match="policy_view is being written by another"):
+            core.runner.catch_up_projection(view, lock_wait=0.2)
+        blocker.rollback()
+    [position] = [p for p in core.runner.positions() if p.name == view.name]
+    assert position.position == before and position.last_error is None
+    assert position.failures == 0 and core.runner.failing() == []
+    # Free again: the same bounded call applies the pending event.
+    assert core.runner.catch_up_projection(view, lock_wait=0.2) == 1
+    assert tracked(core) > before
