@@ -14,7 +14,8 @@ together are served together: only the account's own bookkeeping takes a lock.
 Contracts settle in USDT or USDC (``BTC/USDC:USDC`` is ``BTCUSDC``); as on the real Bybit, an
 account-wide listing or cancel-all there covers the one ``settleCoin`` it names.
 
-``refuse`` lets a test answer chosen requests with the venue's rate-limit error instead.
+``refuse`` lets a test answer chosen requests with the venue's rate-limit error instead (it
+returns True), or with an answer of its own (it returns the HTTP status and JSON body).
 Used by the offline flatten tests and ``benchmarks/bench_flatten_venue.py``.
 """
 
@@ -165,7 +166,7 @@ class SimulatedSession:
         self.headers = {}
         self.cookies = RequestsCookieJar()
         self.calls: list[Call] = []
-        self.refuse: Callable[[str, str, dict[str, Any]], bool] = lambda *_: False
+        self.refuse: Callable[[str, str, dict[str, Any]], bool | Answer] = lambda *_: False
         # The venue's recorded candles, any symbol: (open time ms, open, high, low, close,
         # volume), oldest first. The kline endpoints page through them.
         self.candles: list[tuple[int, float, float, float, float, float]] = []
@@ -190,13 +191,17 @@ class SimulatedSession:
         # exchange's behaviour under test), not a synchronisation.
         time.sleep(max(delay, 0.0) / 2)
         with self._lock:
-            if refused:
+            if isinstance(refused, tuple):
+                status, answer = refused
+            elif refused:
                 status, answer = self._rate_limited()
             else:
                 status, answer = self._answer(method, parts.path, params)
         time.sleep(max(delay, 0.0) / 2)  # the way back (latency, as above)
         with self._lock:
-            self.calls.append(Call(method, parts.path, params, started, time.monotonic(), refused))
+            self.calls.append(
+                Call(method, parts.path, params, started, time.monotonic(), bool(refused))
+            )
         return _response(url, status, answer)
 
     def close(self) -> None:

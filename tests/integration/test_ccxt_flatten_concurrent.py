@@ -585,6 +585,74 @@ def test_an_attempt_the_store_cannot_record_sends_no_close_and_a_later_one_flatt
     assert report.positions_closed == 20 and report.orders_canceled == 20
 
 
+# A venue's server error on a cancel-all: the request may have been executed (ccxt's
+# OperationFailed / ExchangeError, the port's OutcomeUnknown), so nothing is assumed of it.
+SERVER_ERRORS = {
+    "binanceusdm": (
+        503,
+        {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
+    ),
+    "bybit": (
+        200,
+        {
+            "retCode": 10016,
+            "retMsg": "System error. Please try again later.",
+            "result": {},
+            "retExtInfo": {},
+            "time": 1767225600000,
+        },
+    ),
+}
+
+
+def test_cancels_failing_as_the_attempt_fails_to_record_send_no_close_and_a_later_one_flattens(
+    core: Core, rig: tuple[str, CcxtVenue, SimulatedSession]
+) -> None:
+    exchange_id, venue, session = rig
+    cancels = {(m, p) for m, p in SWEEP[exchange_id]} - {CLOSES[exchange_id]}
+    flattener = core.flattener(venue=venue)
+    first_over: list[float] = []
+
+    def back_off(seconds: float) -> None:  # the back-off after the failed commit, skipped
+        if not first_over:
+            first_over.append(time.monotonic())
+
+    flattener.sleep = back_off
+    # Every cancel of the first attempt fails at the venue; the later ones are answered.
+    session.refuse = lambda method, path, _: (
+        SERVER_ERRORS[exchange_id] if (method, path) in cancels and not first_over else False
+    )
+    save = flattener.repository.save
+    closes_when_refused: list[int] = []
+
+    def failing_once(aggregate: Emergency) -> None:
+        first = isinstance(aggregate, Emergency) and aggregate.flatten_attempts == 1
+        if first and not closes_when_refused:
+            closes_when_refused.append(len(session.to(*CLOSES[exchange_id])))
+            raise StoreUnavailable("the store went away while the attempt was committed")
+        save(aggregate)
+
+    flattener.repository.save = failing_once  # type: ignore[method-assign,assignment]
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    refused = [c for c in session.calls if c.refused]
+    assert refused and {(c.method, c.path) for c in refused} <= cancels
+    assert closes_when_refused == [0] and first_over
+    # The failed attempt raised only once its cancels were answered (refused), and no close
+    # left under it: every close request came after it.
+    assert max(c.ended for c in refused) <= first_over[0]
+    assert all(c.started > first_over[0] for c in session.to(*CLOSES[exchange_id]))
+    assert report is not None and report.flat, report
+    assert session.account.positions == {} and session.account.resting == {}
+    attempts = [
+        e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
+    ]
+    recorded_ids = {o["client_order_id"] for e in attempts for o in e.close_orders}
+    assert set(session.account.filled) <= recorded_ids and len(session.account.filled) == 20
+    assert report.positions_closed == 20 and report.orders_canceled == 20
+
+
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
 def test_usdc_perpetuals_are_seen_and_flattened_with_the_usdt_ones(
     core: Core, exchange_id: str
