@@ -60,10 +60,12 @@ from projections.trade_store import TradeProjection, TradeStateStore
 COMMAND_POOL_SIZE = 1
 SERVICE_POOL_SIZE = 4
 
-# After a flatten, the longest the flattener waits (seconds) for the trade store's rows to
-# close the trades: another transaction may hold them, for ever if its process is stopped.
-# The breaker's readings wait that long at most; the closes are retried at the next check.
-TRADE_STORE_LOCK_WAIT = 1.0
+# The longest (seconds) a catch-up of the read models waits for rows another transaction
+# holds, for ever if that transaction's process is stopped: the flattener's before it closes
+# the trades (so the breaker's readings wait that long at most; the closes are retried at the
+# next check), the worker's catch-up duty (so its emergency supervision goes on) and a
+# command's catch-up as it closes. The held read model is caught up at a later pass.
+READ_MODEL_LOCK_WAIT = 1.0
 
 
 class Schema(Enum):
@@ -186,7 +188,7 @@ class Core:
                 self.store,
                 venue,
                 self.clock,
-                functools.partial(self.open_trade_ids, lock_wait=TRADE_STORE_LOCK_WAIT),
+                functools.partial(self.open_trade_ids, lock_wait=READ_MODEL_LOCK_WAIT),
             ),
         )
 
@@ -256,7 +258,13 @@ class Core:
         def exclusive_flow(timeout: float) -> AbstractContextManager[bool]:
             return order_flow_lock(self.engine, ORDER_FLOW_LOCK, exclusive=True, timeout=timeout)
 
-        return Reconciler(self.store, self.venue(), self.clock, self.open_trade_ids, exclusive_flow)
+        return Reconciler(
+            self.store,
+            self.venue(),
+            self.clock,
+            functools.partial(self.open_trade_ids, lock_wait=READ_MODEL_LOCK_WAIT),
+            exclusive_flow,
+        )
 
     def signal_engine(
         self,

@@ -231,28 +231,36 @@ class ProjectionRunner:
                 return projection
         raise KeyError(name)
 
-    def catch_up(self) -> int:
+    def catch_up(self, lock_wait: float | None = None) -> int:
         """Apply every committed event each projection has not processed. Returns the count.
 
         A projection that fails on an event is recorded, waits out its backoff and is
-        passed over meanwhile; the others go on (see ``failing``). Raises only what the
-        store raises when it cannot be reached."""
+        passed over meanwhile; the others go on (see ``failing``). ``lock_wait``: the
+        longest, in seconds, a transaction of this call waits for a lock another holds
+        (None: as long as it holds); a projection whose rows stay held is passed over this
+        time, not recorded as failing, and the others go on. Raises only what the store
+        raises when it cannot be reached."""
         due = [
             p
             for p in self.projections
             if time.monotonic() >= self._retry.get(p.name, (0.0, self.retry_after))[0]
         ]
-        applied, rest = self._together(due)
+        applied, rest = self._together(due, lock_wait)
         for projection in rest:
             try:
-                applied += self.catch_up_projection(projection)
+                applied += self.catch_up_projection(projection, lock_wait=lock_wait)
+            except ProjectionBusy as busy:
+                log.warning("%s; caught up at a later pass", busy)
+                continue
             except ProjectionFailed as failed:
                 self._back_off(projection.name, failed)
                 continue
             self._retry.pop(projection.name, None)
         return applied
 
-    def _together(self, projections: Sequence[Projection]) -> tuple[int, list[Projection]]:
+    def _together(
+        self, projections: Sequence[Projection], lock_wait: float | None
+    ) -> tuple[int, list[Projection]]:
         """The steady state in one transaction: every tracking row locked and the head read
         once, the few events since the slowest position read once, each projection given
         the ones it handles, every position advanced in one statement. Returns (events
@@ -265,6 +273,8 @@ class ProjectionRunner:
         names = [p.name for p in projections]
         try:
             with self.engine.begin() as conn:
+                if lock_wait is not None:
+                    self._bound_lock_wait(conn, lock_wait)
                 positions = {
                     r.name: int(r.position)
                     for r in conn.execute(
@@ -325,6 +335,17 @@ class ProjectionRunner:
             self._retry.pop(projection.name, None)
         return applied, []
 
+    @staticmethod
+    def _bound_lock_wait(conn: Connection, seconds: float) -> None:
+        """Every lock wait of ``conn``'s transaction ends after ``seconds`` (SQLSTATE 55P03)
+        instead of lasting as long as the holder holds, which a stopped process does for
+        ever. adapters.locks bounds the order-flow lock the same way; the projections may
+        not import the adapters."""
+        conn.execute(
+            text("SELECT set_config('lock_timeout', :ms, true)"),
+            {"ms": f"{max(1, int(seconds * 1000))}ms"},
+        )
+
     def failing(self) -> list[str]:
         """The projections this runner is holding back after a failure."""
         return sorted(self._retry)
@@ -352,12 +373,7 @@ class ProjectionRunner:
             try:
                 with self.engine.begin() as conn:
                     if lock_wait is not None:
-                        # For this transaction only (adapters.locks bounds the order-flow
-                        # lock the same way; the projections may not import the adapters).
-                        conn.execute(
-                            text("SELECT set_config('lock_timeout', :ms, true)"),
-                            {"ms": f"{max(1, int(lock_wait * 1000))}ms"},
-                        )
+                        self._bound_lock_wait(conn, lock_wait)
                     count, position, target = self.step(conn, projection, upto=upto)
             except Exception as error:
                 if lock_wait is not None and _lock_wait_ended(error):

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from adapters.clock import WALL, Clock
-from app.bootstrap import COMMAND_POOL_SIZE, Core, Schema, bootstrap
+from app.bootstrap import COMMAND_POOL_SIZE, READ_MODEL_LOCK_WAIT, Core, Schema, bootstrap
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class CliState:
             # and a read model failing on an event is isolated and recorded by the runner.
             if self.catch_up_on_close:
                 try:
-                    self._core.runner.catch_up()
+                    self._core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
                 except Exception:  # reported by `projections status`; never fatal here
                     log.warning("read models not caught up after the command", exc_info=True)
             self._core.close()

@@ -13,7 +13,9 @@ catch-up), ``models``, ``signals``, ``reconciliation``, ``status`` (heartbeat, o
 ``watchdog`` (the lock, the embedded server). ``duty.Duty`` is the failure boundary: a read
 model that cannot apply an event, a model that will not load or a venue that will not
 answer delays only its own duty, never the emergency supervision (which reads the Emergency
-aggregate, not a view) nor the breaker.
+aggregate, not a view) nor the breaker. A read model whose rows another transaction holds
+(a stopped process's, for ever) delays the catch-up by at most twice
+``app.bootstrap.READ_MODEL_LOCK_WAIT`` a round and is passed over until they are free.
 
 When the store goes away it keeps running, retries with a bounded backoff, and when the
 store returns it catches up from the tracked positions: the log is the buffer. It records
