@@ -22,7 +22,12 @@ import pytest
 from adapters.ccxt.venue import CcxtVenue
 from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
-from app.processes.flattener import Flattener, client_order_id, positions_and_orders
+from app.processes.flattener import (
+    Flattener,
+    FlattenReport,
+    client_order_id,
+    positions_and_orders,
+)
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.venue import Position
@@ -556,27 +561,42 @@ def test_an_attempt_the_store_cannot_record_sends_no_close_and_a_later_one_flatt
     exchange_id, venue, session = rig
     flattener = core.flattener(venue=venue)
     flattener.sleep = lambda seconds: None  # the back-off after the failed commit, skipped
+    closes_when_refused = first_commit_fails(flattener, session, exchange_id)
+    core.commands.activate_emergency(reason="drill", actor="alice")
+    report = flattener.run()
+
+    assert closes_when_refused == [0]
+    emergency = core.store.repository.get(EMERGENCY_ID)
+    assert isinstance(emergency, Emergency) and emergency.activation_id is not None
+    flat_with_each_close_recorded_once(core, session, report)
+
+
+def first_commit_fails(
+    flattener: Flattener, session: SimulatedSession, exchange_id: str
+) -> list[int]:
+    """Make the commit of the flattener's first attempt fail (once); returns the list that
+    will hold how many close requests the venue had seen at that moment."""
     save = flattener.repository.save
-    refused: list[int] = []
-    closes_before_refusal_answered: list[int] = []
+    closes_when_refused: list[int] = []
 
     def failing_once(aggregate: Emergency) -> None:
-        if isinstance(aggregate, Emergency) and aggregate.flatten_attempts == 1 and not refused:
-            refused.append(1)
-            closes_before_refusal_answered.append(len(session.to(*CLOSES[exchange_id])))
+        first = isinstance(aggregate, Emergency) and aggregate.flatten_attempts == 1
+        if first and not closes_when_refused:
+            closes_when_refused.append(len(session.to(*CLOSES[exchange_id])))
             raise StoreUnavailable("the store went away while the attempt was committed")
         save(aggregate)
 
     flattener.repository.save = failing_once  # type: ignore[method-assign,assignment]
-    core.commands.activate_emergency(reason="drill", actor="alice")
-    report = flattener.run()
+    return closes_when_refused
 
-    assert refused and closes_before_refusal_answered == [0]
+
+def flat_with_each_close_recorded_once(
+    core: Core, session: SimulatedSession, report: FlattenReport | None
+) -> None:
+    """The stocked account flat, its 20 positions and 20 orders counted, and each close sent
+    once, under an attempt that was recorded (the failed first one never was)."""
     assert report is not None and report.flat, report
     assert session.account.positions == {} and session.account.resting == {}
-    # Each close went once, under the attempt that was recorded (attempt 1 never was).
-    emergency = core.store.repository.get(EMERGENCY_ID)
-    assert isinstance(emergency, Emergency) and emergency.activation_id is not None
     attempts = [
         e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
     ]
@@ -622,17 +642,7 @@ def test_cancels_failing_as_the_attempt_fails_to_record_send_no_close_and_a_late
     session.refuse = lambda method, path, _: (
         SERVER_ERRORS[exchange_id] if (method, path) in cancels and not first_over else False
     )
-    save = flattener.repository.save
-    closes_when_refused: list[int] = []
-
-    def failing_once(aggregate: Emergency) -> None:
-        first = isinstance(aggregate, Emergency) and aggregate.flatten_attempts == 1
-        if first and not closes_when_refused:
-            closes_when_refused.append(len(session.to(*CLOSES[exchange_id])))
-            raise StoreUnavailable("the store went away while the attempt was committed")
-        save(aggregate)
-
-    flattener.repository.save = failing_once  # type: ignore[method-assign,assignment]
+    closes_when_refused = first_commit_fails(flattener, session, exchange_id)
     core.commands.activate_emergency(reason="drill", actor="alice")
     report = flattener.run()
 
@@ -643,14 +653,7 @@ def test_cancels_failing_as_the_attempt_fails_to_record_send_no_close_and_a_late
     # left under it: every close request came after it.
     assert max(c.ended for c in refused) <= first_over[0]
     assert all(c.started > first_over[0] for c in session.to(*CLOSES[exchange_id]))
-    assert report is not None and report.flat, report
-    assert session.account.positions == {} and session.account.resting == {}
-    attempts = [
-        e for e in core.store.events.get(EMERGENCY_ID) if isinstance(e, Emergency.FlattenAttempted)
-    ]
-    recorded_ids = {o["client_order_id"] for e in attempts for o in e.close_orders}
-    assert set(session.account.filled) <= recorded_ids and len(session.account.filled) == 20
-    assert report.positions_closed == 20 and report.orders_canceled == 20
+    flat_with_each_close_recorded_once(core, session, report)
 
 
 @pytest.mark.parametrize("exchange_id", ["binanceusdm", "bybit"])
