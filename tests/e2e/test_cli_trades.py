@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.database import DatabaseAddress
 from tests.e2e.conftest import Cli, running_worker
 
 BTC = "BTC/USDT:USDT"
@@ -248,3 +249,24 @@ def test_importing_a_trade_whose_quantity_other_trades_hold_is_refused_naming_bo
         assert len(refused.stderr.strip().splitlines()) == 1
         assert "'t-9'" in refused.stderr and "(import, 0.01)" in refused.stderr
     assert len(cli("trades", "list", "--open", "--json").json()) == 1
+
+
+def test_trades_list_answers_within_its_bound_while_another_transaction_holds_the_trade_store(
+    cli: Cli, database: DatabaseAddress
+) -> None:
+    # An administrator's open transaction (or a stopped process's) holding the trade store's
+    # tracking row: the command's catch-up waits READ_MODEL_LOCK_WAIT, says so in one line,
+    # and answers from the read model as it stands, instead of waiting for the holder.
+    assert cli("trades", "list").code == 0  # the tracking rows exist
+    with database.connect(autocommit=False) as holder:
+        holder.execute(
+            "SELECT * FROM readmodel.projection_tracking WHERE name = 'trades' FOR UPDATE"
+        )
+        # At the operator's default log level (the tests' is ERROR).
+        as_operator = Cli(cli.env | {"TRADECORE_LOG_LEVEL": "WARNING"})
+        listed = as_operator("trades", "list", "--json", timeout=30)
+        holder.rollback()
+    assert listed.code == 0, listed.stderr
+    assert listed.json() == []
+    [line] = [line for line in listed.stderr.splitlines() if line.strip()]
+    assert "trades is being written by another transaction (waited 1 s)" in line, line

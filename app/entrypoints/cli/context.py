@@ -57,6 +57,15 @@ class CliState:
             self._core = core
         return self._core
 
+    def current(self) -> Core:
+        """The core for a command that reads read models it first brings to the head: one
+        catch-up now, bounded by READ_MODEL_LOCK_WAIT (a read model another transaction
+        holds is read as it stands, with a warning line), and none again on close."""
+        core = self.core()
+        core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
+        self.catch_up_on_close = False
+        return core
+
     def reading(self) -> Core:
         """The core for a read command: it reads views (or aggregates) and runs no
         projection or process manager, not even on close, so one that cannot apply an

@@ -139,8 +139,7 @@ def rollback(
 @app.command("status")
 def status(ctx: typer.Context, as_json: Json = False) -> None:
     """One entry per consumer: the model and version it runs, since when, its last error."""
-    core = state(ctx).core()
-    core.runner.catch_up()
+    core = state(ctx).current()
     with core.engine.connect() as conn:
         rows = conn.execute(
             select(model_consumers).order_by(model_consumers.c.consumer, model_consumers.c.model)

@@ -73,8 +73,7 @@ def list_trades(
 ) -> None:
     """Trades, oldest first. ``quantity`` is what filled on entry; ``open_quantity`` what the
     trade still holds."""
-    core = state(ctx).core()
-    core.runner.catch_up()
+    core = state(ctx).current()
     store = core.trade_store()
     rows = store.list_open_trades() if open_only else store.history(symbol=symbol)
     if symbol is not None:
@@ -105,8 +104,7 @@ def show(
         tid = UUID(trade_id)
     except ValueError:
         raise InvalidCommand(f"not a trade id: {trade_id!r}") from None
-    core = state(ctx).core()
-    core.runner.catch_up()
+    core = state(ctx).current()
     row = core.trade_store().get(tid)
     if row is None:
         raise TradeNotFound(f"no trade {trade_id}")
