@@ -161,10 +161,12 @@ class ProjectionFailed(Exception):
         self.failure = failure
 
 
-class ProjectionBusy(Exception):
+class ProjectionBusy(TimeoutError):
     """Another transaction held a read model's rows longer than the caller would wait (a
     bounded catch-up, see ``ProjectionRunner.catch_up_projection``). Nothing of the waiting
-    transaction stays and nothing is recorded against the read model: it is not failing."""
+    transaction stays and nothing is recorded against the read model: it is not failing.
+    A TimeoutError, so that callers in rooms that may not import the projections can tell
+    a wait that ran out from a failure."""
 
     def __init__(self, name: str, seconds: float) -> None:
         super().__init__(f"{name} is being written by another transaction (waited {seconds:g} s)")

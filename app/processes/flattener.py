@@ -637,6 +637,8 @@ class Flattener:
                 emergency = self._load_or(emergency)
         try:
             self.on_flat(emergency)
+        except TimeoutError as e:  # a read model held elsewhere (ProjectionBusy): one line
+            log.warning("closing the trades after the flatten waits (%s); retried on next check", e)
         except Exception:  # bookkeeping; the account is flat regardless
             log.exception("closing the trades after the flatten failed; retried on next check")
         report = self._report(emergency, flat=True, progress=seen)
