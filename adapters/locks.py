@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from adapters.database import DatabaseAddress, lost_store
@@ -57,6 +57,23 @@ def advisory_lock(
             conn.close()  # releases the lock
 
 
+def bound_lock_wait(conn: Connection, seconds: float) -> None:
+    """End every lock wait of ``conn``'s current transaction after ``seconds`` (the waiter
+    gets SQLSTATE 55P03, see :func:`lock_wait_ended`) instead of waiting as long as the
+    holder holds: a holder can be a stopped process the server still counts as alive."""
+    conn.execute(
+        text("SELECT set_config('lock_timeout', :ms, true)"),
+        {"ms": f"{max(1, int(seconds * 1000))}ms"},
+    )
+
+
+def lock_wait_ended(error: BaseException) -> bool:
+    """Whether ``error`` is a lock wait ended by :func:`bound_lock_wait`'s bound."""
+    return isinstance(error, OperationalError) and isinstance(
+        error.orig, psycopg.errors.LockNotAvailable
+    )
+
+
 @contextmanager
 def order_flow_lock(
     engine: Engine, name: UUID, *, exclusive: bool, timeout: float
@@ -70,15 +87,12 @@ def order_flow_lock(
     """
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     with engine.connect() as conn, conn.begin():
-        conn.execute(
-            text("SELECT set_config('lock_timeout', :ms, true)"),
-            {"ms": f"{max(1, int(timeout * 1000))}ms"},
-        )
+        bound_lock_wait(conn, timeout)
         try:
             conn.execute(text(f"SELECT {function}(:key)"), {"key": lock_key(name)})
             acquired = True
         except OperationalError as e:
-            if not isinstance(e.orig, psycopg.errors.LockNotAvailable):
+            if not lock_wait_ended(e):
                 raise
             acquired = False
         yield acquired

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 
+from adapters.locks import bound_lock_wait, lock_wait_ended
 from adapters.paper import tables as t
 from adapters.paper.faults import Draw, Fault, FaultSettings, draw
 from adapters.paper.matching import ACCOUNT, Matching, check_symbol, order_from_row
@@ -60,6 +62,10 @@ class PaperVenue:
     name = "paper"
     position_lag = 0.0  # one database: an answered order is in the next read
     concurrent_requests = False  # one transaction at a time, under the account lock
+    # Seconds a request waits for the account (a lock another transaction holds) before it
+    # is answered VenueUnavailable with nothing done, as a venue's request times out: ccxt's
+    # default request timeout (Exchange.timeout, 10,000 ms).
+    request_timeout = 10.0
     transfer_interval = 0.0  # its ledger is a table: read it before every reading
 
     def __init__(
@@ -401,10 +407,15 @@ class PaperVenue:
         return _answer(kind, *outcome)
 
     def _batch(self, ops: Sequence[Op[T]], *, kind: str) -> list[T | VenueError]:
-        """Several requests in one transaction, each with its own fault and answer."""
+        """Several requests in one transaction, each with its own fault and answer (each the
+        same VenueUnavailable when the account stayed held past ``request_timeout``)."""
         if not ops:
             return []
-        return [outcome_of(partial(_answer, kind, *o)) for o in self._execute(ops, kind=kind)]
+        try:
+            outcomes = self._execute(ops, kind=kind)
+        except VenueUnavailable as e:
+            return [e] * len(ops)
+        return [outcome_of(partial(_answer, kind, *o)) for o in outcomes]
 
     def _execute(self, ops: Sequence[Op[T]], *, kind: str, locked: bool = True) -> list[Outcome[T]]:
         """Run requests in one transaction: lock the account, draw each one's fault, run its
@@ -416,11 +427,24 @@ class PaperVenue:
         round trips to begin and commit one; the draws' one UPDATE is atomic by itself and
         the read's one statement is one consistent snapshot; no savepoint (nothing written
         to roll back)."""
+        locked = locked or not self._opened
+        try:
+            return self._in_transaction(ops, kind=kind, locked=locked)
+        except OperationalError as e:
+            if not lock_wait_ended(e):
+                raise
+            # The whole transaction rolled back: nothing of these requests was done.
+            raise VenueUnavailable(
+                f"paper venue: the account is held by another transaction; nothing done "
+                f"within the {self.request_timeout:g} s request timeout"
+            ) from None
+
+    def _in_transaction(self, ops: Sequence[Op[T]], *, kind: str, locked: bool) -> list[Outcome[T]]:
         outcomes: list[Outcome[T]] = []
         access_log: list[dict[str, Any]] = []
-        locked = locked or not self._opened
         with self._connection(locked) as conn:
             if locked:
+                bound_lock_wait(conn, self.request_timeout)
                 self.book.account(conn)
             draws = self._draws(conn, len(ops), new_order=kind == "order")
             for (op, logged), fault in zip(ops, draws, strict=True):

@@ -7,13 +7,14 @@ import time
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.entrypoints.worker import Worker
-from app.processes.flattener import positions_and_orders
+from app.processes.flattener import FlattenReport, positions_and_orders
 from app.queries.gate import GateCode
 from domain.emergency import AccountNotFlat, Emergency
 from domain.ids import EMERGENCY_ID
@@ -223,3 +224,43 @@ def test_a_venue_that_never_answers_gives_flatten_incomplete_and_a_loud_report(
         venue.admin().set_faults(None)  # the venue comes back: the next run finishes the job
         assert core.flattener().run().flat  # type: ignore[union-attr]
         assert positions_and_orders(venue) == (0, 0)
+
+
+def test_an_account_held_by_another_transaction_gives_flatten_incomplete_within_its_bound(
+    settings: Settings,
+) -> None:
+    # A transaction holding the paper account (an administrator's, or a stopped process's)
+    # once held every order and cancel of the flatten for as long as it held the account:
+    # the kill switch hung. A request now waits the venue's request timeout at most and is
+    # answered VenueUnavailable with nothing done, as a real venue's request times out; the
+    # flatten reports incomplete at its deadline, and a later run flattens.
+    with bootstrap(settings.model_copy(update={"flatten_deadline": 2.0})) as core:
+        venue = core.venue()
+        assert isinstance(venue, PaperVenue)
+        open_account(venue, symbols=2, resting=1)
+        venue.request_timeout = 0.3
+        core.commands.activate_emergency(reason="drill", actor="alice")
+        flattener = core.flattener(venue=venue)
+        reports: list[FlattenReport | None] = []
+        with core.engine.connect() as holder, holder.begin():
+            holder.execute(text("SELECT * FROM paper.account FOR UPDATE"))
+            # On a thread, so that a flatten that waits for the holder fails this test (the
+            # bound below) instead of hanging it; the holder lets go as the block ends.
+            run = threading.Thread(target=lambda: reports.append(flattener.run()), daemon=True)
+            run.start()
+            run.join(timeout=60)
+            assert not run.is_alive(), "the flatten waited for the account's holder"
+            holder.rollback()
+        [report] = reports
+        assert report is not None and not report.flat
+        assert report.last_error is not None and "held by another transaction" in report.last_error
+        assert positions_and_orders(venue) == (2, 1)  # nothing was done under the hold
+        [incomplete] = [
+            e for e in emergency_events(core) if isinstance(e, Emergency.FlattenIncomplete)
+        ]
+        assert incomplete.last_error == report.last_error
+
+        again = flattener.run()
+        assert again is not None and again.flat
+        assert positions_and_orders(venue) == (0, 0)
+        assert doubled_orders(core.engine) == []
