@@ -63,8 +63,9 @@ SERVICE_POOL_SIZE = 4
 # The longest (seconds) a catch-up of the read models waits for rows another transaction
 # holds, for ever if that transaction's process is stopped: the flattener's before it closes
 # the trades (so the breaker's readings wait that long at most; the closes are retried at the
-# next check), the worker's catch-up duty (so its emergency supervision goes on) and a
-# command's catch-up as it closes. The held read model is caught up at a later pass.
+# next check), the worker's catch-up duty and reconciliation (so its emergency supervision
+# goes on), and a command's catch-up (before it reads, or as it closes). The held read
+# model is caught up at a later pass.
 READ_MODEL_LOCK_WAIT = 1.0
 
 
