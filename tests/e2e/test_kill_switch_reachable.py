@@ -22,7 +22,7 @@ from adapters.locks import lock_key
 from domain.ids import ORDER_FLOW_LOCK
 from tests.e2e.conftest import TRADECORE, Cli, Result, base_env
 from tests.postgres import private_temp_home
-from tests.waiting import wait_for
+from tests.waiting import StreamLines, wait_for
 
 BTC = "BTC/USDT:USDT"
 
@@ -73,26 +73,6 @@ def home() -> Iterator[Home]:
     yield made
     made.server.stop(mode="immediate")
     shutil.rmtree(folder, ignore_errors=True)
-
-
-class StderrLines:
-    """A running command's stderr, read on a thread so the test can wait for a line."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert process.stderr is not None
-        stream = process.stderr
-        self.thread = threading.Thread(
-            target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True
-        )
-        self.thread.start()
-
-    def saw(self, fragment: str) -> bool:
-        return any(fragment in line for line in list(self.lines))
-
-    def text(self) -> str:
-        self.thread.join(timeout=10)
-        return "".join(self.lines)
 
 
 def finish(process: subprocess.Popen[str], timeout: float) -> int:
@@ -158,7 +138,7 @@ def test_an_activation_that_loses_the_server_mid_way_exits_4(home: Home) -> None
     sender = psycopg.connect(address.url, autocommit=True)
     sender.execute("SELECT pg_advisory_lock_shared(%s)", (lock_key(ORDER_FLOW_LOCK),))
     activate = home.start("emergency", "activate", "--reason", "drill", "--yes")
-    stderr = StderrLines(activate)
+    stderr = StreamLines(activate.stderr)
     try:
         wait_for(lambda: stderr.saw("emergency stop ACTIVE"), 120, what="the activation")
         with psycopg.connect(address.url, autocommit=True) as watcher:
@@ -195,7 +175,7 @@ def test_the_worker_restarts_a_killed_embedded_server_and_flattens_the_account(
     # worker keeps retrying the flatten.
     assert home("emergency", "activate", "--reason", "drill", "--yes").code != 0
     worker = home.start("run")
-    worker_err = StderrLines(worker)
+    worker_err = StreamLines(worker.stderr)
     try:
         wait_for(lambda: worker_err.saw("worker running"), 120, what="the worker to start")
         home.kill_server()

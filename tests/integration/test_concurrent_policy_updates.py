@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import textwrap
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from itertools import pairwise
@@ -17,6 +15,7 @@ from app.bootstrap import Core
 from app.config import Settings
 from domain.ids import POLICY_ID
 from domain.policy import Policy
+from tests.waiting import StreamLines
 
 
 def limit_updates(core: Core) -> list[Policy.LimitsUpdated]:
@@ -78,27 +77,6 @@ WRITER = textwrap.dedent(
 )
 
 
-class Lines:
-    """A child's stdout read line by line in a thread of its own, so that each wait for a
-    line is bounded (a select on the pipe would miss lines already buffered)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, args=(process,), daemon=True)
-        self._reader.start()
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self._lines.put(line.strip())
-
-    def next(self, *, what: str, timeout: float = 120.0) -> str:
-        try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"{what} not written within {timeout}s") from None
-
-
 @pytest.mark.slow
 def test_updates_from_two_processes_are_all_applied_exactly_once(
     core: Core, settings: Settings
@@ -120,7 +98,7 @@ def test_updates_from_two_processes_are_all_applied_exactly_once(
     ]
     interleaved: list[int] = []
     try:
-        lines = [Lines(proc) for proc in procs]
+        lines = [StreamLines(proc.stdout) for proc in procs]
         # Both connected before either writes, so that they do write at the same time.
         for out in lines:
             assert out.next(what="a writer's ready line") == "ready"
