@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -200,13 +202,21 @@ def test_the_worker_flattens_an_activation_it_did_not_see_happen(
     assert core.commands.load_emergency().flat is True  # type: ignore[union-attr]
 
 
-def test_a_venue_that_never_answers_gives_flatten_incomplete_and_a_loud_report(
-    settings: Settings,
-) -> None:
-    with bootstrap(settings.model_copy(update={"flatten_deadline": 0.5})) as core:
+@contextmanager
+def drilled(settings: Settings, *, flatten_deadline: float) -> Iterator[tuple[Core, PaperVenue]]:
+    """A core whose flatten gives up after ``flatten_deadline`` seconds, and its paper
+    venue holding 2 positions and 1 resting order."""
+    with bootstrap(settings.model_copy(update={"flatten_deadline": flatten_deadline})) as core:
         venue = core.venue()
         assert isinstance(venue, PaperVenue)
         open_account(venue, symbols=2, resting=1)
+        yield core, venue
+
+
+def test_a_venue_that_never_answers_gives_flatten_incomplete_and_a_loud_report(
+    settings: Settings,
+) -> None:
+    with drilled(settings, flatten_deadline=0.5) as (core, venue):
         venue.admin().set_faults(FaultSettings(error_rate=Decimal(1), seed=1))
         core.commands.activate_emergency(reason="drill", actor="alice")
         report = core.flattener().run()
@@ -234,10 +244,7 @@ def test_an_account_held_by_another_transaction_gives_flatten_incomplete_within_
     # the kill switch hung. A request now waits the venue's request timeout at most and is
     # answered VenueUnavailable with nothing done, as a real venue's request times out; the
     # flatten reports incomplete at its deadline, and a later run flattens.
-    with bootstrap(settings.model_copy(update={"flatten_deadline": 2.0})) as core:
-        venue = core.venue()
-        assert isinstance(venue, PaperVenue)
-        open_account(venue, symbols=2, resting=1)
+    with drilled(settings, flatten_deadline=2.0) as (core, venue):
         venue.request_timeout = 0.3
         core.commands.activate_emergency(reason="drill", actor="alice")
         flattener = core.flattener(venue=venue)
