@@ -297,8 +297,9 @@ CALLS: dict[str, int] = {
     # + the paper venue's reads of the position mode, of the exposure (positions, orders,
     # balance) and of the leverage it sets, and the pre-trade controls (the loss streak
     # read, the rate/duplicate transaction); a venue read of one statement takes no lock
-    # and no savepoint, a balance (with the venue's time) is one statement.
-    "intent": 61,
+    # and no savepoint, a balance (with the venue's time) is one statement; the order's
+    # transaction first bounds its wait for the account (the venue's request timeout).
+    "intent": 62,
     "reset": 7,
 }
 
