@@ -36,6 +36,30 @@ def _accepted_reading(e: Any) -> bool:
     return isinstance(e, Account.EquityRecorded) and e.status == "accepted"
 
 
+def _accepted(e: Any) -> dict[str, Any]:
+    """The risk row's values as an accepted reading ``e`` leaves them."""
+    return {
+        "last_reading_at": e.venue_at,
+        "pending": False,
+        "equity": e.equity,
+        "peak": e.peak,
+        "drawdown": e.drawdown,
+        "last_accepted_at": e.venue_at,
+    }
+
+
+def _history_row(e: Any, position: int) -> dict[str, Any]:
+    """The equity history's row for an accepted reading ``e`` at log ``position``."""
+    return {
+        "position": position,
+        "account_id": e.originator_id,
+        "at": e.venue_at,
+        "equity": e.equity,
+        "peak": e.peak,
+        "drawdown": e.drawdown,
+    }
+
+
 ACCOUNT_EVENTS = (
     Account.Created,
     Account.EquityRecorded,
@@ -99,33 +123,14 @@ class DashboardProjection(Projection):
             self._account(conn, run[0][1], run[0][0])
             return
         conn.execute(
-            self.tables["history"].insert(),
-            [
-                {
-                    "position": position,
-                    "account_id": e.originator_id,
-                    "at": e.venue_at,
-                    "equity": e.equity,
-                    "peak": e.peak,
-                    "drawdown": e.drawdown,
-                }
-                for position, e in run
-            ],
+            self.tables["history"].insert(), [_history_row(e, position) for position, e in run]
         )
         last = run[-1][1]
         risk = self.tables["risk"]
         conn.execute(
             update(risk)
             .where(risk.c.account_id == last.originator_id)
-            .values(
-                updated_at=last.timestamp,
-                last_reading_at=last.venue_at,
-                pending=False,
-                equity=last.equity,
-                peak=last.peak,
-                drawdown=last.drawdown,
-                last_accepted_at=last.venue_at,
-            )
+            .values(updated_at=last.timestamp, **_accepted(last))
         )
 
     def apply(self, conn: Connection, event: DomainEventProtocol[UUID], position: int) -> None:
@@ -173,24 +178,8 @@ class DashboardProjection(Projection):
         if isinstance(e, Account.EquityRecorded):
             values.update(last_reading_at=e.venue_at, pending=e.status == "pending")
             if e.status == "accepted":
-                values.update(
-                    equity=e.equity,
-                    peak=e.peak,
-                    drawdown=e.drawdown,
-                    last_accepted_at=e.venue_at,
-                )
-                conn.execute(
-                    self.tables["history"]
-                    .insert()
-                    .values(
-                        position=position,
-                        account_id=e.originator_id,
-                        at=e.venue_at,
-                        equity=e.equity,
-                        peak=e.peak,
-                        drawdown=e.drawdown,
-                    )
-                )
+                values.update(_accepted(e))
+                conn.execute(self.tables["history"].insert().values(**_history_row(e, position)))
         elif isinstance(e, Account.EquityReadingRejected):
             values["rejected_readings"] = risk.c.rejected_readings + 1
         elif isinstance(e, Account.ReadingUnconfirmed):
