@@ -384,7 +384,7 @@ class ProjectionRunner:
                     self._record_error(projection.name, error)
                     raise
                 # Find the event: one at a time, applying those before it.
-                count, position, target = self._one_by_one(projection, upto)
+                count, position, target = self._one_by_one(projection, upto, lock_wait)
             applied += count
             progress(position, target)
             if position >= target:
@@ -574,11 +574,14 @@ class ProjectionRunner:
             skips.setdefault(skip.consumer, set()).add(skip.event_id)
         self._skips = skips
 
-    def _one_by_one(self, projection: Projection, upto: int | None) -> tuple[int, int, int]:
+    def _one_by_one(
+        self, projection: Projection, upto: int | None, lock_wait: float | None
+    ) -> tuple[int, int, int]:
         """After a failed batch: up to one batch of events, each in a transaction of its
         own, so the event that fails is known (and the ones before it are applied). The
         skips are read afresh first: an operator may have recorded one meanwhile. Returns
-        (events applied, position, target); raises ProjectionFailed at the failing event."""
+        (events applied, position, target); raises ProjectionFailed at the failing event,
+        ProjectionBusy when a lock wait outlasts ``lock_wait`` (as catch_up_projection)."""
         self._load_skips()
         skipped = self._skips.get(projection.origin, set())
         applied, position, target = 0, 0, 0
@@ -586,6 +589,8 @@ class ProjectionRunner:
             event: tuple[int, str] | None = None
             try:
                 with self.engine.begin() as conn:
+                    if lock_wait is not None:
+                        self._bound_lock_wait(conn, lock_wait)
                     position = self.lock_position(conn, projection.name)
                     target = self.reader.head(conn) if upto is None else upto
                     if position >= target:
@@ -604,6 +609,8 @@ class ProjectionRunner:
                     count, position, target = self._apply(conn, projection, position, target, 1)
                     applied += count
             except Exception as error:
+                if lock_wait is not None and _lock_wait_ended(error):
+                    raise ProjectionBusy(projection.name, lock_wait) from None
                 if self._store_down():
                     self._record_error(projection.name, error)
                     raise

@@ -203,3 +203,47 @@ def test_a_bounded_catch_up_gives_up_on_a_held_tracking_row_and_records_nothing(
     # Free again: the same bounded call applies the pending event.
     assert core.runner.catch_up_projection(view, lock_wait=0.2) == 1
     assert tracked(core) > before
+
+
+def test_after_a_failed_batch_the_one_by_one_path_keeps_the_bound_on_a_held_row(
+    core: Core,
+) -> None:
+    # A batch that fails for another reason (here once, on purpose) sends the catch-up to
+    # the one-event-at-a-time path; that path too waits at most lock_wait for a held row.
+    core.runner.catch_up()
+    core.commands.update_policy(actor="a", reason="r", max_leverage="4")
+    view = core.runner.projection(PolicyProjection.default_name)
+    step = core.runner.step
+    failed: list[str] = []
+
+    def failing_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append("step")
+            raise RuntimeError("a batch that failed for another reason")
+        return step(*args, **kwargs)
+
+    core.runner.step = failing_once  # type: ignore[method-assign]
+    with core.engine.connect() as blocker, blocker.begin():
+        blocker.execute(
+            select(projection_tracking)
+            .where(projection_tracking.c.name == view.name)
+            .with_for_update()
+        )
+        finished = threading.Event()
+        raised: list[BaseException] = []
+
+        def catch_up() -> None:
+            try:
+                core.runner.catch_up_projection(view, lock_wait=0.2)
+            except BaseException as e:  # recorded for the assertions below
+                raised.append(e)
+            finished.set()
+
+        threading.Thread(target=catch_up, daemon=True).start()
+        # Bounded, so that a path that waits for the holder fails this test, never hangs it.
+        waited = finished.wait(30)
+        blocker.rollback()
+    assert waited, "the one-by-one path waited for the row's holder"
+    assert failed and len(raised) == 1 and isinstance(raised[0], ProjectionBusy), raised
+    [position] = [p for p in core.runner.positions() if p.name == view.name]
+    assert position.last_error is None and position.failures == 0
