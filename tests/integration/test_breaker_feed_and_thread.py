@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from adapters.clock import utc_now
 from app.bootstrap import Core, bootstrap
@@ -23,8 +22,8 @@ from domain.drawdown import BreakerState
 from domain.errors import RefusedBySafetyRule
 from domain.ids import account_id
 from projections.policy_view import PolicyProjection
-from projections.tables import projection_tracking
 from projections.trade_store import TradeProjection
+from tests.integration.held_rows import tracking_row_held
 from tests.integration.paper_drill import funded, long_book, move, running
 from tests.waiting import wait_for
 
@@ -144,12 +143,7 @@ def test_a_read_model_held_by_another_transaction_does_not_stop_the_emergency_su
             30,
             what="the worker's first reading, confirmed",
         )
-        with core.engine.connect() as blocker, blocker.begin():
-            blocker.execute(
-                select(projection_tracking)
-                .where(projection_tracking.c.name == PolicyProjection.default_name)
-                .with_for_update()
-            )
+        with tracking_row_held(core.engine, PolicyProjection.default_name):
             stuck_at = policy_view_position(core)
             core.commands.activate_emergency(reason="drill", actor="alice")  # recorded only
             wait_for(
@@ -158,7 +152,6 @@ def test_a_read_model_held_by_another_transaction_does_not_stop_the_emergency_su
                 what="the worker's supervision flattening while the policy view is held",
             )
             assert policy_view_position(core) == stuck_at  # the lock held throughout
-            blocker.rollback()
         head = core.runner.positions()[0].head
         wait_for(
             lambda: policy_view_position(core) >= head,
@@ -189,12 +182,7 @@ def test_a_held_trade_store_does_not_stop_the_breaker_after_its_flatten(core: Co
         def open_trades() -> int:  # as the log has them: the trade store is the one held
             return sum(core.store.repository.get(t).is_open for t in trade_ids)
 
-        with core.engine.connect() as blocker, blocker.begin():
-            blocker.execute(
-                select(projection_tracking)
-                .where(projection_tracking.c.name == TradeProjection.default_name)
-                .with_for_update()
-            )
+        with tracking_row_held(core.engine, TradeProjection.default_name):
             move(venue, "0.85")  # a 12 % drawdown
             wait_for(tripped_and_flat(core), 20, what="the breaker's own trip and flatten")
             at_flat = len(readings(core))
@@ -205,7 +193,6 @@ def test_a_held_trade_store_does_not_stop_the_breaker_after_its_flatten(core: Co
             )
             assert positions_and_orders(venue) == (0, 0)
             assert open_trades() == 2, "the closes wait for the trade store"
-            blocker.rollback()
         wait_for(lambda: open_trades() == 0, 30, what="the trades closed at a later check")
     [store] = [p for p in core.runner.positions() if p.name == TradeProjection.default_name]
     assert store.last_error is None and store.failures == 0, "a busy store is not failing"

@@ -12,8 +12,9 @@ from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from projections.event_index import EventIndexProjection
 from projections.policy_view import PolicyProjection
-from projections.runner import ProjectionBusy
+from projections.runner import Projection, ProjectionBusy
 from projections.tables import policy_view, projection_tracking
+from tests.integration.held_rows import tracking_row_held
 from tests.waiting import wait_for
 
 
@@ -181,22 +182,23 @@ def test_a_store_outage_is_raised_not_recorded_as_a_read_model_failure(core: Cor
     assert core.runner.failing() == []
 
 
+def policy_view_one_event_behind(core: Core) -> Projection:
+    """The policy view caught up, then one policy change recorded that it has not applied."""
+    core.runner.catch_up()
+    core.commands.update_policy(actor="a", reason="r", max_leverage="4")
+    return core.runner.projection(PolicyProjection.default_name)
+
+
 def test_a_bounded_catch_up_gives_up_on_a_held_tracking_row_and_records_nothing(
     core: Core,
 ) -> None:
-    core.runner.catch_up()
-    core.commands.update_policy(actor="a", reason="r", max_leverage="4")
-    view = core.runner.projection(PolicyProjection.default_name)
+    view = policy_view_one_event_behind(core)
     before = tracked(core)
-    with core.engine.connect() as blocker, blocker.begin():
-        blocker.execute(
-            select(projection_tracking)
-            .where(projection_tracking.c.name == view.name)
-            .with_for_update()
-        )
-        with pytest.raises(ProjectionBusy, match="policy_view is being written by another"):
-            core.runner.catch_up_projection(view, lock_wait=0.2)
-        blocker.rollback()
+    with (
+        tracking_row_held(core.engine, view.name),
+        pytest.raises(ProjectionBusy, match="policy_view is being written by another"),
+    ):
+        core.runner.catch_up_projection(view, lock_wait=0.2)
     [position] = [p for p in core.runner.positions() if p.name == view.name]
     assert position.position == before and position.last_error is None
     assert position.failures == 0 and core.runner.failing() == []
@@ -210,9 +212,7 @@ def test_after_a_failed_batch_the_one_by_one_path_keeps_the_bound_on_a_held_row(
 ) -> None:
     # A batch that fails for another reason (here once, on purpose) sends the catch-up to
     # the one-event-at-a-time path; that path too waits at most lock_wait for a held row.
-    core.runner.catch_up()
-    core.commands.update_policy(actor="a", reason="r", max_leverage="4")
-    view = core.runner.projection(PolicyProjection.default_name)
+    view = policy_view_one_event_behind(core)
     step = core.runner.step
     failed: list[str] = []
 
@@ -223,12 +223,7 @@ def test_after_a_failed_batch_the_one_by_one_path_keeps_the_bound_on_a_held_row(
         return step(*args, **kwargs)
 
     core.runner.step = failing_once  # type: ignore[method-assign]
-    with core.engine.connect() as blocker, blocker.begin():
-        blocker.execute(
-            select(projection_tracking)
-            .where(projection_tracking.c.name == view.name)
-            .with_for_update()
-        )
+    with tracking_row_held(core.engine, view.name):
         finished = threading.Event()
         raised: list[BaseException] = []
 
@@ -242,7 +237,6 @@ def test_after_a_failed_batch_the_one_by_one_path_keeps_the_bound_on_a_held_row(
         threading.Thread(target=catch_up, daemon=True).start()
         # Bounded, so that a path that waits for the holder fails this test, never hangs it.
         waited = finished.wait(30)
-        blocker.rollback()
     assert waited, "the one-by-one path waited for the row's holder"
     assert failed and len(raised) == 1 and isinstance(raised[0], ProjectionBusy), raised
     [position] = [p for p in core.runner.positions() if p.name == view.name]
