@@ -13,9 +13,12 @@ from decimal import Decimal
 import pytest
 
 from adapters.clock import utc_now
+from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.entrypoints.worker import Duty, Worker
+from app.entrypoints.worker.breaker import BreakerLoop
+from app.processes.drawdown_breaker import Poll
 from app.processes.flattener import positions_and_orders
 from domain.account import Account
 from domain.drawdown import BreakerState
@@ -84,6 +87,49 @@ def test_a_mark_move_is_read_at_once_through_its_notify_not_at_the_next_poll(
         last, new = readings(core)[before - 1 : before + 1]
         assert new.source == "paper:push", new.source
         assert new.status == "accepted" and new.equity < last.equity
+
+
+class MovesAfterItsFirstReading(BreakerLoop):
+    """The breaker loop, with the marks moved right after its first reading took them: the
+    window between a reading and the loop's first wait for a NOTIFY."""
+
+    def __init__(self, core: Core, venue: PaperVenue) -> None:
+        super().__init__(core)
+        self.venue = venue
+
+    def read(self, trigger: str) -> Poll:
+        poll = super().read(trigger)
+        if self.readings == 1:
+            move(self.venue, "0.99")
+        return poll
+
+
+def test_a_mark_move_right_after_the_first_reading_is_read_at_once_not_at_the_next_poll(
+    settings: Settings,
+) -> None:
+    slow_poll = settings.model_copy(update={"equity_interval": 60.0})
+    with bootstrap(slow_poll, pool_size=8) as core:
+        venue = funded(core, MARKS)
+        long_book(venue)
+        loop = MovesAfterItsFirstReading(core, venue)
+        stop = threading.Event()
+        thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: loop.readings >= 1, 30, what="the breaker's first reading")
+            first = len(readings(core))
+            wait_for(
+                lambda: len(readings(core)) > first,
+                20,
+                what="a reading of the marks moved after the first (the poll: 60 s later)",
+            )
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert not thread.is_alive(), "the breaker loop did not stop"
+        last, new = readings(core)[first - 1 : first + 1]
+        assert new.source == "paper:push", new.source
+        assert new.equity < last.equity
 
 
 class StuckWorker(Worker):

@@ -41,6 +41,10 @@ class BreakerLoop:
         interval = self.core.settings.equity_interval
         clock = self.core.clock
         waiter = NotificationWaiter(self.core.address, MARKS_CHANNEL)
+        # Listen before the first reading: a mark moved after that reading's marks were read
+        # is then heard (a NOTIFY reaches only sessions already listening), not left to the
+        # next poll, a whole equity interval later.
+        waiter.subscribe()
         backoff = interval
         try:
             pushed = False
@@ -57,6 +61,8 @@ class BreakerLoop:
                     backoff = min(backoff * 2, 30.0)
                     continue
                 remaining = max(0.0, self._last + interval - clock.monotonic())
+                # Any payload is a reason to read, SUBSCRIBED too (a listener opened anew
+                # missed what moved while it was gone).
                 pushed = bool(waiter(min(remaining, STOP_CHECK)))
         finally:
             waiter.close()

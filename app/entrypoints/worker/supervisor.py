@@ -60,6 +60,7 @@ class Worker:
         breaker.start()
         poll = self.core.settings.poll_interval
         waiter = self.core.waiter()
+        waiter.subscribe()  # before the first round: what is recorded after it is heard
         backoff = poll
         while not stop.is_set():
             if self.round(duties):
