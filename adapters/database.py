@@ -21,6 +21,7 @@ from sqlalchemy.engine.interfaces import ConnectArgsType, Dialect
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from adapters.answer_deadline import AnswerBoundConnection
 from adapters.errors import StoreBusy, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 3
@@ -108,7 +109,7 @@ class DatabaseAddress:
     def _connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """psycopg.connect with the busy retry; raises the driver's error."""
         return wait_for_slot(
-            lambda: psycopg.connect(
+            lambda: AnswerBoundConnection.connect(
                 host=self.host,
                 port=self.port,
                 dbname=self.dbname,

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
-import psycopg
 import psycopg_pool
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
@@ -34,6 +33,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 from sqlalchemy import Connection, Engine, text
 
+from adapters.answer_deadline import AnswerBoundConnection
 from adapters.database import (
     BUSY_RETRY_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
@@ -215,9 +215,11 @@ class TradecoreEventStore(Application[UUID]):
         return Environment(name, dict(env or {}))
 
 
-class _PatientConnection(psycopg.Connection[Any]):
+class _PatientConnection(AnswerBoundConnection):
     """The store pool's connections: a connect refused for want of a free slot is retried
-    like every other connection of ours (adapters.database.wait_for_slot)."""
+    like every other connection of ours (adapters.database.wait_for_slot), and a statement
+    waits for the server's answer no longer than every other one of ours
+    (adapters.answer_deadline)."""
 
     @classmethod
     def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:

@@ -28,6 +28,7 @@ flat, with the store error as the reason.
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import hashlib
 import logging
@@ -40,6 +41,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from adapters.answer_deadline import answer_deadline
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
 from adapters.repository import Conflict, Repository
@@ -145,7 +147,10 @@ class _InBackground(Generic[A]):
         self._call = call
         self._value: list[A] = []
         self._failure: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # In the caller's context: its store-answer deadline holds in the thread too.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), name=name, daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -222,10 +227,11 @@ class Flattener:
         and no flatten attempt of the activation was recorded by anyone before ``run``
         loaded it. Only on venues whose calls are round trips."""
         if self.venue.concurrent_requests:
-            self._ahead = (
-                time.monotonic(),
-                _InBackground(self._read_early, "flattener-read-ahead"),
-            )
+            with answer_deadline(self.deadline):  # the thread takes this context with it
+                self._ahead = (
+                    time.monotonic(),
+                    _InBackground(self._read_early, "flattener-read-ahead"),
+                )
 
     def run(self) -> FlattenReport | None:
         """Flatten for the active emergency; None when the store shows no active emergency.
@@ -233,7 +239,10 @@ class Flattener:
         Returns when the venue shows no position and no open order, or the deadline passed
         (``flat=False``; a store that never answered gives ``activation_number=None``).
         """
-        with _collector_spares_old_objects():
+        # Each store statement waits for its answer until the deadline (at least the last
+        # word's few seconds): a store that stops answering mid-flatten must end it as "not
+        # flat" within the deadline, as a store that refuses does.
+        with _collector_spares_old_objects(), answer_deadline(self.deadline):
             return self._run()
 
     def _run(self) -> FlattenReport | None:

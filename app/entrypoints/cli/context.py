@@ -9,11 +9,16 @@ from pathlib import Path
 
 import typer
 
+from adapters.answer_deadline import answer_deadline
 from adapters.clock import WALL, Clock
 from app.bootstrap import COMMAND_POOL_SIZE, READ_MODEL_LOCK_WAIT, Core, Schema, bootstrap
 from app.config import Settings
 
 log = logging.getLogger(__name__)
+
+# Seconds the catch-up after a command waits for the store's answers (each statement at
+# least adapters.answer_deadline.LAST_WORD_SECONDS): a best effort, which the worker redoes.
+CLOSE_CATCH_UP_ANSWER = 10.0
 
 
 @dataclass
@@ -80,7 +85,10 @@ class CliState:
             # and a read model failing on an event is isolated and recorded by the runner.
             if self.catch_up_on_close:
                 try:
-                    self._core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
+                    # Bounded like the lock wait: the command's answer is already out, so a
+                    # store that stopped answering must not hold the operator's terminal.
+                    with answer_deadline(CLOSE_CATCH_UP_ANSWER):
+                        self._core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
                 except Exception:  # reported by `projections status`; never fatal here
                     log.warning("read models not caught up after the command", exc_info=True)
             self._core.close()

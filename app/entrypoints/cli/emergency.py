@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from adapters.answer_deadline import answer_deadline
 from adapters.database import lost_store
+from app.bootstrap import Core
 from app.entrypoints.cli.context import default_actor, state
 from app.entrypoints.cli.options import Actor, Json, Reason, Yes
 from app.entrypoints.cli.output import confirmer, emit_json, err, out
@@ -22,13 +24,23 @@ app = typer.Typer(
 def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes = False) -> None:
     """Latch the emergency stop, then cancel every order and close every position until the
     account is flat (or the deadline passes). Needs no worker to be running."""
-    core = state(ctx).core()
+    kill_switch(state(ctx).core(), reason, actor or default_actor(), yes=yes)
+
+
+def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
+    """``emergency activate`` on ``core``: latch, flatten, say the outcome. Returns when the
+    account was seen flat; raises typer.Exit(1) (venue) or typer.Exit(4) (store) when not,
+    or the store's error when the latch could not be committed (the CLI: exit 4). The latch's
+    commit and the flatten each wait for the store's answers no longer than the flatten
+    deadline (adapters.answer_deadline): a store that stops answering ends the command "not
+    seen flat" instead of never."""
     flattener = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False))
     if yes:  # no prompt to wait for: the venue's first read overlaps the activation's commit
         flattener.read_ahead()
-    activation = core.commands.activate_emergency(
-        reason=reason, actor=actor or default_actor(), source="operator", confirm=confirmer(yes)
-    )
+    with answer_deadline(core.settings.flatten_deadline):
+        activation = core.commands.activate_emergency(
+            reason=reason, actor=actor, source="operator", confirm=confirmer(yes)
+        )
     if activation.activated:
         err.print(
             f"[bold red]emergency stop ACTIVE[/] (activation {activation.activation_number}, "

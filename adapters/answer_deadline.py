@@ -1,0 +1,85 @@
+"""How long a statement waits for the store's answer on a connection that is already open.
+
+``connect_timeout`` bounds opening a connection, nothing after it. A server that stops
+answering but keeps its sockets (a stopped or paging process, a disk that hangs its writes,
+a paused VM), or a network that drops packets, leaves a statement on an open connection
+waiting forever: the kernel still acknowledges what is sent, so neither TCP keepalives nor
+``tcp_user_timeout`` notice. So every connection tradecore opens is an
+:class:`AnswerBoundConnection`: a statement (with its commit, its pipeline sync, its pool
+ping) waits at most :func:`answer_bound` seconds; past that its connection is closed and
+``psycopg.OperationalError`` is raised, the error of a lost server, which every caller
+already treats as "store unavailable" (``adapters.database.lost_store``: exit 4, retry,
+fail closed). Whether the statement took effect is then unknown, exactly as when the server
+is lost mid-statement.
+
+The bound is ``ANSWER_TIMEOUT_SECONDS`` unless the thread runs under
+:func:`answer_deadline`: then the time left to that deadline, but never under
+``LAST_WORD_SECONDS``, so what a caller does once its deadline passed (recording that a
+flatten is incomplete) still gets a short chance on a live server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.abc import PQGen
+
+# The longest one statement waits when no deadline is set: far above any statement
+# tradecore makes on a live server (lock waits it sets itself end within 10 s; the largest
+# import is one 64 MiB file), far below "forever".
+ANSWER_TIMEOUT_SECONDS = 60.0
+# The least a statement gets under a deadline that has passed or nearly passed.
+LAST_WORD_SECONDS = 2.0
+# psycopg's own interval for checking Ctrl-C while it waits (psycopg.connection._WAIT_INTERVAL).
+_CHECK_INTERVAL = 0.1
+
+_deadline: ContextVar[float | None] = ContextVar("tradecore_store_answer_deadline", default=None)
+RV = TypeVar("RV")
+
+
+@contextmanager
+def answer_deadline(seconds: float) -> Iterator[None]:
+    """Statements made in this block (in this thread, and in threads started with its
+    context) wait for the store until ``seconds`` from now (time.monotonic), each at least
+    ``LAST_WORD_SECONDS``. Nested blocks keep the earlier deadline."""
+    at = time.monotonic() + seconds
+    outer = _deadline.get()
+    token = _deadline.set(at if outer is None else min(outer, at))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def answer_bound() -> float:
+    """Seconds the next statement of this thread may wait for the store's answer."""
+    at = _deadline.get()
+    if at is None:
+        return ANSWER_TIMEOUT_SECONDS
+    return min(ANSWER_TIMEOUT_SECONDS, max(at - time.monotonic(), LAST_WORD_SECONDS))
+
+
+class AnswerBoundConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose every wait for the server is bounded (see the module)."""
+
+    def wait(
+        self, gen: PQGen[RV], interval: float = _CHECK_INTERVAL, timeout: float | None = None
+    ) -> RV:
+        if timeout is not None:  # the caller's own bound (psycopg's notifies): kept as given
+            return super().wait(gen, interval, timeout)
+        bound = answer_bound()
+        try:
+            return super().wait(gen, interval, bound)
+        except psycopg.errors._WaitTimeout:  # psycopg raises it when the timeout passes
+            # The statement is in flight and the server silent: the connection can never be
+            # used again (a cancel request would go to the same silent server).
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the store did not answer within {bound:.2g} s (its server stopped answering, "
+                "or the network to it is dropping packets); the connection was closed"
+            ) from None

@@ -1,0 +1,138 @@
+"""A store that stops answering but keeps its connections open (every server process
+stopped: a paused VM, a host paging, a disk hanging its writes) bounds every wait: a
+statement on an open connection fails as a lost store within its bound, and the kill switch
+ends "not seen flat", exit 4, within its flatten deadline, instead of never."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+import pytest
+import typer
+
+from adapters.answer_deadline import LAST_WORD_SECONDS, answer_deadline
+from adapters.database import lost_store
+from adapters.embedded_pg import EmbeddedPostgres
+from app.bootstrap import Core, bootstrap
+from app.config import Settings
+from app.entrypoints.cli.emergency import kill_switch
+from app.processes.flattener import positions_and_orders
+from domain.emergency import Emergency
+from domain.ids import EMERGENCY_ID
+from tests.integration.frozen_server import frozen
+from tests.integration.paper_drill import funded, long_book
+
+DEADLINE = 3.0  # the flatten deadline of these drills, seconds
+# What the bound allows past the deadline: the last word's statements and a connect attempt
+# or two (3 s each); generous for a loaded machine. Never "as long as the server is frozen".
+SLACK = 20.0
+HANG = 90.0  # a call still running this long hangs: the test fails instead of waiting more
+
+
+@dataclass
+class Ended:
+    seconds: float | None = None  # None: still running after HANG
+    value: object = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def timed_in_thread(call: Callable[[], object]) -> Ended:
+    """``call()`` in a thread; how long it took and how it ended, or ``seconds=None`` if it
+    was still running after HANG seconds (the thread is left to end once the server thaws)."""
+    ended = Ended()
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            ended.value = call()
+        except BaseException as e:
+            ended.error = e
+        ended.seconds = time.monotonic() - started
+        ended.done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    ended.done.wait(HANG)
+    return ended
+
+
+@pytest.fixture
+def drill(own_server: EmbeddedPostgres) -> Core:
+    settings = Settings(database_url=own_server.address.url, flatten_deadline=DEADLINE)
+    with bootstrap(settings, pool_size=8) as core:
+        core.commands.update_policy(actor="op", reason="open", allow_new_trades=True)
+        long_book(funded(core, {"BTC/USDT:USDT": "50000", "ETH/USDT:USDT": "3000"}))
+        # Every pool holds open connections now: the freeze meets them mid-use, not at connect.
+        emergency = core.commands.load_emergency()
+        assert emergency is None or not emergency.active
+        assert positions_and_orders(core.venue()) == (2, 0)
+        yield core
+
+
+def test_a_statement_to_a_frozen_server_fails_as_a_lost_store_within_its_bound(
+    own_server: EmbeddedPostgres,
+) -> None:
+    conn = own_server.address.connect()
+    try:
+        conn.execute("SELECT 1")  # the connection is open and working
+
+        def statement() -> object:
+            with answer_deadline(1.0):
+                return conn.execute("SELECT 1").fetchone()
+
+        with frozen(own_server):
+            ended = timed_in_thread(statement)
+        assert ended.seconds is not None, f"a statement to the frozen server hung {HANG:g}s"
+        assert isinstance(ended.error, psycopg.OperationalError), ended.error
+        lost = lost_store(ended.error)
+        assert lost is not None and "did not answer within 2 s" in str(lost), lost
+        assert LAST_WORD_SECONDS <= ended.seconds < LAST_WORD_SECONDS + 5, ended.seconds
+        assert conn.closed, "the connection whose statement got no answer is still in use"
+    finally:
+        conn.close()
+
+
+def test_the_kill_switch_on_a_store_that_stopped_answering_exits_4_within_its_deadline(
+    drill: Core, own_server: EmbeddedPostgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with frozen(own_server):
+        ended = timed_in_thread(lambda: kill_switch(drill, "frozen store drill", "op", yes=True))
+    assert ended.seconds is not None, f"the kill switch hung {HANG:g}s on a frozen store"
+    print(f"kill switch on a frozen store ended after {ended.seconds:.1f}s: {ended.error!r}")
+    # The CLI's exit 4 either way: "not seen flat", or the latch's commit lost with the store.
+    error = ended.error
+    if isinstance(error, typer.Exit):
+        assert error.exit_code == 4
+        assert "ACCOUNT NOT SEEN FLAT" in capsys.readouterr().err
+    else:
+        assert error is not None and lost_store(error) is not None, repr(error)
+        assert "did not answer" in str(lost_store(error))
+    assert ended.seconds < 2 * DEADLINE + SLACK, ended.seconds
+    # Thawed: nothing left the account without its attempt recorded first.
+    events = list(drill.store.events.get(EMERGENCY_ID))
+    assert not any(isinstance(e, Emergency.FlattenAttempted) for e in events)
+    assert positions_and_orders(drill.venue()) == (2, 0)
+
+
+def test_a_flatten_whose_store_stops_answering_reports_not_flat_within_its_deadline(
+    drill: Core, own_server: EmbeddedPostgres
+) -> None:
+    drill.commands.activate_emergency(reason="drill", actor="op", source="operator")
+    flattener = drill.flattener()
+    with frozen(own_server):
+        ended = timed_in_thread(flattener.run)
+    assert ended.seconds is not None, f"the flattener hung {HANG:g}s on a frozen store"
+    print(f"flatten on a frozen store ended after {ended.seconds:.1f}s")
+    assert ended.error is None, repr(ended.error)
+    report = ended.value
+    assert report is not None and not report.flat  # type: ignore[attr-defined]
+    assert "store unavailable" in str(report.last_error), report.last_error  # type: ignore[attr-defined]
+    assert ended.seconds < DEADLINE + SLACK, ended.seconds
+    # Thawed, the next flatten (the worker's) ends it: the latch was kept, nothing was lost.
+    after = drill.flattener().run()
+    assert after is not None and after.flat
+    assert positions_and_orders(drill.venue()) == (0, 0)
