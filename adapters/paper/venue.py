@@ -25,6 +25,8 @@ from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 
+from adapters.answer_deadline import LAST_WORD_SECONDS, answer_deadline
+from adapters.database import lost_store
 from adapters.locks import bound_lock_wait, lock_wait_ended
 from adapters.paper import tables as t
 from adapters.paper.faults import Draw, Fault, FaultSettings, draw
@@ -413,7 +415,7 @@ class PaperVenue:
             return []
         try:
             outcomes = self._execute(ops, kind=kind)
-        except VenueUnavailable as e:
+        except (VenueUnavailable, OutcomeUnknown) as e:
             return [e] * len(ops)
         return [outcome_of(partial(_answer, kind, *o)) for o in outcomes]
 
@@ -429,15 +431,25 @@ class PaperVenue:
         to roll back)."""
         locked = locked or not self._opened
         try:
-            return self._in_transaction(ops, kind=kind, locked=locked)
+            # A request waits for its tables' answers about as long as its timeout, as a
+            # venue's request does (a store that stopped answering is a venue that did);
+            # the last word's margin lets a lock wait end by its own bound first.
+            with answer_deadline(self.request_timeout + LAST_WORD_SECONDS):
+                return self._in_transaction(ops, kind=kind, locked=locked)
         except OperationalError as e:
-            if not lock_wait_ended(e):
+            if lock_wait_ended(e):
+                # The whole transaction rolled back: nothing of these requests was done.
+                raise VenueUnavailable(
+                    f"paper venue: the account is held by another transaction; nothing done "
+                    f"within the {self.request_timeout:g} s request timeout"
+                ) from None
+            lost = lost_store(e)
+            if lost is None:
                 raise
-            # The whole transaction rolled back: nothing of these requests was done.
-            raise VenueUnavailable(
-                f"paper venue: the account is held by another transaction; nothing done "
-                f"within the {self.request_timeout:g} s request timeout"
-            ) from None
+            if kind == "read":
+                raise VenueUnavailable(f"paper venue: {lost}") from None
+            # Its commit may have gone through before the answer was lost: ask, never assume.
+            raise OutcomeUnknown(f"paper venue: {lost}; the request may have executed") from None
 
     def _in_transaction(self, ops: Sequence[Op[T]], *, kind: str, locked: bool) -> list[Outcome[T]]:
         outcomes: list[Outcome[T]] = []

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -17,12 +18,14 @@ import typer
 from adapters.answer_deadline import LAST_WORD_SECONDS, answer_deadline
 from adapters.database import lost_store
 from adapters.embedded_pg import EmbeddedPostgres
+from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.entrypoints.cli.emergency import kill_switch
 from app.processes.flattener import positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
+from domain.venue import OrderRequest, OutcomeUnknown, VenueUnavailable
 from tests.integration.frozen_server import frozen
 from tests.integration.paper_drill import funded, long_book
 
@@ -136,3 +139,32 @@ def test_a_flatten_whose_store_stops_answering_reports_not_flat_within_its_deadl
     after = drill.flattener().run()
     assert after is not None and after.flat
     assert positions_and_orders(drill.venue()) == (0, 0)
+
+
+def test_a_paper_venue_on_a_frozen_store_answers_as_a_venue_that_timed_out(
+    drill: Core, own_server: EmbeddedPostgres
+) -> None:
+    venue = drill.venue()
+    assert isinstance(venue, PaperVenue)
+    venue.request_timeout = 1.0  # seconds; ccxt's default is 10
+    close = OrderRequest(
+        symbol="BTC/USDT:USDT",
+        side="sell",
+        quantity=Decimal("0.1"),
+        client_order_id="frozen-close-1",
+        reduce_only=True,
+    )
+    with frozen(own_server):
+        read = timed_in_thread(venue.fetch_positions)
+        order = timed_in_thread(lambda: venue.create_order(close))
+    for what, ended in (("a read", read), ("an order", order)):
+        assert ended.seconds is not None, f"{what} on the frozen paper venue hung {HANG:g}s"
+        # Its request timeout and the last word's margin, with slack for a loaded machine.
+        assert ended.seconds < 1.0 + LAST_WORD_SECONDS + 5, (what, ended.seconds)
+    # Nothing was done by a read; an order's commit may have gone through: unknown, not "no".
+    assert isinstance(read.error, VenueUnavailable), repr(read.error)
+    assert isinstance(order.error, OutcomeUnknown), repr(order.error)
+    # Thawed, the client order id says what became of it, as it would at a venue.
+    found = venue.fetch_order_by_client_id(close.client_order_id, close.symbol)
+    assert (found is None) == (positions_and_orders(venue) == (2, 0)), found
+    print(f"paper venue on a frozen store: read {read.seconds:.1f}s, order {order.seconds:.1f}s")
