@@ -6,7 +6,8 @@ the stop again; the daily reset starts a new high-water mark on a new UTC day.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -61,32 +62,44 @@ def tripped_and_flat(core: Core) -> Callable[[], bool]:
 # -- the feed ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def slow_poll_book(settings: Settings) -> Iterator[tuple[Core, PaperVenue]]:
+    """A core whose breaker polls every 60 s, far longer than any wait below (so a reading
+    within one was pushed), with ``long_book`` open on its funded paper venue."""
+    with bootstrap(settings.model_copy(update={"equity_interval": 60.0}), pool_size=8) as core:
+        venue = funded(core, MARKS)
+        long_book(venue)
+        yield core, venue
+
+
+def pushed_reading_of_the_move(core: Core, before: int, what: str) -> None:
+    """The reading after the first ``before`` ones comes within 20 s, pushed by the mark's
+    NOTIFY, and is lower than the one before it (the marks moved down)."""
+    wait_for(lambda: len(readings(core)) > before, 20, what=what)
+    last, new = readings(core)[before - 1 : before + 1]
+    assert new.source == "paper:push", new.source
+    assert new.status == "accepted" and new.equity < last.equity
+
+
 def test_a_mark_move_is_read_at_once_through_its_notify_not_at_the_next_poll(
     settings: Settings,
 ) -> None:
-    # A poll interval far longer than the wait below: a reading within it was pushed.
-    slow_poll = settings.model_copy(update={"equity_interval": 60.0})
-    with bootstrap(slow_poll, pool_size=8) as core:
-        venue = funded(core, MARKS)
-        long_book(venue)
-        # The breaker's wait for a NOTIFY lasts up to the interval; a last mark move lets it
-        # see the stop at once (it would otherwise linger after the worker for up to 60 s).
-        with running(Worker(core), wake=lambda: move(venue, "1")):
-            wait_for(
-                lambda: any(r.status == "accepted" for r in readings(core)),
-                30,
-                what="the worker's first reading, confirmed",
-            )
-            before = len(readings(core))
-            move(venue, "0.99")  # -0.8 % of equity: no jump to confirm
-            wait_for(
-                lambda: len(readings(core)) > before,
-                20,
-                what="a reading of the moved marks (the poll would come only after 60 s)",
-            )
-        last, new = readings(core)[before - 1 : before + 1]
-        assert new.source == "paper:push", new.source
-        assert new.status == "accepted" and new.equity < last.equity
+    # The breaker's wait for a NOTIFY lasts up to the interval; a last mark move lets it see
+    # the stop at once (it would otherwise linger after the worker for up to 60 s).
+    with (
+        slow_poll_book(settings) as (core, venue),
+        running(Worker(core), wake=lambda: move(venue, "1")),
+    ):
+        wait_for(
+            lambda: any(r.status == "accepted" for r in readings(core)),
+            30,
+            what="the worker's first reading, confirmed",
+        )
+        before = len(readings(core))
+        move(venue, "0.99")  # -0.8 % of equity: no jump to confirm
+        pushed_reading_of_the_move(
+            core, before, "a reading of the moved marks (the poll would come only after 60 s)"
+        )
 
 
 class MovesAfterItsFirstReading(BreakerLoop):
@@ -107,29 +120,22 @@ class MovesAfterItsFirstReading(BreakerLoop):
 def test_a_mark_move_right_after_the_first_reading_is_read_at_once_not_at_the_next_poll(
     settings: Settings,
 ) -> None:
-    slow_poll = settings.model_copy(update={"equity_interval": 60.0})
-    with bootstrap(slow_poll, pool_size=8) as core:
-        venue = funded(core, MARKS)
-        long_book(venue)
+    with slow_poll_book(settings) as (core, venue):
         loop = MovesAfterItsFirstReading(core, venue)
         stop = threading.Event()
         thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
         thread.start()
         try:
             wait_for(lambda: loop.readings >= 1, 30, what="the breaker's first reading")
-            first = len(readings(core))
-            wait_for(
-                lambda: len(readings(core)) > first,
-                20,
-                what="a reading of the marks moved after the first (the poll: 60 s later)",
+            pushed_reading_of_the_move(
+                core,
+                len(readings(core)),
+                "a reading of the marks moved after the first (the poll: 60 s later)",
             )
         finally:
             stop.set()
             thread.join(timeout=10)
         assert not thread.is_alive(), "the breaker loop did not stop"
-        last, new = readings(core)[first - 1 : first + 1]
-        assert new.source == "paper:push", new.source
-        assert new.equity < last.equity
 
 
 class StuckWorker(Worker):
