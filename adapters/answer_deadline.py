@@ -80,6 +80,7 @@ class AnswerBoundConnection(psycopg.Connection[Any]):
             # used again (a cancel request would go to the same silent server).
             self.pgconn.finish()
             raise psycopg.OperationalError(
-                f"the store did not answer within {bound:.2g} s (its server stopped answering, "
-                "or the network to it is dropping packets); the connection was closed"
+                f"the store did not answer within {bound:.2g} s (a server that stopped "
+                "answering, a network dropping packets, or a lock another transaction held "
+                "that long); the connection was closed"
             ) from None
