@@ -40,6 +40,17 @@ _CHECK_INTERVAL = 0.1
 
 _deadline: ContextVar[float | None] = ContextVar("tradecore_store_answer_deadline", default=None)
 RV = TypeVar("RV")
+# When a statement of this process last gave up on a silent store (time.monotonic), so that
+# best-effort work after it (a closing catch-up, recording a conclusion nobody waits for)
+# is not spent on connects to a server that is not answering.
+_last_silence: float | None = None
+
+
+def silent_since(moment: float) -> bool:
+    """Whether any statement of this process gave up waiting for the store's answer after
+    ``moment`` (time.monotonic)."""
+    last = _last_silence
+    return last is not None and last >= moment
 
 
 @contextmanager
@@ -78,6 +89,8 @@ class AnswerBoundConnection(psycopg.Connection[Any]):
         except psycopg.errors._WaitTimeout:  # psycopg raises it when the timeout passes
             # The statement is in flight and the server silent: the connection can never be
             # used again (a cancel request would go to the same silent server).
+            global _last_silence  # noqa: PLW0603 - one process-wide fact, written here only
+            _last_silence = time.monotonic()
             self.pgconn.finish()
             raise psycopg.OperationalError(
                 f"the store did not answer within {bound:.2g} s (a server that stopped "

@@ -226,6 +226,10 @@ class _PatientConnection(AnswerBoundConnection):
         return wait_for_slot(lambda: super(_PatientConnection, cls).connect(conninfo, **kwargs))
 
 
+# How long closing the event store waits for each of its pool's background workers.
+POOL_CLOSE_WAIT_SECONDS = 1.0
+
+
 class PatientPostgresFactory(PostgresFactory):
     """The library's Postgres persistence, with two changes to its connection pool: a
     connect refused for want of a free slot is retried like every other connection of ours,
@@ -245,6 +249,14 @@ class PatientPostgresFactory(PostgresFactory):
         except psycopg_pool.PoolTimeout as e:
             pool.close()
             raise StoreUnavailable(f"cannot open the event store's connections: {e}") from None
+
+    def close(self) -> None:
+        # The pool waits for each of its background workers to stop, 5 s apiece by default;
+        # after a store went silent they are stuck in connects (CONNECT_TIMEOUT_SECONDS), and
+        # a command that has given its answer would hold the terminal for them. They are
+        # daemon threads: what is left of their connect ends with them.
+        self.datastore.pool.close(timeout=POOL_CLOSE_WAIT_SECONDS)
+        super().close()
 
 
 class OneAttemptFactory(PatientPostgresFactory):

@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from adapters.answer_deadline import answer_deadline
+from adapters.answer_deadline import answer_deadline, silent_since
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
 from adapters.repository import Conflict, Repository
@@ -81,6 +81,16 @@ class FlattenReport:
     remaining_positions: list[Position] = field(default_factory=list)
     remaining_orders: int = 0
     last_error: str | None = None
+    # False: the venue could not be read when the deadline passed, so what is left is not
+    # known; ``remaining_*`` are then what the last read that answered showed.
+    remaining_known: bool = True
+
+    def left(self) -> str:
+        """What is left open, for a person: counts, or that they are not known."""
+        counts = f"{len(self.remaining_positions)} position(s), {self.remaining_orders} order(s)"
+        if self.remaining_known:
+            return f"{counts} left"
+        return f"what is left is unknown (the venue could not be read; last seen: {counts})"
 
     @property
     def stopped_by_store(self) -> bool:
@@ -184,6 +194,10 @@ class _Progress:
     orders_seen: set[str] = field(default_factory=set)
     positions_seen: set[tuple[str, str]] = field(default_factory=set)
     last_error: str | None = None
+    # The last read of the venue that answered (None: none did yet).
+    last_positions: list[Position] | None = None
+    last_orders: list[Order] | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 class Flattener:
@@ -248,7 +262,7 @@ class Flattener:
     def _run(self) -> FlattenReport | None:
         started = time.monotonic()
         backoff = self.interval
-        seen = _Progress()
+        seen = _Progress(started=started)
         while True:
             try:
                 return self._run_once(started, seen)
@@ -359,6 +373,7 @@ class Flattener:
                 continue
             seen.orders_seen |= {o.id for o in orders}
             seen.positions_seen |= {(p.symbol, p.side) for p in positions}
+            seen.last_positions, seen.last_orders = positions, orders
             if not positions and not orders:
                 return self._conclude_flat(emergency, seen)
             if time.monotonic() - started > self.deadline:
@@ -677,35 +692,50 @@ class Flattener:
         positions: list[Position] | None,
         orders: list[Order] | None,
     ) -> FlattenReport:
+        """``positions``/``orders``: the venue's read at the deadline; None when it could
+        not be read: the last read that answered stands in, so nothing is ever counted as
+        closed that was not seen gone, and the report says what is left is unknown."""
+        known = positions is not None and orders is not None
+        positions = positions if positions is not None else seen.last_positions or []
+        orders = orders if orders is not None else seen.last_orders or []
         remaining = [
             {"symbol": p.symbol, "side": p.side, "quantity": p.quantity, "average_price": None}
-            for p in positions or []
+            for p in positions
         ]
-        still_open = {o.id for o in orders or []}
-        current = self._load_or(emergency)  # the copy in hand may be behind this run's saves
-        if current.active and current.activation_id == emergency.activation_id:
-            emergency = current
-            emergency.record_incomplete(
-                remaining_positions=remaining,
-                remaining_orders=len(still_open),
-                positions_closed=len(seen.positions_seen) - len(remaining),
-                orders_canceled=len(seen.orders_seen - still_open),
-                last_error=seen.last_error,
-                timestamp=self.clock(),
-            )
-            self._save(emergency)
+        still_open = {o.id for o in orders}
+        # After the store went silent in this run, its answer is not waited for again here:
+        # the latch stays, and the flatten that finishes the job (the worker's) records it.
+        recordable = not silent_since(seen.started)
+        if recordable:
+            current = self._load_or(emergency)  # the copy in hand may be behind our saves
+            if current.active and current.activation_id == emergency.activation_id:
+                emergency = current
+                emergency.record_incomplete(
+                    remaining_positions=remaining,
+                    remaining_orders=len(still_open),
+                    positions_closed=len(seen.positions_seen) - len(remaining),
+                    orders_canceled=len(seen.orders_seen - still_open),
+                    last_error=seen.last_error,
+                    timestamp=self.clock(),
+                )
+                self._save(emergency)
+        report = self._report(
+            self._load_or(emergency) if recordable else emergency, flat=False, progress=seen
+        )
+        report = replace(
+            report,
+            remaining_positions=positions,
+            remaining_orders=len(still_open),
+            remaining_known=known,
+        )
         log.error(
-            "FLATTEN INCOMPLETE: %d position(s) and %d order(s) still open after %.0fs "
-            "(last error: %s); still trying",
-            len(remaining),
-            len(still_open),
+            "FLATTEN INCOMPLETE after %.0fs: %s (last error: %s)%s; still trying",
             self.deadline,
+            report.left(),
             seen.last_error,
+            "" if recordable else "; not recorded: the store stopped answering",
         )
-        report = self._report(self._load_or(emergency), flat=False, progress=seen)
-        return replace(
-            report, remaining_positions=positions or [], remaining_orders=len(still_open)
-        )
+        return report
 
     def _report(
         self, emergency: Emergency | None, *, flat: bool, progress: _Progress

@@ -4,9 +4,11 @@ flatten deadline, never read as "no emergency"; what could not be done is record
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 
+from adapters.paper.faults import FaultSettings
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
@@ -64,3 +66,31 @@ def test_attempts_the_store_cannot_record_end_in_flatten_incomplete_with_the_rea
     assert not any(isinstance(e, Emergency.FlattenAttempted) for e in events)
     [incomplete] = [e for e in events if isinstance(e, Emergency.FlattenIncomplete)]
     assert incomplete.last_error is not None and "store unavailable" in incomplete.last_error
+
+
+def test_a_venue_unreadable_at_the_deadline_is_reported_as_unknown_never_as_nothing_left(
+    drill: Core,
+) -> None:
+    venue = drill.venue()
+    assert isinstance(venue, PaperVenue)
+
+    def venue_goes_away(line: str) -> None:
+        # The attempt is recorded; from now on every request fails as a network error: its
+        # closes and every read after them, until the deadline.
+        if line.startswith("attempt 1"):
+            venue.admin().set_faults(FaultSettings(error_rate=Decimal(1)))
+
+    report = drill.flattener(progress=venue_goes_away).run()
+    venue.admin().set_faults(None)
+    assert report is not None and not report.flat
+    assert not report.remaining_known, "a venue it could not read was reported as known"
+    # What the last read that answered showed stands in: 3 positions and the resting order.
+    assert (len(report.remaining_positions), report.remaining_orders) == (3, 1), report.left()
+    assert "unknown" in report.left() and "3 position(s), 1 order(s)" in report.left()
+    assert positions_and_orders(venue) == (3, 1)  # indeed still open
+    # The record counts nothing as closed that was not seen gone.
+    events = list(drill.store.events.get(EMERGENCY_ID))
+    [incomplete] = [e for e in events if isinstance(e, Emergency.FlattenIncomplete)]
+    [triggered] = [e for e in events if isinstance(e, Emergency.Triggered)]
+    assert len(incomplete.remaining_positions) == 3 and incomplete.remaining_orders == 1
+    assert (triggered.positions_closed, triggered.orders_canceled) == (0, 0)

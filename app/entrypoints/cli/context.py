@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import getpass
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
-from adapters.answer_deadline import answer_deadline
+from adapters.answer_deadline import answer_deadline, silent_since
 from adapters.clock import WALL, Clock
+from adapters.database import lost_store
 from app.bootstrap import COMMAND_POOL_SIZE, READ_MODEL_LOCK_WAIT, Core, Schema, bootstrap
 from app.config import Settings
 
@@ -29,6 +31,7 @@ class CliState:
     # False for read commands: they leave every projection and process manager alone.
     catch_up_on_close: bool = True
     _core: Core | None = field(default=None, repr=False)
+    _started: float = field(default_factory=time.monotonic, repr=False)
 
     def settings(self) -> Settings:
         overrides: dict[str, object] = {}
@@ -67,8 +70,8 @@ class CliState:
         catch-up now, bounded by READ_MODEL_LOCK_WAIT (a read model another transaction
         holds is read as it stands, with a warning line), and none again on close."""
         core = self.core()
+        self.catch_up_on_close = False  # first: a catch-up that fails is not tried again
         core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
-        self.catch_up_on_close = False
         return core
 
     def reading(self) -> Core:
@@ -83,14 +86,19 @@ class CliState:
             # Leave the read models at the head after every command that wrote, so they are
             # current even when no worker runs. Best effort: the command already succeeded,
             # and a read model failing on an event is isolated and recorded by the runner.
-            if self.catch_up_on_close:
+            # Not after the store went silent during the command: its answer is out, and
+            # the catch-up would only spend the operator's time on a server not answering.
+            if self.catch_up_on_close and not silent_since(self._started):
                 try:
-                    # Bounded like the lock wait: the command's answer is already out, so a
-                    # store that stopped answering must not hold the operator's terminal.
+                    # Bounded too, should the store go silent now.
                     with answer_deadline(CLOSE_CATCH_UP_ANSWER):
                         self._core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
-                except Exception:  # reported by `projections status`; never fatal here
-                    log.warning("read models not caught up after the command", exc_info=True)
+                except Exception as e:  # reported by `projections status`; never fatal here
+                    lost = lost_store(e)
+                    if lost is not None:  # one line: the cause is known
+                        log.warning("read models not caught up after the command: %s", lost)
+                    else:
+                        log.warning("read models not caught up after the command", exc_info=True)
             self._core.close()
             self._core = None
 

@@ -37,10 +37,23 @@ def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
     flattener = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False))
     if yes:  # no prompt to wait for: the venue's first read overlaps the activation's commit
         flattener.read_ahead()
-    with answer_deadline(core.settings.flatten_deadline):
-        activation = core.commands.activate_emergency(
-            reason=reason, actor=actor, source="operator", confirm=confirmer(yes)
+    try:
+        with answer_deadline(core.settings.flatten_deadline):
+            activation = core.commands.activate_emergency(
+                reason=reason, actor=actor, source="operator", confirm=confirmer(yes)
+            )
+    except Exception as error:
+        lost = lost_store(error)
+        if lost is None:
+            raise
+        # Its commit may have reached the server before the answer was lost: say both.
+        err.print(
+            f"[bold red]ACCOUNT NOT SEEN FLAT[/]: the emergency stop may not be latched "
+            f"(store unavailable: {lost}), and nothing was sent to the venue. Close the "
+            "positions at the venue itself; if the latch was recorded, `tradecore run` "
+            "flattens once the store answers."
         )
+        raise typer.Exit(4) from None
     if activation.activated:
         err.print(
             f"[bold red]emergency stop ACTIVE[/] (activation {activation.activation_number}, "
@@ -92,9 +105,8 @@ def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
         raise typer.Exit(4)
     err.print(
         f"[bold red]ACCOUNT NOT FLAT[/] after {core.settings.flatten_deadline:.0f}s: "
-        f"{len(report.remaining_positions)} position(s), {report.remaining_orders} order(s) left "
-        f"(last error: {report.last_error}). The emergency stays active; `tradecore run` keeps "
-        "trying."
+        f"{report.left()} (last error: {report.last_error}). The emergency stays active; "
+        "`tradecore run` keeps trying."
     )
     # Not flat: 4 when what stopped it was the store (the documented code for a store that is
     # unavailable), 1 otherwise (the venue). Never 0.

@@ -42,9 +42,7 @@ class EmergencySupervision:
             report = self.flatten()
             if report is not None and not report.flat:
                 log.error(
-                    "EMERGENCY ACTIVE AND ACCOUNT NOT FLAT: %d position(s), %d order(s) left; "
-                    "retrying every %.0fs",
-                    len(report.remaining_positions),
-                    report.remaining_orders,
+                    "EMERGENCY ACTIVE AND ACCOUNT NOT FLAT: %s; retrying every %.0fs",
+                    report.left(),
                     self.retry_interval,
                 )
