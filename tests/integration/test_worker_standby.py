@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
+from adapters.embedded_pg import EmbeddedPostgres
 from adapters.locks import lock_key
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
@@ -95,3 +97,33 @@ def test_a_worker_that_loses_its_lock_session_stops_and_the_standby_takes_over(
         assert not any(thread.is_alive() for thread in threads), "a worker ran on past 30 s"
     # The first worker stopped when its lock went and never ran again; the standby took over.
     assert events.count("active 0") == 1 and "active 1" in events and "standby 0" in events
+
+
+def test_a_worker_whose_store_goes_away_never_claims_another_worker_holds_its_account(
+    own_server: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+    stop = threading.Event()
+    with bootstrap(Settings(database_url=own_server.address.url)) as core:
+        worker = start(core, 0, stop, events)
+        try:
+            wait_for(lambda: "active 0" in events, what="worker 0 active")
+            own_server.stop(mode="immediate")
+            try:
+                wait_for(
+                    lambda: any(
+                        "cannot reach the store for the worker lock" in r.getMessage()
+                        for r in caplog.records
+                    ),
+                    60,
+                    what="the worker asking for its lock while the store is down",
+                )
+            finally:
+                own_server.start()
+            wait_for(lambda: events.count("active 0") == 2, 60, what="worker 0 active again")
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        assert not worker.is_alive(), "worker 0 did not stop within 30 s"
+    # No other worker ever existed: standing by "because another holds it" would be false.
+    assert events == ["active 0", "active 0"], events

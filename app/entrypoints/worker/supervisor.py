@@ -159,10 +159,12 @@ def run_exclusively(
     check_every: float = 2.0,
 ) -> bool:
     """Run the worker while holding the account's advisory lock; until then wait as a hot
-    standby (a second worker for the same account never trades twice). While active, the
-    lock is checked every ``check_every`` seconds: if its session was lost (and a standby
-    may have taken over), this worker stops at once and stands by again; and right before
-    each signal trade. Returns whether this process ran as the active worker."""
+    standby (a second worker for the same account never trades twice): ``on_standby`` is
+    told once another worker is seen holding it (not while the store cannot be reached).
+    While active, the lock is checked every ``check_every`` seconds: if its session was
+    lost (and a standby may have taken over), this worker stops at once and stands by
+    again; and right before each signal trade. Returns whether this process ran as the
+    active worker."""
     lock = SessionLock(core.address, worker_lock_id(core.settings.account))
     # One worker across active spells, so an outage that began in one (or in standby) is
     # counted once, by the catch-up that ends it.
@@ -172,14 +174,16 @@ def run_exclusively(
     while not stop.is_set():
         try:
             acquired = lock.try_acquire()
+            held_elsewhere = not acquired
         except Exception as error:
             unavailable = lost_store(error)
             if unavailable is None:
                 raise
+            # Not "another worker holds it": nobody can be told who does, the store is away.
             log.warning("cannot reach the store for the worker lock: %s", unavailable)
-            acquired = False
+            acquired = held_elsewhere = False
         if not acquired:
-            if not told:
+            if held_elsewhere and not told:
                 on_standby()
                 told = True
             stop.wait(poll)
