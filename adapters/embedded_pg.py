@@ -111,6 +111,7 @@ class EmbeddedPostgres:
         """
         if self.is_running():
             return self.owner_address
+        self._refuse_a_silent_server()
         self._prepare_home()
         with self._locked():
             # Under the lock: a second process starting at the same moment must not look at
@@ -132,6 +133,26 @@ class EmbeddedPostgres:
             return is_busy(e)
         except psycopg.Error:
             return False
+
+    def silent_pid(self) -> int | None:
+        """The pid of this home's server when its process lives but it did not answer
+        (``is_running`` False): stopped, hung or overloaded. None when no such process."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None  # no pid file, or its process is gone (a crash leaves it stale)
+        return pid if b"postgres" in cmdline else None  # a stale file's pid, reused
+
+    def _refuse_a_silent_server(self) -> None:
+        # pg_ctl would refuse to start over it and say only that it failed: say what it is.
+        pid = self.silent_pid()
+        if pid is not None:
+            raise StoreUnavailable(
+                f"the embedded PostgreSQL (pid {pid}) is running but does not answer "
+                "(stopped, hung or overloaded); not starting another over it (its log: "
+                f"{self.socket_dir / 'postgres.log'})"
+            )
 
     def stop(self, *, mode: str = "fast") -> bool:
         """Stop the server. Returns False if it was not running. ``mode``: smart|fast|immediate."""

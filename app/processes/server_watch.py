@@ -64,7 +64,7 @@ class ServerWatch:
             return True
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.error("EMBEDDED SERVER DOWN: restarting it")
+            log.error("EMBEDDED SERVER NOT ANSWERING: restarting it if it is down")
             self.on_down()
         try:
             self.server.ensure_running()
@@ -72,7 +72,7 @@ class ServerWatch:
             if not self._told:
                 self._told = True
                 log.critical(
-                    "EMBEDDED SERVER DOWN AND CANNOT BE RESTARTED: %s; the worker cannot "
+                    "EMBEDDED SERVER NOT ANSWERING AND CANNOT BE RESTARTED: %s; the worker cannot "
                     "flatten or read equity until it is back (retrying every %.0fs)",
                     e,
                     self.interval,

@@ -197,7 +197,7 @@ def test_the_worker_restarts_a_killed_embedded_server_and_flattens_the_account(
     finally:
         worker.send_signal(signal.SIGTERM)
         finish(worker, 60)
-    assert "EMBEDDED SERVER DOWN" in worker_err.text()
+    assert "EMBEDDED SERVER NOT ANSWERING" in worker_err.text()
 
 
 def peak_connections(home: Home, *args: str) -> int:

@@ -18,6 +18,7 @@ import typer
 from adapters.answer_deadline import LAST_WORD_SECONDS, answer_deadline
 from adapters.database import lost_store
 from adapters.embedded_pg import EmbeddedPostgres
+from adapters.errors import StoreUnavailable
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
@@ -188,3 +189,18 @@ def test_a_paper_venue_on_a_frozen_store_answers_as_a_venue_that_timed_out(
     found = venue.fetch_order_by_client_id(close.client_order_id, close.symbol)
     assert (found is None) == (positions_and_orders(venue) == (2, 0)), found
     print(f"paper venue on a frozen store: read {read.seconds:.1f}s, order {order.seconds:.1f}s")
+
+
+def test_a_silent_embedded_server_is_named_as_such_and_never_started_over(
+    own_server: EmbeddedPostgres,
+) -> None:
+    pid_file = own_server.pgdata / "postmaster.pid"
+    before = pid_file.read_text()
+    with frozen(own_server):
+        ended = timed_in_thread(own_server.ensure_running)
+    assert ended.seconds is not None, f"ensure_running hung {HANG:g}s on a frozen server"
+    assert isinstance(ended.error, StoreUnavailable), repr(ended.error)
+    pid = before.split()[0]
+    assert f"(pid {pid}) is running but does not answer" in str(ended.error), ended.error
+    assert pid_file.read_text() == before  # no second server tried over it
+    assert own_server.is_running()  # thawed, the same server answers
