@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from adapters.clock import MarketClock
@@ -125,3 +126,22 @@ def test_model_consumer_sync_syncs_each_consumer_and_a_failure_reaches_the_duty(
     assert sum(c.loads for c in consumers) == 2
     with pytest.raises(VenueError):
         ConsumerSync([Consumer(fail=True)]).run_once()
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [
+        (psycopg.OperationalError("the store did not answer within 60 s"), False),
+        (RuntimeError("bug"), True),
+    ],
+)
+def test_a_duty_failing_on_a_lost_store_says_one_line_and_any_other_failure_its_traceback(
+    error: Exception, traceback: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    duty = Duty("read models", lambda: None, backoff=1.0, monotonic=MarketClock(T0).monotonic)
+    with caplog.at_level(logging.ERROR):
+        duty.failed(error)
+    [record] = caplog.records
+    assert "worker duty 'read models' failed" in record.getMessage()
+    assert str(error) in record.getMessage()
+    assert (record.exc_info is not None) is traceback, record.exc_info

@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from adapters.database import lost_store
+
 log = logging.getLogger(__name__)
 
 
@@ -35,13 +37,16 @@ class Duty:
         return self.monotonic() >= self._next
 
     def failed(self, error: Exception) -> None:
+        # A connection lost with the store (which answers again by now, or the round would
+        # have stopped as an outage) is a known cause: one line. Anything else, its traceback.
+        lost = lost_store(error)
         log.error(
             "worker duty %r failed (%s: %s); the others go on, retrying it in %.1fs",
             self.name,
             type(error).__name__,
-            error,
+            error if lost is None else lost,
             self._delay,
-            exc_info=error,
+            exc_info=error if lost is None else None,
         )
         self._next = self.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.cap)
