@@ -6,7 +6,9 @@ instead of waiting for its next poll."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import pytest
 from psycopg import sql
 
 from adapters.database import DatabaseAddress
@@ -20,6 +22,13 @@ def send(database: DatabaseAddress, payload: str) -> None:
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
 
+@pytest.fixture
+def waiter(database: DatabaseAddress) -> Iterator[NotificationWaiter]:
+    listener = NotificationWaiter(database, CHANNEL)
+    yield listener
+    listener.close()
+
+
 def timed(waiter: NotificationWaiter, timeout: float) -> tuple[set[str], float]:
     started = time.monotonic()
     heard = waiter(timeout)
@@ -27,58 +36,46 @@ def timed(waiter: NotificationWaiter, timeout: float) -> tuple[set[str], float]:
 
 
 def test_a_notification_sent_after_subscribing_and_before_the_first_wait_is_heard(
-    database: DatabaseAddress,
+    database: DatabaseAddress, waiter: NotificationWaiter
 ) -> None:
-    waiter = NotificationWaiter(database, CHANNEL)
-    try:
-        assert waiter.subscribe()
-        send(database, "BTC/USDT:USDT")  # as if the mark moved while the consumer read
-        heard, took = timed(waiter, 10.0)
-        assert heard == {"BTC/USDT:USDT"}, heard
-        assert took < 5.0, f"the queued notification took {took:.1f}s"
-    finally:
-        waiter.close()
+    assert waiter.subscribe()
+    send(database, "BTC/USDT:USDT")  # as if the mark moved while the consumer read
+    heard, took = timed(waiter, 10.0)
+    assert heard == {"BTC/USDT:USDT"}, heard
+    assert took < 5.0, f"the queued notification took {took:.1f}s"
 
 
 def test_a_listener_opened_by_the_wait_itself_returns_at_once_saying_it_subscribed(
-    database: DatabaseAddress,
+    database: DatabaseAddress, waiter: NotificationWaiter
 ) -> None:
-    waiter = NotificationWaiter(database, CHANNEL)
-    try:
-        send(database, "sent before anyone listened")  # lost: no session listened
-        heard, took = timed(waiter, 30.0)
-        assert heard == {SUBSCRIBED}, heard
-        assert took < 10.0, f"the first wait took {took:.1f}s instead of returning at once"
-        # Subscribed now: the next notification is heard as itself.
-        send(database, "ETH/USDT:USDT")
-        assert waiter(10.0) == {"ETH/USDT:USDT"}
-    finally:
-        waiter.close()
+    send(database, "sent before anyone listened")  # lost: no session listened
+    heard, took = timed(waiter, 30.0)
+    assert heard == {SUBSCRIBED}, heard
+    assert took < 10.0, f"the first wait took {took:.1f}s instead of returning at once"
+    # Subscribed now: the next notification is heard as itself.
+    send(database, "ETH/USDT:USDT")
+    assert waiter(10.0) == {"ETH/USDT:USDT"}
 
 
 def test_a_listener_whose_session_was_killed_resubscribes_and_says_so(
-    database: DatabaseAddress,
+    database: DatabaseAddress, waiter: NotificationWaiter
 ) -> None:
-    waiter = NotificationWaiter(database, CHANNEL)
-    try:
-        assert waiter.subscribe()
-        with database.connect(autocommit=True) as admin:
-            killed = admin.execute(
-                sql.SQL(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE pid <> pg_backend_pid() AND datname = current_database() "
-                    "AND query ILIKE {}"
-                ).format(sql.Literal(f"%LISTEN%{CHANNEL}%"))
-            ).fetchall()
-        assert killed == [(True,)], killed
-        # The wait that finds the session gone sleeps out its timeout (the caller polls).
-        assert waiter(0.5) == set()
-        send(database, "moved while nobody listened")
-        heard, took = timed(waiter, 30.0)
-        assert heard == {SUBSCRIBED}, heard
-        assert took < 10.0, f"the re-subscribing wait took {took:.1f}s"
-    finally:
-        waiter.close()
+    assert waiter.subscribe()
+    with database.connect(autocommit=True) as admin:
+        killed = admin.execute(
+            sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND query ILIKE {}"
+            ).format(sql.Literal(f"%LISTEN%{CHANNEL}%"))
+        ).fetchall()
+    assert killed == [(True,)], killed
+    # The wait that finds the session gone sleeps out its timeout (the caller polls).
+    assert waiter(0.5) == set()
+    send(database, "moved while nobody listened")
+    heard, took = timed(waiter, 30.0)
+    assert heard == {SUBSCRIBED}, heard
+    assert took < 10.0, f"the re-subscribing wait took {took:.1f}s"
 
 
 def test_subscribe_reports_an_unreachable_store_instead_of_raising() -> None:
