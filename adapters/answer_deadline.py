@@ -15,11 +15,14 @@ is lost mid-statement.
 The bound is ``ANSWER_TIMEOUT_SECONDS`` unless the thread runs under
 :func:`answer_deadline`: then the time left to that deadline, but never under
 ``LAST_WORD_SECONDS``, so what a caller does once its deadline passed (recording that a
-flatten is incomplete) still gets a short chance on a live server.
+flatten is incomplete) still gets a short chance on a live server; once the store went
+silent in that block, past the deadline, ``GIVEN_UP_SECONDS``, and no new or pooled
+connection is waited for at all (:func:`given_up`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +38,16 @@ from psycopg.abc import PQGen
 ANSWER_TIMEOUT_SECONDS = 60.0
 # The least a statement gets under a deadline that has passed or nearly passed.
 LAST_WORD_SECONDS = 2.0
+# ... once the store already went silent in that deadline's block: a live server answers
+# a statement in milliseconds; a silent one is not waited for again.
+GIVEN_UP_SECONDS = 0.5
 # psycopg's own interval for checking Ctrl-C while it waits (psycopg.connection._WAIT_INTERVAL).
 _CHECK_INTERVAL = 0.1
 
-_deadline: ContextVar[float | None] = ContextVar("tradecore_store_answer_deadline", default=None)
+# The deadline (time.monotonic) and when its block began.
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar(
+    "tradecore_store_answer_deadline", default=None
+)
 RV = TypeVar("RV")
 # When a statement of this process last gave up on a silent store (time.monotonic), so that
 # best-effort work after it (a closing catch-up, recording a conclusion nobody waits for)
@@ -58,9 +67,11 @@ def answer_deadline(seconds: float) -> Iterator[None]:
     """Statements made in this block (in this thread, and in threads started with its
     context) wait for the store until ``seconds`` from now (time.monotonic), each at least
     ``LAST_WORD_SECONDS``. Nested blocks keep the earlier deadline."""
-    at = time.monotonic() + seconds
+    now = time.monotonic()
     outer = _deadline.get()
-    token = _deadline.set(at if outer is None else min(outer, at))
+    token = _deadline.set(
+        (now + seconds, now) if outer is None else (min(outer[0], now + seconds), outer[1])
+    )
     try:
         yield
     finally:
@@ -69,10 +80,38 @@ def answer_deadline(seconds: float) -> Iterator[None]:
 
 def answer_bound() -> float:
     """Seconds the next statement of this thread may wait for the store's answer."""
-    at = _deadline.get()
-    if at is None:
+    deadline = _deadline.get()
+    if deadline is None:
         return ANSWER_TIMEOUT_SECONDS
-    return min(ANSWER_TIMEOUT_SECONDS, max(at - time.monotonic(), LAST_WORD_SECONDS))
+    at, began = deadline
+    # Past the deadline a statement still gets its last word, unless the store already
+    # went silent in this block: then waiting again would only add to the overrun.
+    floor = GIVEN_UP_SECONDS if silent_since(began) else LAST_WORD_SECONDS
+    return min(ANSWER_TIMEOUT_SECONDS, max(at - time.monotonic(), floor))
+
+
+def given_up() -> bool:
+    """Whether this thread's deadline passed after the store went silent in its block:
+    then no new connection is tried and no pooled one waited for (the caller fails at once,
+    as with a lost store)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return False
+    at, began = deadline
+    return time.monotonic() >= at and silent_since(began)
+
+
+# The words of the error raised instead of waiting once given up.
+GIVEN_UP = "not waiting for the store again: it stopped answering and the deadline passed"
+
+
+def connect_budget(default: int) -> int:
+    """Seconds a new connection of this thread may take: libpq's ``connect_timeout``, at
+    least its 2 s minimum, at most ``default``, at most the time left to the deadline."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return default
+    return max(2, min(default, math.ceil(deadline[0] - time.monotonic())))
 
 
 class AnswerBoundConnection(psycopg.Connection[Any]):

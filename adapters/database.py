@@ -21,7 +21,7 @@ from sqlalchemy.engine.interfaces import ConnectArgsType, Dialect
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from adapters.answer_deadline import AnswerBoundConnection
+from adapters.answer_deadline import GIVEN_UP, AnswerBoundConnection, connect_budget, given_up
 from adapters.errors import StoreBusy, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 3
@@ -107,7 +107,12 @@ class DatabaseAddress:
             raise _unavailable(e, self.display) from None
 
     def _connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        """psycopg.connect with the busy retry; raises the driver's error."""
+        """psycopg.connect with the busy retry; raises the driver's error. Under an answer
+        deadline (adapters.answer_deadline) the connect takes no longer than it leaves, and
+        is not tried once the deadline passed with the store silent."""
+        if given_up():
+            raise psycopg.OperationalError(GIVEN_UP)
+        timeout = connect_budget(CONNECT_TIMEOUT_SECONDS)
         return wait_for_slot(
             lambda: AnswerBoundConnection.connect(
                 host=self.host,
@@ -115,7 +120,7 @@ class DatabaseAddress:
                 dbname=self.dbname,
                 user=self.user,
                 password=self.password,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                connect_timeout=timeout,
                 **kwargs,
             )
         )

@@ -9,6 +9,7 @@ expects (a test compares the two).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
     Notification,
+    OperationalError,
     StoredEvent,
     Transcoding,
 )
@@ -33,7 +35,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 from sqlalchemy import Connection, Engine, text
 
-from adapters.answer_deadline import AnswerBoundConnection
+from adapters.answer_deadline import GIVEN_UP, AnswerBoundConnection, given_up
 from adapters.database import (
     BUSY_RETRY_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
@@ -241,6 +243,17 @@ class PatientPostgresFactory(PostgresFactory):
         super().__init__(env)
         pool = self.datastore.pool
         pool.connection_class = _PatientConnection
+        # Every read and write of the library takes its connection here: once a deadline
+        # passed with the store silent, fail at once rather than wait for the pool (whose
+        # new connections are opened by its own threads, outside the caller's deadline).
+        library_connection = self.datastore.get_connection
+
+        def get_connection() -> AbstractContextManager[Any]:
+            if given_up():
+                raise OperationalError(GIVEN_UP)
+            return library_connection()
+
+        self.datastore.get_connection = get_connection  # type: ignore[method-assign,assignment]
         # The library's pre-ping stays at every checkout: making it idle-only through the
         # pool's private check/reset hooks made commands hold a third connection (seen in
         # test_a_command_holds_at_most_two_server_connections), so that saving was undone.

@@ -14,17 +14,19 @@ from decimal import Decimal
 import psycopg
 import pytest
 import typer
+from sqlalchemy import func, select
 
 from adapters.answer_deadline import LAST_WORD_SECONDS, answer_deadline
 from adapters.database import lost_store
 from adapters.embedded_pg import EmbeddedPostgres
 from adapters.errors import StoreUnavailable
+from adapters.paper import tables as paper_tables
 from adapters.paper.venue import PaperVenue
 from app.bootstrap import Core, bootstrap
 from app.config import Settings
 from app.entrypoints.cli.context import CliState
 from app.entrypoints.cli.emergency import kill_switch
-from app.processes.flattener import positions_and_orders
+from app.processes.flattener import FlattenReport, positions_and_orders
 from domain.emergency import Emergency
 from domain.ids import EMERGENCY_ID
 from domain.venue import OrderRequest, OutcomeUnknown, VenueUnavailable
@@ -32,13 +34,10 @@ from tests.integration.frozen_server import frozen
 from tests.integration.paper_drill import funded, long_book
 
 DEADLINE = 3.0  # the flatten deadline of these drills, seconds
-# What the bound allows past the deadline: the last word's statements and a connect attempt
-# or two (3 s each); generous for a loaded machine. Never "as long as the server is frozen".
-SLACK = 20.0
-# A whole command's allowance past its deadline: the last word (2 s), the pools' shutdown
-# (1 s a worker), a connect; far under the 40 s a command took before it skipped the
-# closing catch-up after a silence.
-CLOSE_SLACK = 12.0
+# What a call may take past its deadline: the last word (2 s), a connect, the pools'
+# shutdown (1 s a worker); generous for a loaded machine (3.0 s measured in every case). The
+# code before the last words were given up after a silence took 15-19 s here.
+SLACK = 12.0
 HANG = 90.0  # a call still running this long hangs: the test fails instead of waiting more
 
 
@@ -134,7 +133,7 @@ def test_the_kill_switch_on_a_store_that_stopped_answering_exits_4_within_its_de
     assert isinstance(ended.error, typer.Exit) and ended.error.exit_code == 4, ended.error
     assert "ACCOUNT NOT SEEN FLAT" in err and "may not be latched" in err, err
     # The deadline, the last word, and the pools' shutdown; never a closing catch-up.
-    assert ended.seconds < DEADLINE + CLOSE_SLACK, ended.seconds
+    assert ended.seconds < DEADLINE + SLACK, ended.seconds
     # Thawed: nothing was sent (the latch's commit never got its answer).
     with bootstrap(settings) as after:
         events = list(after.store.events.get(EMERGENCY_ID))
@@ -204,3 +203,41 @@ def test_a_silent_embedded_server_is_named_as_such_and_never_started_over(
     assert f"(pid {pid}) is running but does not answer" in str(ended.error), ended.error
     assert pid_file.read_text() == before  # no second server tried over it
     assert own_server.is_running()  # thawed, the same server answers
+
+
+def test_a_store_that_goes_silent_mid_attempt_ends_the_flatten_unknown_and_doubles_nothing(
+    drill: Core, own_server: EmbeddedPostgres
+) -> None:
+    drill.commands.activate_emergency(reason="drill", actor="op", source="operator")
+    freeze = frozen(own_server)
+
+    def freeze_once_recorded(line: str) -> None:
+        # Attempt 1 is recorded; its closes now meet a server that answers nothing.
+        if line.startswith("attempt 1"):
+            freeze.__enter__()
+
+    try:
+        ended = timed_in_thread(drill.flattener(progress=freeze_once_recorded).run)
+    finally:
+        freeze.__exit__(None, None, None)
+    assert ended.seconds is not None, f"the flattener hung {HANG:g}s on a frozen store"
+    print(f"flatten frozen mid-attempt ended after {ended.seconds:.1f}s")
+    assert ended.error is None, repr(ended.error)
+    report = ended.value
+    assert isinstance(report, FlattenReport) and not report.flat
+    # Its closes' outcome unknown and the venue unreadable: never "nothing left".
+    assert not report.remaining_known and "2 position(s)" in report.left(), report.left()
+    assert ended.seconds < DEADLINE + SLACK, ended.seconds
+    # Thawed: the next flatten (the worker's) ends it, and no close order went out twice.
+    after = drill.flattener().run()
+    assert after is not None and after.flat
+    assert positions_and_orders(drill.venue()) == (0, 0)
+    with drill.engine.connect() as conn:
+        log = paper_tables.requests
+        doubled = conn.execute(
+            select(log.c.client_order_id)
+            .where(log.c.outcome == "filled")
+            .group_by(log.c.client_order_id)
+            .having(func.count() > 1)
+        ).all()
+    assert doubled == [], doubled
