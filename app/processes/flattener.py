@@ -90,6 +90,9 @@ class FlattenReport:
         counts = f"{len(self.remaining_positions)} position(s), {self.remaining_orders} order(s)"
         if self.remaining_known:
             return f"{counts} left"
+        if not self.remaining_positions and not self.remaining_orders:
+            # A read that answered "nothing open" would have ended the flatten as flat.
+            return "what is left is unknown (no read of the venue answered)"
         return f"what is left is unknown (the venue could not be read; last seen: {counts})"
 
     @property
@@ -270,7 +273,16 @@ class Flattener:
                 seen.last_error = f"store unavailable: {e}"
                 if time.monotonic() - started > self.deadline:
                     log.error("FLATTEN INCOMPLETE: %s", seen.last_error)
-                    return FlattenReport(None, False, 0, 0, 0, None, last_error=seen.last_error)
+                    return FlattenReport(
+                        None,
+                        False,
+                        0,
+                        0,
+                        0,
+                        None,
+                        last_error=seen.last_error,
+                        remaining_known=False,
+                    )
                 backoff = self._pause(backoff, f"store unavailable ({e})")
 
     # -- internals ---------------------------------------------------------------------------

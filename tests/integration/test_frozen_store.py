@@ -154,6 +154,8 @@ def test_a_flatten_whose_store_stops_answering_reports_not_flat_within_its_deadl
     report = ended.value
     assert report is not None and not report.flat  # type: ignore[attr-defined]
     assert "store unavailable" in str(report.last_error), report.last_error  # type: ignore[attr-defined]
+    # Never "0 left" (what the worker's log said): the venue was never read.
+    assert report.left() == "what is left is unknown (no read of the venue answered)"  # type: ignore[attr-defined]
     assert ended.seconds < DEADLINE + SLACK, ended.seconds
     # Thawed, the next flatten (the worker's) ends it: the latch was kept, nothing was lost.
     after = drill.flattener().run()
