@@ -300,29 +300,28 @@ class SimulatedSession:
         done = self.account.fill(
             p["symbol"], p["side"], Decimal(p["quantity"]), p["newClientOrderId"]
         )
-        return {
-            "orderId": int(done.order_id),
-            "symbol": done.symbol,
-            "status": "FILLED",
-            "clientOrderId": done.client_id,
-            "price": "0.00",
-            "avgPrice": str(done.price),
-            "origQty": p["quantity"],
-            "executedQty": str(done.quantity),
-            "cumQty": str(done.quantity),
-            "cumQuote": str(done.quantity * done.price),
-            "timeInForce": "GTC",
-            "type": "MARKET",
-            "reduceOnly": True,
-            "closePosition": False,
-            "side": done.side,
-            "positionSide": "BOTH",
-            "stopPrice": "0.00",
-            "workingType": "CONTRACT_PRICE",
-            "priceProtect": False,
-            "origType": "MARKET",
-            "updateTime": 1767225601234,
-        }
+        return _binance_filled(done, p["quantity"])
+
+    def _binance_get_fapi_v1_order(self, params: dict[str, Any]) -> Answer:
+        """Query one regular order by its client order id (ccxt's fetch_order)."""
+        cid = params["origClientOrderId"]
+        done = self.account.filled.get(cid)
+        if done is not None:
+            return 200, _binance_filled(done, str(done.quantity))
+        resting = [o for o in self.account.resting.values() if o.client_id == cid]
+        if resting and not resting[0].conditional:
+            (_, rows) = self._binance_get_fapi_v1_openorders({"symbol": resting[0].symbol})
+            return 200, next(r for r in rows if r["clientOrderId"] == cid)
+        return 400, {"code": -2013, "msg": "Order does not exist."}
+
+    def _binance_get_fapi_v1_algoorder(self, params: dict[str, Any]) -> Answer:
+        """Query one conditional (algo) order by its client id."""
+        cid = params["clientAlgoId"]
+        resting = [o for o in self.account.resting.values() if o.client_id == cid]
+        if resting and resting[0].conditional:
+            (_, rows) = self._binance_get_fapi_v1_openalgoorders({"symbol": resting[0].symbol})
+            return 200, next(r for r in rows if r["clientAlgoId"] == cid)
+        return 400, {"code": -2013, "msg": "Order does not exist."}
 
     def _binance_post_fapi_v1_batchorders(self, params: dict[str, Any]) -> Answer:
         return 200, [self._binance_fill(o) for o in json.loads(params["batchOrders"])]
@@ -604,3 +603,30 @@ def _response(url: str, status: int, answer: Any) -> requests.Response:
     response._content = json.dumps(answer).encode()
     response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
     return response
+
+
+def _binance_filled(done: Filled, orig_qty: str) -> dict[str, Any]:
+    """A filled reduce-only market order as Binance shows it (order answer and query)."""
+    return {
+        "orderId": int(done.order_id),
+        "symbol": done.symbol,
+        "status": "FILLED",
+        "clientOrderId": done.client_id,
+        "price": "0.00",
+        "avgPrice": str(done.price),
+        "origQty": orig_qty,
+        "executedQty": str(done.quantity),
+        "cumQty": str(done.quantity),
+        "cumQuote": str(done.quantity * done.price),
+        "timeInForce": "GTC",
+        "type": "MARKET",
+        "reduceOnly": True,
+        "closePosition": False,
+        "side": done.side,
+        "positionSide": "BOTH",
+        "stopPrice": "0.00",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": "MARKET",
+        "updateTime": 1767225601234,
+    }

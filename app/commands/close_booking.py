@@ -101,20 +101,20 @@ def closed_positions(record: list[Any]) -> set[Key]:
 
 
 def lost_close_orders(record: list[Any]) -> list[dict[str, Any]]:
-    """Close orders of an activation's ``record`` whose outcome was left unknown and whose
-    fill is not on record since, each with the ``attempt`` that sent it."""
+    """Close orders of an activation's ``record`` whose fill is not on record, each with the
+    ``attempt`` that sent it: those whose outcome was recorded as unknown, and those whose
+    outcome was never recorded at all (the run that sent them lost the store, or died,
+    before it could say; a close refused before it reached the venue is among them too, and
+    its look-up finds nothing). Unknown is not "none": each is asked for."""
     planned: dict[str, dict[str, Any]] = {}
-    unknown: set[str] = set()
     recorded: set[str] = set()
     for event in record:
         if isinstance(event, Emergency.FlattenAttempted):
             for order in event.close_orders:
                 planned[str(order["client_order_id"])] = {**order, "attempt": event.attempt}
-        elif isinstance(event, Emergency.ClosesUnknown):
-            unknown |= set(event.client_order_ids)
         elif isinstance(event, Emergency.PositionsClosed):
             recorded |= {str(c["client_order_id"]) for c in event.closes if "client_order_id" in c}
-    return [planned[cid] for cid in sorted(unknown - recorded) if cid in planned]
+    return [planned[cid] for cid in sorted(set(planned) - recorded)]
 
 
 def look_up_lost_closes(record: list[Any], venue: ExchangePort) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from domain.ids import EMERGENCY_ID
 from domain.trade import Trade
 from domain.venue import OrderRequest
 from tests.integration.paper_drill import breaker_reads
+from tests.store_faults import StoreFaults, is_insert
 from tests.waiting import wait_for
 
 BTC, ETH, SOL = "BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"
@@ -174,3 +175,41 @@ def test_a_close_whose_answer_was_lost_still_shows_in_the_incident_report(core: 
         assert [e.price_source for e in booked] == ["fill"], booked
         assert trade(core, trade_id).close_reason == "emergency"
     assert len(incident["trades_closed"]) == 3
+
+
+def test_closes_whose_results_were_never_recorded_are_looked_up_and_booked_at_their_fill(
+    core: Core,
+) -> None:
+    venue = paper(core, {BTC: "50000", ETH: "3000"})
+    trade_ids = [open_trade(core, s, n) for s, n in ((BTC, "5000"), (ETH, "3000"))]
+    core.commands.activate_emergency(reason="drill", actor="test")
+
+    class Crash(Exception):
+        pass
+
+    def crash(_: float) -> None:
+        raise Crash  # dies after its closes went out, as a run whose store went silent
+
+    first = core.flattener()
+    first.sleep = crash
+    with StoreFaults().attach(core) as faults:
+        # The attempt is recorded; what its closes did never is (neither filled nor unknown).
+        faults.rule = lambda name, _i, topics: (
+            "error"
+            if is_insert(name) and ("PositionsClosed" in topics or "ClosesUnknown" in topics)
+            else None
+        )
+        with contextlib.suppress(Crash):
+            first.run()
+    assert venue.fetch_positions() == []  # the closes executed
+    assert flatten_closes(core) == []  # and nothing says so
+
+    again = core.flattener().run()  # the worker's next call
+
+    assert again is not None and again.flat
+    fills = {str(c["symbol"]): c["average_price"] for c in flatten_closes(core)}
+    assert sorted(fills) == [BTC, ETH], fills  # looked up by client order id and recorded
+    for trade_id, symbol in zip(trade_ids, (BTC, ETH), strict=True):
+        (exit_,) = exits(core, trade_id)
+        assert (exit_.price_source, exit_.price) == ("fill", fills[symbol]), exit_
+        assert trade(core, trade_id).close_reason == "emergency"
