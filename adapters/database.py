@@ -232,6 +232,13 @@ def lost_store(error: BaseException) -> StoreUnavailable | None:
     return None
 
 
+def shown_and_trace(error: BaseException) -> tuple[object, BaseException | None]:
+    """What a log line shows of ``error`` and the traceback it carries: a lost store is a
+    known cause, its one line and no traceback; anything else as it is, with its traceback."""
+    lost = lost_store(error)
+    return (error, error) if lost is None else (lost, None)
+
+
 def _unavailable(error: BaseException, where: str) -> StoreUnavailable:
     if is_busy(error):
         return StoreBusy(

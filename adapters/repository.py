@@ -31,6 +31,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
+from adapters.answer_deadline import given_up
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import LargeBatchSafeRecorder, TradecoreEventStore
 
@@ -83,7 +84,8 @@ class RetryPolicy:
         """``attempt()`` until it returns, retrying Conflict and StoreUnavailable.
 
         ``attempt`` must reload what it changes (each call starts from the committed state).
-        Raises the last StoreUnavailable once ``budget`` seconds have passed (an outage), or
+        Raises the last StoreUnavailable once ``budget`` seconds have passed (an outage) or
+        the caller's answer deadline passed with the store silent, or
         ConcurrencyExhausted after ``max_attempts`` conflicts (each of which was a round trip
         that did reach the store); any other error at once.
         """
@@ -97,7 +99,9 @@ class RetryPolicy:
                 self.sleep(random.uniform(0, min(self.first_backoff * 2**n, 0.1)))  # noqa: S311
             except StoreUnavailable as e:
                 remaining = self.budget - (self.now() - started)
-                if remaining <= 0:
+                # Nor once the caller's answer deadline passed with the store silent: a
+                # retry would only add to the overrun (adapters.answer_deadline).
+                if remaining <= 0 or given_up():
                     raise
                 log.warning("%s: %s (attempt %d)", what, e, n + 1)
                 self.sleep(min(backoff, remaining))

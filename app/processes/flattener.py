@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from adapters.answer_deadline import answer_deadline, silent_since
+from adapters.answer_deadline import answer_deadline
 from adapters.errors import StoreUnavailable
 from adapters.eventstore import TradecoreEventStore
 from adapters.repository import Conflict, Repository
@@ -200,7 +200,6 @@ class _Progress:
     # The last read of the venue that answered (None: none did yet).
     last_positions: list[Position] | None = None
     last_orders: list[Order] | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 class Flattener:
@@ -265,7 +264,7 @@ class Flattener:
     def _run(self) -> FlattenReport | None:
         started = time.monotonic()
         backoff = self.interval
-        seen = _Progress(started=started)
+        seen = _Progress()
         while True:
             try:
                 return self._run_once(started, seen)
@@ -715,37 +714,32 @@ class Flattener:
             for p in positions
         ]
         still_open = {o.id for o in orders}
-        # After the store went silent in this run, its answer is not waited for again here:
-        # the latch stays, and the flatten that finishes the job (the worker's) records it.
-        recordable = not silent_since(seen.started)
-        if recordable:
-            current = self._load_or(emergency)  # the copy in hand may be behind our saves
-            if current.active and current.activation_id == emergency.activation_id:
-                emergency = current
-                emergency.record_incomplete(
-                    remaining_positions=remaining,
-                    remaining_orders=len(still_open),
-                    positions_closed=len(seen.positions_seen) - len(remaining),
-                    orders_canceled=len(seen.orders_seen - still_open),
-                    last_error=seen.last_error,
-                    timestamp=self.clock(),
-                )
-                self._save(emergency)
-        report = self._report(
-            self._load_or(emergency) if recordable else emergency, flat=False, progress=seen
-        )
+        # Once the store went silent in this run these calls fail at once (its deadline has
+        # passed: adapters.answer_deadline); the latch stays, and the flatten that finishes
+        # the job (the worker's) records its own conclusion.
+        current = self._load_or(emergency)  # the copy in hand may be behind our saves
+        if current.active and current.activation_id == emergency.activation_id:
+            emergency = current
+            emergency.record_incomplete(
+                remaining_positions=remaining,
+                remaining_orders=len(still_open),
+                positions_closed=len(seen.positions_seen) - len(remaining),
+                orders_canceled=len(seen.orders_seen - still_open),
+                last_error=seen.last_error,
+                timestamp=self.clock(),
+            )
+            self._save(emergency)
         report = replace(
-            report,
+            self._report(self._load_or(emergency), flat=False, progress=seen),
             remaining_positions=positions,
             remaining_orders=len(still_open),
             remaining_known=known,
         )
         log.error(
-            "FLATTEN INCOMPLETE after %.0fs: %s (last error: %s)%s; still trying",
+            "FLATTEN INCOMPLETE after %.0fs: %s (last error: %s); still trying",
             self.deadline,
             report.left(),
             seen.last_error,
-            "" if recordable else "; not recorded: the store stopped answering",
         )
         return report
 

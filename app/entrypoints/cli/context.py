@@ -12,7 +12,7 @@ import typer
 
 from adapters.answer_deadline import answer_deadline, silent_since
 from adapters.clock import WALL, Clock
-from adapters.database import lost_store
+from adapters.database import shown_and_trace
 from app.bootstrap import COMMAND_POOL_SIZE, READ_MODEL_LOCK_WAIT, Core, Schema, bootstrap
 from app.config import Settings
 
@@ -94,11 +94,10 @@ class CliState:
                     with answer_deadline(CLOSE_CATCH_UP_ANSWER):
                         self._core.runner.catch_up(lock_wait=READ_MODEL_LOCK_WAIT)
                 except Exception as e:  # reported by `projections status`; never fatal here
-                    lost = lost_store(e)
-                    if lost is not None:  # one line: the cause is known
-                        log.warning("read models not caught up after the command: %s", lost)
-                    else:
-                        log.warning("read models not caught up after the command", exc_info=True)
+                    shown, trace = shown_and_trace(e)
+                    log.warning(
+                        "read models not caught up after the command: %s", shown, exc_info=trace
+                    )
             self._core.close()
             self._core = None
 

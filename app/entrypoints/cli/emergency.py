@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from adapters.answer_deadline import answer_deadline
 from adapters.database import lost_store
+from adapters.errors import StoreUnavailable
 from app.bootstrap import Core
 from app.entrypoints.cli.context import default_actor, state
 from app.entrypoints.cli.options import Actor, Json, Reason, Yes
@@ -30,30 +33,27 @@ def activate(ctx: typer.Context, reason: Reason, actor: Actor = None, yes: Yes =
 def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
     """``emergency activate`` on ``core``: latch, flatten, say the outcome. Returns when the
     account was seen flat; raises typer.Exit(1) (venue) or typer.Exit(4) (store) when not,
-    or the store's error when the latch could not be committed (the CLI: exit 4). The latch's
+    a store lost while latching included (the latch may then be recorded or not). The latch's
     commit and the flatten each wait for the store's answers no longer than the flatten
     deadline (adapters.answer_deadline): a store that stops answering ends the command "not
     seen flat" instead of never."""
     flattener = core.flattener(progress=lambda line: err.print(f"  {line}", markup=False))
     if yes:  # no prompt to wait for: the venue's first read overlaps the activation's commit
         flattener.read_ahead()
-    try:
-        with answer_deadline(core.settings.flatten_deadline):
-            activation = core.commands.activate_emergency(
-                reason=reason, actor=actor, source="operator", confirm=confirmer(yes)
+    # Its commit may have reached the server before the answer was lost: say both.
+    with (
+        _not_seen_flat_if_store_lost(
+            lambda lost: (
+                f"the emergency stop may not be latched (store unavailable: {lost}), "
+                "and nothing was sent to the venue. Close the positions at the venue itself; if "
+                "the latch was recorded, `tradecore run` flattens once the store answers."
             )
-    except Exception as error:
-        lost = lost_store(error)
-        if lost is None:
-            raise
-        # Its commit may have reached the server before the answer was lost: say both.
-        err.print(
-            f"[bold red]ACCOUNT NOT SEEN FLAT[/]: the emergency stop may not be latched "
-            f"(store unavailable: {lost}), and nothing was sent to the venue. Close the "
-            "positions at the venue itself; if the latch was recorded, `tradecore run` "
-            "flattens once the store answers."
+        ),
+        answer_deadline(core.settings.flatten_deadline),
+    ):
+        activation = core.commands.activate_emergency(
+            reason=reason, actor=actor, source="operator", confirm=confirmer(yes)
         )
-        raise typer.Exit(4) from None
     if activation.activated:
         err.print(
             f"[bold red]emergency stop ACTIVE[/] (activation {activation.activation_number}, "
@@ -64,19 +64,14 @@ def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
             f"emergency stop was already active (activation {activation.activation_number}: "
             f"{activation.reason}); checking the account is flat"
         )
-    try:
-        report = flattener.run()
-    except Exception as error:
-        lost = lost_store(error)
-        if lost is None:
-            raise
-        # A connection the flatten holds (its lock, the order-flow barrier) went with the
-        # server: say what is not known, with the store's exit code.
-        err.print(
-            f"[bold red]ACCOUNT NOT SEEN FLAT[/]: {lost} while flattening. The emergency stop "
-            "is latched; `tradecore run` keeps trying."
+    # A connection the flatten holds (its lock, the order-flow barrier) may go with the
+    # server: say what is not known, with the store's exit code.
+    with _not_seen_flat_if_store_lost(
+        lambda lost: (
+            f"{lost} while flattening. The emergency stop is latched; `tradecore run` keeps trying."
         )
-        raise typer.Exit(4) from None
+    ):
+        report = flattener.run()
     # Exit 0 only when the account was seen flat; anything else says what it could not do.
     if report is None:
         # The store shows the latch released meanwhile (an operator's reset): say so, and
@@ -111,6 +106,20 @@ def kill_switch(core: Core, reason: str, actor: str, *, yes: bool) -> None:
     # Not flat: 4 when what stopped it was the store (the documented code for a store that is
     # unavailable), 1 otherwise (the venue). Never 0.
     raise typer.Exit(4 if report.stopped_by_store else 1)
+
+
+@contextmanager
+def _not_seen_flat_if_store_lost(says: Callable[[StoreUnavailable], str]) -> Iterator[None]:
+    """A store lost inside the block ends the command: "ACCOUNT NOT SEEN FLAT: " and what
+    ``says`` of it, exit 4. Any other error passes."""
+    try:
+        yield
+    except Exception as error:
+        lost = lost_store(error)
+        if lost is None:
+            raise
+        err.print(f"[bold red]ACCOUNT NOT SEEN FLAT[/]: {says(lost)}")
+        raise typer.Exit(4) from None
 
 
 @app.command("reset")

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from adapters.database import lost_store
+from adapters.database import shown_and_trace
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,14 @@ class Duty:
     def failed(self, error: Exception) -> None:
         # A connection lost with the store (which answers again by now, or the round would
         # have stopped as an outage) is a known cause: one line. Anything else, its traceback.
-        lost = lost_store(error)
+        shown, trace = shown_and_trace(error)
         log.error(
             "worker duty %r failed (%s: %s); the others go on, retrying it in %.1fs",
             self.name,
             type(error).__name__,
-            error if lost is None else lost,
+            shown,
             self._delay,
-            exc_info=error if lost is None else None,
+            exc_info=trace,
         )
         self._next = self.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.cap)
